@@ -1,0 +1,35 @@
+"""The ``damage`` command line: a thin layer over the library.
+
+Commands parse their options, call the library, and write; a
+:class:`damage.errors.DamageError` becomes a one-line message and exit code 1.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import DamageError
+from .assess import assess_cmd
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except DamageError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="damage")
+def main() -> None:
+    """Find damaged buildings in before/after satellite imagery."""
+
+
+main.add_command(assess_cmd)
+
+__all__ = ["main"]

@@ -1,0 +1,96 @@
+"""``damage assess``: grade the buildings of one before/after pair."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from ..config import Config
+from ..pipeline import assess as run_assess
+from ..writers import write
+from .options import config_opt, configure_logging, quiet_opt, verbose_opt
+from .summary import summary
+
+log = logging.getLogger(__name__)
+
+
+@click.command("assess")
+@click.argument("before", nargs=1, type=click.Path())
+@click.argument("after", nargs=1, type=click.Path())
+@click.argument("footprints", type=click.Path())
+@click.option("--before", "more_before", multiple=True, type=click.Path(), help="Further before tiles or folders.")
+@click.option("--after", "more_after", multiple=True, type=click.Path(), help="Further after tiles or folders.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output: .geojson, .gpkg or .parquet.")
+@click.option("--polygons", "polygons_path", type=click.Path(dir_okay=False), help="Also write the changed areas inside footprints here.")
+@config_opt
+@click.option("--resolution", type=float, help="Grid pixel size in CRS units (default: the coarser epoch's).")
+@click.option("--crs", help="Grid CRS, e.g. EPSG:32615 (default: the before epoch's if projected).")
+@click.option("--normalize", type=click.Choice(["regression", "histogram", "none"]), help="Radiometric normalisation.")
+@click.option("--no-register", is_flag=True, help="Skip co-registration.")
+@click.option("--min-valid-fraction", type=click.FloatRange(0, 1), help="Below this valid share a building is not analysed.")
+@click.option("--metric", "metrics", multiple=True, metavar="NAME[=WEIGHT]", help="Change metric and weight; repeatable (default ssim).")
+@click.option("--name-column", help="Column with building names for the summary (default: name, if present).")
+@verbose_opt
+@quiet_opt
+def assess_cmd(
+    before: str,
+    after: str,
+    footprints: str,
+    more_before: tuple[str, ...],
+    more_after: tuple[str, ...],
+    output: str,
+    polygons_path: str | None,
+    config_path: str | None,
+    resolution: float | None,
+    crs: str | None,
+    normalize: str | None,
+    no_register: bool,
+    min_valid_fraction: float | None,
+    metrics: tuple[str, ...],
+    name_column: str | None,
+    verbose: int,
+    quiet: int,
+) -> None:
+    """Grade every footprint in FOOTPRINTS for damage between BEFORE and AFTER.
+
+    BEFORE and AFTER are each a GeoTIFF or a folder of GeoTIFF tiles (add more with
+    --before/--after); FOOTPRINTS is any vector file OGR reads, or GeoParquet.
+    """
+    configure_logging(verbose, quiet)
+    config = Config.from_toml(config_path) if config_path else Config()
+    config = config.replace(
+        resolution=resolution,
+        crs=crs,
+        normalize=normalize,
+        register=False if no_register else None,
+        min_valid_fraction=min_valid_fraction,
+        metrics=_parse_metrics(metrics) if metrics else None,
+    )
+    result = run_assess(
+        [before, *more_before],
+        [after, *more_after],
+        footprints,
+        config,
+        polygons=polygons_path is not None,
+        progress=quiet == 0,
+    )
+    write(result, output)
+    if polygons_path:
+        polys = result.attrs["damage_polygons"]
+        polys.attrs = {"damage": result.attrs["damage"]}
+        write(polys, polygons_path)
+    if quiet < 2:
+        click.echo(summary(result, name_column))
+        click.echo(f"wrote {output}" + (f" and {polygons_path}" if polygons_path else ""))
+
+
+def _parse_metrics(items: tuple[str, ...]) -> dict[str, float]:
+    out = {}
+    for item in items:
+        name, _, weight = item.partition("=")
+        try:
+            out[name] = float(weight) if weight else 1.0
+        except ValueError:
+            raise click.BadParameter(f"{item!r}: weight must be a number", param_hint="--metric") from None
+    return out

@@ -1,0 +1,30 @@
+"""Options shared by the ``damage`` commands."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import click
+
+from ..errors import DamageWarning
+
+
+def configure_logging(verbose: int, quiet: int) -> None:
+    """Map ``-v``/``-q`` counts onto the log level of the ``damage`` logger."""
+    level = logging.WARNING - 10 * verbose + 10 * quiet
+    logging.basicConfig(format="%(levelname)s: %(message)s", level=max(level, logging.DEBUG))
+    logging.getLogger("damage").setLevel(max(level, logging.DEBUG))
+    # Library warnings about repaired input become log lines, not tracebacks.
+    logging.captureWarnings(True)
+    warnings.simplefilter("default", DamageWarning)
+
+
+verbose_opt = click.option("-v", "--verbose", count=True, help="More log output (repeat for more).")
+quiet_opt = click.option("-q", "--quiet", count=True, help="Less output: no progress bar, no summary with -qq.")
+config_opt = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="TOML file of configuration values (see damage.Config); options given here override it.",
+)

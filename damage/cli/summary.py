@@ -1,0 +1,46 @@
+"""The one-screen summary printed after an assessment."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+
+from ..grading import NOT_ANALYSED, SCALES
+
+#: Columns searched, in order, for a building's name.
+NAME_COLUMNS = ("name", "name:en", "name_en", "NAME", "Name", "facility_name", "healthsite_name")
+
+
+def name_column(result: gpd.GeoDataFrame, wanted: str | None = None) -> str | None:
+    """The column holding building names: ``wanted`` if given, else the first found."""
+    if wanted:
+        return wanted if wanted in result.columns else None
+    return next((c for c in NAME_COLUMNS if c in result.columns), None)
+
+
+def summary(result: gpd.GeoDataFrame, name_col: str | None = None, max_named: int = 15) -> str:
+    """Buildings per grade, how many were not analysed, and named damaged buildings."""
+    record = result.attrs.get("damage", {})
+    scale = SCALES[record.get("config", {}).get("scale", "xbd")]
+    counts = result["damage_grade"].value_counts()
+    total = len(result)
+    lines = [f"{total} buildings assessed"]
+    analysed = total - int(counts.get(NOT_ANALYSED, 0))
+    for level in scale.levels:
+        n = int(counts.get(level, 0))
+        share = f"{100 * n / analysed:5.1f}% of analysed" if analysed else ""
+        lines.append(f"  {level:<14}{n:>8}  {share}")
+    lines.append(f"  {NOT_ANALYSED:<14}{int(counts.get(NOT_ANALYSED, 0)):>8}  (too little valid imagery in both epochs)")
+    reg = record.get("registration", {})
+    if reg.get("applied"):
+        lines.append(f"co-registration shift: dy={reg['dy_px']:+.2f} px, dx={reg['dx_px']:+.2f} px (spread {reg['spread_px']:.2f} px)")
+    col = name_column(result, name_col)
+    damaged = result[result["damage_grade"].isin(scale.damaged)]
+    if col is not None:
+        named = damaged[damaged[col].notna() & (damaged[col].astype(str).str.strip() != "")]
+        named = named.sort_values("damage_score", ascending=False)
+        lines.append(f"named buildings with {' or '.join(scale.damaged)}: {len(named)}")
+        for _, row in named.head(max_named).iterrows():
+            lines.append(f"  {row['damage_grade']:<14} score {row['damage_score']:.2f}  {row[col]}")
+        if len(named) > max_named:
+            lines.append(f"  ... and {len(named) - max_named} more")
+    return "\n".join(lines)

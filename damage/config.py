@@ -1,0 +1,149 @@
+"""The configuration of an assessment: one frozen object.
+
+It can be built from keyword arguments, loaded from TOML, and is written into every
+output (``to_dict``) so that a result can be reproduced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, InputNotFoundError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["Config"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Parameters of :func:`damage.assess`.
+
+    Parameters
+    ----------
+    resolution : float or None
+        Pixel size of the common grid, in units of the grid CRS. ``None`` takes the
+        coarser of the two epochs' native pixel sizes (no detail is invented).
+    crs : str or None
+        CRS of the common grid (anything pyproj reads). ``None`` takes the before
+        epoch's CRS if it is projected, else the after's, else the UTM zone of the
+        footprints' centre.
+    black_fill : bool
+        Treat pixels that are 0 in every band as no data when a file declares no
+        nodata value and has no mask band (the usual fill outside a scene).
+    register : bool
+        Estimate and remove the residual shift of after against before.
+    max_shift : float
+        Largest shift, in grid pixels, that registration may report; a larger
+        estimate is treated as a failure and no shift is applied.
+    normalize : str
+        Radiometric normalisation of after to before: ``"regression"`` (per band,
+        fitted on pseudo-invariant pixels), ``"histogram"`` (histogram matching) or
+        ``"none"``.
+    metrics : tuple of (str, float)
+        Change metrics from :data:`damage.metrics.METRICS` and their weights in the
+        combined per-pixel change.
+    ssim_sigma : float
+        Standard deviation, in pixels, of the Gaussian window of the SSIM metric.
+    change_threshold : float
+        A pixel counts as changed when its combined change exceeds the scene's
+        no-change level by this many robust standard deviations.
+    min_valid_fraction : float
+        Footprints with a smaller share of valid pixels in both epochs are graded
+        ``not-analysed``.
+    scale : str
+        Damage scale from :data:`damage.grading.SCALES`.
+    min_polygon_pixels : int
+        Smallest changed area, in pixels, kept as a damage polygon.
+    """
+
+    resolution: float | None = None
+    crs: str | None = None
+    black_fill: bool = True
+    register: bool = True
+    max_shift: float = 16.0
+    normalize: str = "regression"
+    metrics: tuple[tuple[str, float], ...] = (("ssim", 1.0),)
+    ssim_sigma: float = 1.5
+    change_threshold: float = 3.0
+    min_valid_fraction: float = 0.5
+    scale: str = "xbd"
+    min_polygon_pixels: int = 8
+
+    def __post_init__(self) -> None:
+        # Accept a mapping for metrics ({"ssim": 1.0}) and store it as pairs.
+        if isinstance(self.metrics, Mapping):
+            object.__setattr__(self, "metrics", tuple((str(k), float(v)) for k, v in self.metrics.items()))
+        else:
+            object.__setattr__(self, "metrics", tuple((str(k), float(v)) for k, v in self.metrics))
+        self._validate()
+
+    def _validate(self) -> None:
+        from .grading import SCALES
+        from .metrics import METRICS
+        from .normalize import NORMALIZERS
+
+        if self.resolution is not None and not self.resolution > 0:
+            raise ConfigError(f"resolution must be positive, got {self.resolution!r}")
+        if self.normalize not in NORMALIZERS:
+            raise ConfigError(f"normalize={self.normalize!r} is unknown; choose one of {sorted(NORMALIZERS)}")
+        if not self.metrics:
+            raise ConfigError("metrics must name at least one metric")
+        for name, weight in self.metrics:
+            if name not in METRICS:
+                raise ConfigError(f"metric {name!r} is unknown; choose from {sorted(METRICS)}")
+            if weight < 0:
+                raise ConfigError(f"metric weight for {name!r} must be >= 0, got {weight}")
+        if sum(w for _, w in self.metrics) <= 0:
+            raise ConfigError("metric weights must not all be zero")
+        if self.scale not in SCALES:
+            raise ConfigError(f"scale={self.scale!r} is unknown; choose one of {sorted(SCALES)}")
+        if not 0.0 <= self.min_valid_fraction <= 1.0:
+            raise ConfigError(f"min_valid_fraction must be in [0, 1], got {self.min_valid_fraction}")
+        if self.max_shift <= 0:
+            raise ConfigError(f"max_shift must be positive, got {self.max_shift}")
+        if self.ssim_sigma <= 0:
+            raise ConfigError(f"ssim_sigma must be positive, got {self.ssim_sigma}")
+        if self.min_polygon_pixels < 1:
+            raise ConfigError(f"min_polygon_pixels must be >= 1, got {self.min_polygon_pixels}")
+
+    # -- construction -------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Config:
+        """Build a configuration from a mapping, rejecting unknown keys."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown configuration key(s) {unknown}; known keys are {sorted(known)}")
+        return cls(**dict(values))
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Config:
+        """Load a configuration from a TOML file (keys at top level or under ``[damage]``)."""
+        path = Path(path)
+        if not path.is_file():
+            raise InputNotFoundError(f"{path}: configuration file does not exist")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        data = data.get("damage", data)
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> Config:
+        """Return a copy with some values changed (``None`` values are ignored)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return self.from_dict({**self.to_dict(), **changes}) if changes else self
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable mapping of every value."""
+        out = dataclasses.asdict(self)
+        out["metrics"] = {name: weight for name, weight in self.metrics}
+        return out

@@ -1,0 +1,208 @@
+"""The common grid of a before/after pair, and warping an epoch onto it.
+
+The two epochs may have different CRSs, pixel sizes and tilings; both are resampled
+onto one north-up grid that covers their overlap around the footprints.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+
+import numpy as np
+from affine import Affine
+from pyproj import CRS as ProjCRS
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.warp import calculate_default_transform, reproject, transform_bounds
+from rasterio.windows import Window, from_bounds
+
+from .errors import FootprintsOutsideImageryError, NoOverlapError, NoValidDataError
+from .masks import source_valid
+from .raster import Grid, Raster
+from .sources import Epoch, Tile, read_tile
+
+log = logging.getLogger(__name__)
+
+__all__ = ["choose_crs", "epoch_bounds", "native_resolution", "common_grid", "warp_epoch"]
+
+Bounds = tuple[float, float, float, float]
+
+
+def choose_crs(before: Epoch, after: Epoch, lonlat_centre: tuple[float, float]) -> CRS:
+    """The before epoch's CRS if projected, else the after's, else the local UTM zone."""
+    for epoch in (before, after):
+        crs = epoch.tiles[0].crs
+        if crs.is_projected:
+            return crs
+    lon, lat = lonlat_centre
+    zone = int(math.floor((lon + 180) / 6) % 60) + 1
+    return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+
+
+def _tile_bounds(tile: Tile, crs: CRS) -> Bounds:
+    return transform_bounds(tile.crs, crs, *tile.bounds, densify_pts=21)
+
+
+def epoch_bounds(epoch: Epoch, crs: CRS) -> Bounds:
+    """Bounding box of all tiles of an epoch in ``crs``."""
+    boxes = np.array([_tile_bounds(t, crs) for t in epoch.tiles])
+    return (boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max())
+
+
+def native_resolution(epoch: Epoch, crs: CRS) -> float:
+    """Median pixel size of an epoch's tiles once expressed in ``crs`` units."""
+    sizes = []
+    for tile in epoch.tiles:
+        transform, _, _ = calculate_default_transform(tile.crs, crs, tile.width, tile.height, *tile.bounds)
+        sizes.append(abs(transform.a))
+    return float(np.median(sizes))
+
+
+def _intersect(a: Bounds, b: Bounds) -> Bounds | None:
+    out = (max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
+    return out if out[0] < out[2] and out[1] < out[3] else None
+
+
+def common_grid(
+    before: Epoch,
+    after: Epoch,
+    footprint_bounds: Callable[[CRS], Bounds],
+    crs: CRS | str | None = None,
+    resolution: float | None = None,
+    margin: int = 16,
+) -> Grid:
+    """The grid both epochs are resampled onto.
+
+    It covers the overlap of the two epochs, cut to the footprints' extent plus
+    ``margin`` pixels, with pixel edges on multiples of the resolution.
+
+    Parameters
+    ----------
+    before, after : Epoch
+    footprint_bounds : callable
+        Returns the footprints' bounds in a given CRS.
+    crs : CRS or str, optional
+        Grid CRS; by default :func:`choose_crs`.
+    resolution : float, optional
+        Pixel size; by default the coarser of the two epochs' native pixel sizes.
+    margin : int
+        Pixels added around the footprints (windowed metrics need context).
+
+    Raises
+    ------
+    NoOverlapError
+        The epochs' extents do not intersect.
+    FootprintsOutsideImageryError
+        No footprint lies in the overlap.
+    """
+    if crs is None:
+        w, s, e, n = footprint_bounds(CRS.from_epsg(4326))
+        crs = choose_crs(before, after, ((w + e) / 2, (s + n) / 2))
+    crs = CRS.from_user_input(crs)
+    if ProjCRS.from_user_input(crs.to_wkt()).is_geographic:
+        log.warning("grid CRS %s is geographic: pixels are not square on the ground", crs)
+    overlap = _intersect(epoch_bounds(before, crs), epoch_bounds(after, crs))
+    if overlap is None:
+        raise NoOverlapError(f"{before.describe()} and {after.describe()} do not overlap")
+    # Anchor the grid on the before epoch's own pixel lattice when it is already in the
+    # grid CRS at about the grid's pixel size: the before pixels are then not resampled.
+    first = before.tiles[0]
+    on_lattice = first.crs == crs and abs(first.transform.a + first.transform.e) < 1e-9 * first.res
+    if resolution is None:
+        resolution = max(native_resolution(before, crs), native_resolution(after, crs))
+        if on_lattice and abs(resolution - first.res) <= 0.1 * first.res:
+            resolution = first.res
+        else:
+            resolution = float(f"{resolution:.4g}")
+    anchor_x, anchor_y = (first.transform.c, first.transform.f) if on_lattice and resolution == first.res else (0.0, 0.0)
+    fb = footprint_bounds(crs)
+    pad = margin * resolution
+    area = _intersect(overlap, (fb[0] - pad, fb[1] - pad, fb[2] + pad, fb[3] + pad))
+    if area is None:
+        raise FootprintsOutsideImageryError("no footprint lies where the before and after imagery overlap")
+    col0 = math.floor((area[0] - anchor_x) / resolution)
+    col1 = math.ceil((area[2] - anchor_x) / resolution)
+    row0 = math.floor((anchor_y - area[3]) / resolution)
+    row1 = math.ceil((anchor_y - area[1]) / resolution)
+    transform = Affine(resolution, 0.0, anchor_x + col0 * resolution, 0.0, -resolution, anchor_y - row0 * resolution)
+    return Grid(crs, transform, (row1 - row0, col1 - col0))
+
+
+def _pixel_window(transform: Affine, shape: tuple[int, int], bounds: Bounds, pad: int) -> Window | None:
+    """Whole pixels of a raster that cover ``bounds``, padded by ``pad``, clipped to the raster."""
+    win = from_bounds(*bounds, transform=transform)
+    c0 = max(math.floor(win.col_off + 1e-6) - pad, 0)
+    r0 = max(math.floor(win.row_off + 1e-6) - pad, 0)
+    c1 = min(math.ceil(win.col_off + win.width - 1e-6) + pad, shape[1])
+    r1 = min(math.ceil(win.row_off + win.height - 1e-6) + pad, shape[0])
+    return Window(c0, r0, c1 - c0, r1 - r0) if c1 > c0 and r1 > r0 else None
+
+
+def _grid_window(grid: Grid, bounds: Bounds) -> Window | None:
+    """The part of the grid, in whole pixels, that ``bounds`` covers."""
+    inter = _intersect(grid.bounds, bounds)
+    return None if inter is None else _pixel_window(grid.transform, grid.shape, inter, 0)
+
+
+def _source_window(tile: Tile, bounds: Bounds, pad: int = 2) -> Window | None:
+    """The part of a tile, padded for the resampling kernel, that covers ``bounds``."""
+    inter = _intersect(tile.bounds, bounds)
+    return None if inter is None else _pixel_window(tile.transform, (tile.height, tile.width), inter, pad)
+
+
+def warp_epoch(
+    epoch: Epoch,
+    grid: Grid,
+    black_fill: bool = True,
+    resampling: Resampling = Resampling.bilinear,
+    check_valid: bool = True,
+) -> Raster:
+    """Resample every tile of an epoch onto ``grid`` and mosaic them (first valid wins).
+
+    Only the part of each tile that covers the grid is read. A pixel is valid where
+    the resampling kernel saw valid source pixels only.
+
+    Raises
+    ------
+    NoValidDataError
+        ``check_valid`` and no pixel of the grid is valid.
+    """
+    height, width = grid.shape
+    out = np.zeros((epoch.count, height, width), dtype=np.float32)
+    valid = np.zeros((height, width), dtype=bool)
+    for tile in epoch.tiles:
+        gwin = _grid_window(grid, _tile_bounds(tile, grid.crs))
+        if gwin is None:
+            continue
+        r0, c0, h, w = int(gwin.row_off), int(gwin.col_off), int(gwin.height), int(gwin.width)
+        sub_transform = grid.transform * Affine.translation(c0, r0)
+        sub_bounds = (
+            sub_transform.c,
+            sub_transform.f + sub_transform.e * h,
+            sub_transform.c + sub_transform.a * w,
+            sub_transform.f,
+        )
+        swin = _source_window(tile, transform_bounds(grid.crs, tile.crs, *sub_bounds, densify_pts=21))
+        if swin is None:
+            continue
+        data, declared, src_transform = read_tile(tile, swin)
+        src_valid = source_valid(data, declared, black_fill).astype(np.float32)
+        dst = np.zeros((epoch.count, h, w), dtype=np.float32)
+        dst_valid = np.zeros((h, w), dtype=np.float32)
+        common = dict(
+            src_transform=src_transform,
+            src_crs=tile.crs,
+            dst_transform=sub_transform,
+            dst_crs=grid.crs,
+            resampling=resampling,
+        )
+        reproject(data.astype(np.float32), dst, src_nodata=None, dst_nodata=None, **common)
+        reproject(src_valid, dst_valid, src_nodata=None, dst_nodata=None, init_dest_nodata=False, **common)
+        take = (dst_valid > 0.999) & ~valid[r0 : r0 + h, c0 : c0 + w]
+        out[:, r0 : r0 + h, c0 : c0 + w][:, take] = dst[:, take]
+        valid[r0 : r0 + h, c0 : c0 + w] |= take
+    if check_valid and not valid.any():
+        raise NoValidDataError(f"{epoch.describe()}: no valid pixel where the footprints are (all nodata or black fill)")
+    return Raster(out, valid, grid)

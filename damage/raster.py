@@ -1,0 +1,76 @@
+"""Georeferenced arrays: the value passed between pipeline steps.
+
+Every array step takes and returns these (or plain arrays plus a :class:`Grid`), never
+file names, so the steps run unchanged on in-memory data and inside a worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from affine import Affine
+from rasterio.crs import CRS
+
+__all__ = ["Grid", "Raster"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """A north-up pixel grid: CRS, affine transform and shape ``(height, width)``."""
+
+    crs: CRS
+    transform: Affine
+    shape: tuple[int, int]
+
+    @property
+    def res(self) -> float:
+        """Pixel size in CRS units (grids are square-pixelled)."""
+        return float(self.transform.a)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """``(left, bottom, right, top)`` in CRS units."""
+        h, w = self.shape
+        left, top = self.transform.c, self.transform.f
+        return (left, top + self.transform.e * h, left + self.transform.a * w, top)
+
+    def shifted(self, dy: float, dx: float) -> Grid:
+        """The grid moved by ``(dy, dx)`` pixels (positive: down and right)."""
+        return Grid(self.crs, self.transform * Affine.translation(dx, dy), self.shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class Raster:
+    """Pixels on a grid with their validity.
+
+    Attributes
+    ----------
+    array : numpy.ndarray
+        ``(bands, height, width)`` float32 values.
+    valid : numpy.ndarray
+        ``(height, width)`` bool, True where every band holds real data.
+    grid : Grid
+        Where the pixels are.
+    """
+
+    array: np.ndarray
+    valid: np.ndarray
+    grid: Grid
+
+    def __post_init__(self) -> None:
+        if self.array.ndim != 3:
+            raise ValueError(f"Raster.array must be (bands, height, width), got shape {self.array.shape}")
+        if self.array.shape[1:] != self.valid.shape or self.valid.shape != tuple(self.grid.shape):
+            raise ValueError(
+                f"Raster shapes disagree: array {self.array.shape}, valid {self.valid.shape}, grid {self.grid.shape}"
+            )
+
+    @property
+    def count(self) -> int:
+        """Number of bands."""
+        return int(self.array.shape[0])
+
+    def replace(self, **changes: object) -> Raster:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)

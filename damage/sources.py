@@ -1,0 +1,264 @@
+"""Inputs from disk: epochs of raster tiles and building footprints.
+
+With :mod:`damage.writers`, the only module that opens files. An epoch is one GeoTIFF,
+a directory of tiles, a VRT, or a list of any of these; its tiles may differ in CRS and
+pixel size. Footprints are any vector file OGR reads, GeoParquet, or a GeoDataFrame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import warnings
+from collections.abc import Iterable, Sequence
+from os import PathLike
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+import shapely
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import MaskFlags
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
+
+from .errors import (
+    BandMismatchError,
+    DamageWarning,
+    EmptyFootprintsError,
+    InputNotFoundError,
+    InvalidFootprintsError,
+    InvalidRasterError,
+    MissingCRSError,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Tile", "Epoch", "open_epoch", "read_tile", "read_footprints", "PathSpec"]
+
+PathSpec = str | PathLike | Sequence[str | PathLike]
+RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")
+
+
+@dataclasses.dataclass(frozen=True)
+class Tile:
+    """Header of one raster file of an epoch (no pixels)."""
+
+    path: Path
+    crs: CRS
+    transform: Affine
+    width: int
+    height: int
+    count: int
+    nodata: float | None
+    per_dataset_mask: bool  # an alpha band or an internal/external mask
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        t = self.transform
+        xs = [t.c, t.c + t.a * self.width]
+        ys = [t.f, t.f + t.e * self.height]
+        return (min(xs), min(ys), max(xs), max(ys))
+
+    @property
+    def res(self) -> float:
+        return float(abs(self.transform.a))
+
+
+@dataclasses.dataclass(frozen=True)
+class Epoch:
+    """The tiles of one acquisition date, with a name for messages (``before``/``after``)."""
+
+    name: str
+    tiles: tuple[Tile, ...]
+
+    @property
+    def count(self) -> int:
+        return self.tiles[0].count
+
+    def describe(self) -> str:
+        if len(self.tiles) == 1:
+            return str(self.tiles[0].path)
+        return f"{self.name} epoch ({len(self.tiles)} tiles under {_common_parent(self.tiles)})"
+
+
+def _common_parent(tiles: Iterable[Tile]) -> str:
+    parents = {str(t.path.parent) for t in tiles}
+    return parents.pop() if len(parents) == 1 else "several folders"
+
+
+def _expand(spec: PathSpec) -> list[Path]:
+    items = [spec] if isinstance(spec, (str, PathLike)) else list(spec)
+    if not items:
+        raise InputNotFoundError("an epoch was given as an empty list of paths")
+    paths: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in RASTER_SUFFIXES and p.is_file())
+            if not found:
+                raise InputNotFoundError(f"{path}: directory holds no raster tiles ({', '.join(RASTER_SUFFIXES)})")
+            paths.extend(found)
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise InputNotFoundError(f"{path}: no such file or directory")
+    return paths
+
+
+def _open_tile(path: Path) -> Tile:
+    try:
+        with rasterio.open(path) as ds:
+            crs, transform = ds.crs, ds.transform
+            if crs is None or transform.is_identity:
+                if ds.gcps[0]:
+                    raise MissingCRSError(f"{path}: georeferenced by GCPs only; warp it to a grid first (gdalwarp)")
+                raise MissingCRSError(f"{path}: raster has no CRS or no georeferencing")
+            if not transform.is_rectilinear or transform.b or transform.d:
+                raise InvalidRasterError(f"{path}: rotated rasters are not supported; warp it north-up first")
+            flags = ds.mask_flag_enums
+            per_dataset = any(MaskFlags.per_dataset in f or MaskFlags.alpha in f for f in flags)
+            has_alpha = ds.count > 1 and ds.colorinterp[-1].name == "alpha"
+            count = ds.count - 1 if has_alpha else ds.count
+            return Tile(path, crs, transform, ds.width, ds.height, count, ds.nodata, per_dataset)
+    except RasterioIOError as exc:
+        raise InvalidRasterError(f"{path}: not a readable raster ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def open_epoch(spec: PathSpec, name: str = "epoch") -> Epoch:
+    """Read the headers of an epoch's tiles and check they form one epoch.
+
+    Parameters
+    ----------
+    spec : path or sequence of paths
+        A raster file, a directory of raster tiles, or a list of either.
+    name : str
+        ``"before"`` or ``"after"``, used in messages.
+
+    Returns
+    -------
+    Epoch
+
+    Raises
+    ------
+    InputNotFoundError, InvalidRasterError, MissingCRSError, BandMismatchError
+    """
+    tiles = tuple(_open_tile(p) for p in _expand(spec))
+    counts = {t.count for t in tiles}
+    if len(counts) > 1:
+        detail = ", ".join(f"{t.path.name}: {t.count}" for t in tiles[:4])
+        raise BandMismatchError(f"{name} epoch: tiles have different band counts ({detail})")
+    return Epoch(name, tiles)
+
+
+def read_tile(tile: Tile, window: Window) -> tuple[np.ndarray, np.ndarray | None, Affine]:
+    """Read a window of a tile.
+
+    Returns
+    -------
+    data : numpy.ndarray
+        ``(bands, rows, cols)`` in the file's dtype (alpha band excluded).
+    mask : numpy.ndarray or None
+        ``(rows, cols)`` bool validity from a nodata value, alpha or mask band; None
+        when the file declares none of these.
+    transform : Affine
+        Transform of the window.
+    """
+    try:
+        with rasterio.open(tile.path) as ds:
+            indexes = list(range(1, tile.count + 1))
+            data = ds.read(indexes, window=window)
+            mask = None
+            if tile.nodata is not None or tile.per_dataset_mask:
+                mask = ds.read_masks(indexes, window=window).min(axis=0) > 0
+            return data, mask, ds.window_transform(window)
+    except RasterioIOError as exc:
+        raise InvalidRasterError(f"{tile.path}: could not read pixels ({_first_line(exc)})") from None
+
+
+def read_footprints(source: str | PathLike | gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Read building footprints and make them usable.
+
+    Invalid polygons are repaired (``shapely.make_valid``, keeping the polygonal
+    part); empty, null and non-polygonal geometries are kept as rows but cannot be
+    analysed. Each repair or skip is counted in one :class:`DamageWarning`.
+
+    Parameters
+    ----------
+    source : path or GeoDataFrame
+        Any vector file OGR reads (GeoJSON, GeoPackage, Shapefile, ...), a GeoParquet
+        file (``.parquet``/``.geoparquet``), or a GeoDataFrame.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The footprints in input order, with a fresh RangeIndex.
+    """
+    if isinstance(source, gpd.GeoDataFrame):
+        gdf, label = source.copy(), "footprints"
+    else:
+        path = Path(source)
+        label = str(path)
+        if not path.exists():
+            raise InputNotFoundError(f"{path}: no such file or directory")
+        try:
+            if path.suffix.lower() in (".parquet", ".geoparquet"):
+                gdf = gpd.read_parquet(path)
+            else:
+                gdf = gpd.read_file(path)
+        except Exception as exc:  # pyogrio/pyarrow raise many types for a bad file
+            raise InvalidFootprintsError(f"{path}: not a readable vector file ({_first_line(exc)})") from None
+    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry is None:
+        raise InvalidFootprintsError(f"{label}: holds no geometry column")
+    if len(gdf) == 0:
+        raise EmptyFootprintsError(f"{label}: holds no footprints")
+    if gdf.crs is None:
+        raise MissingCRSError(f"{label}: footprints have no CRS")
+    gdf = gdf.reset_index(drop=True)
+    geoms = gdf.geometry.values
+    polygonal = shapely.get_type_id(geoms) == 3
+    polygonal |= shapely.get_type_id(geoms) == 6
+    unusable = shapely.is_missing(geoms) | shapely.is_empty(geoms) | ~polygonal
+    if unusable.all():
+        raise EmptyFootprintsError(f"{label}: holds no polygon footprints (all {len(gdf)} are empty, null or not polygons)")
+    invalid = ~unusable & ~shapely.is_valid(geoms)
+    if invalid.any():
+        fixed = _polygonal_part(shapely.make_valid(np.asarray(geoms)[invalid]))
+        new = np.asarray(geoms).copy()
+        new[invalid] = fixed
+        gdf = gdf.set_geometry(gpd.GeoSeries(new, crs=gdf.crs, index=gdf.index))
+        still = shapely.is_empty(fixed) | shapely.is_missing(fixed)
+        warnings.warn(
+            f"{label}: repaired {int(invalid.sum()) - int(still.sum())} invalid footprint(s)"
+            + (f"; {int(still.sum())} could not be repaired and are not analysed" if still.any() else ""),
+            DamageWarning,
+            stacklevel=2,
+        )
+    if unusable.any():
+        warnings.warn(
+            f"{label}: {int(unusable.sum())} footprint(s) are empty, null or not polygons and are not analysed",
+            DamageWarning,
+            stacklevel=2,
+        )
+    return gdf
+
+
+def _polygonal_part(geoms: np.ndarray) -> np.ndarray:
+    """Keep only the polygons of each geometry (make_valid may return collections)."""
+    out = np.empty(len(geoms), dtype=object)
+    for i, g in enumerate(geoms):  # only the few repaired geometries pass here
+        if g is None or g.is_empty:
+            out[i] = shapely.Polygon()
+        elif g.geom_type in ("Polygon", "MultiPolygon"):
+            out[i] = g
+        else:
+            polys = [p for p in shapely.get_parts(g) if p.geom_type in ("Polygon", "MultiPolygon")]
+            out[i] = shapely.union_all(polys) if polys else shapely.Polygon()
+    return out

@@ -1,0 +1,149 @@
+"""Outputs: GeoJSON (RFC 7946), GeoPackage and GeoParquet, written atomically.
+
+With :mod:`damage.sources`, the only module that touches disk. Every output carries
+the run record (``result.attrs["damage"]``: configuration, library version, grid,
+registration, calibration) so a result can be reproduced:
+
+- GeoJSON: a top-level ``"damage"`` member of the FeatureCollection;
+- GeoPackage: the layer metadata item ``damage`` (JSON);
+- GeoParquet: ``attrs["damage"]``, which ``geopandas.read_parquet`` restores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from os import PathLike
+from pathlib import Path
+from typing import Any, Iterator
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+from .errors import OutputError
+
+__all__ = ["write", "WRITERS", "to_geojson_text"]
+
+#: Decimal places of GeoJSON coordinates: 1e-7 degree is about 1 cm.
+GEOJSON_PRECISION = 7
+
+
+@contextmanager
+def _atomic(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` on success only."""
+    if not path.parent.is_dir():
+        raise OutputError(f"{path}: folder {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp)  # writers such as GDAL want to create the file themselves
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        if tmp_path.exists():
+            tmp_path.unlink()
+        raise
+
+
+def _record(gdf: gpd.GeoDataFrame) -> dict[str, Any]:
+    return dict(gdf.attrs.get("damage", {}))
+
+
+def to_geojson_text(gdf: gpd.GeoDataFrame, precision: int = GEOJSON_PRECISION) -> str:
+    """Serialise to RFC 7946 GeoJSON text.
+
+    Coordinates in WGS 84 longitude/latitude, polygon exterior rings counter-clockwise
+    and holes clockwise, ``precision`` decimals, no ``crs`` member; the run record as
+    the top-level member ``"damage"``.
+    """
+    if gdf.crs is None:
+        raise OutputError("cannot write GeoJSON: the result has no CRS")
+    wgs = gdf.to_crs(4326) if not gdf.crs.equals("EPSG:4326") else gdf
+    geoms = np.asarray(wgs.geometry.values, dtype=object)
+    geoms = shapely.transform(geoms, lambda c: np.round(c, precision))
+    geoms = shapely.orient_polygons(geoms, exterior_cw=False)
+    geom_text = shapely.to_geojson(geoms)
+    props = wgs.drop(columns=wgs.geometry.name)
+    prop_lines = props.to_json(orient="records", lines=True, date_format="iso", double_precision=6).splitlines() if len(props) else []
+    if len(prop_lines) != len(wgs):  # no attribute columns at all
+        prop_lines = ["{}"] * len(wgs)
+    features = ",\n".join(
+        f'{{"type":"Feature","properties":{p},"geometry":{g if g is not None else "null"}}}'
+        for p, g in zip(prop_lines, geom_text)
+    )
+    head = json.dumps({"type": "FeatureCollection", "damage": _record(gdf)}, default=_json_default)[:-1]
+    return f'{head},"features":[\n{features}\n]}}\n'
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _write_geojson(gdf: gpd.GeoDataFrame, path: Path) -> None:
+    path.write_text(to_geojson_text(gdf), encoding="utf-8")
+
+
+def _write_gpkg(gdf: gpd.GeoDataFrame, path: Path) -> None:
+    gdf.to_file(
+        path,
+        driver="GPKG",
+        layer="damage",
+        engine="pyogrio",
+        layer_metadata={"damage": json.dumps(_record(gdf), default=_json_default)},
+    )
+
+
+def _write_parquet(gdf: gpd.GeoDataFrame, path: Path) -> None:
+    # geopandas stores DataFrame.attrs in the file (read back by read_parquet).
+    out = gdf.copy(deep=False)
+    out.attrs = {"damage": json.loads(json.dumps(_record(gdf), default=_json_default))}
+    out.to_parquet(path, index=False)
+
+
+WRITERS: dict[str, Callable[[gpd.GeoDataFrame, Path], None]] = {
+    ".geojson": _write_geojson,
+    ".json": _write_geojson,
+    ".gpkg": _write_gpkg,
+    ".parquet": _write_parquet,
+    ".geoparquet": _write_parquet,
+}
+
+
+def write(result: gpd.GeoDataFrame, path: str | PathLike) -> Path:
+    """Write an assessment (or its damage polygons) atomically.
+
+    The format follows the extension: ``.geojson``/``.json`` (RFC 7946), ``.gpkg``,
+    ``.parquet``/``.geoparquet``. The file appears complete or not at all.
+
+    Parameters
+    ----------
+    result : geopandas.GeoDataFrame
+        What :func:`damage.assess` returned, or ``result.attrs["damage_polygons"]``.
+    path : path
+        Where to write; an existing file is replaced.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    path = Path(path)
+    writer = WRITERS.get(path.suffix.lower())
+    if writer is None:
+        raise OutputError(f"{path}: unknown output format {path.suffix!r}; use one of {sorted(WRITERS)}")
+    try:
+        with _atomic(path) as tmp:
+            writer(result, tmp)
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"{path}: could not write ({exc.strerror or exc})") from None
+    return path
