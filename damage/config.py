@@ -53,8 +53,9 @@ class Config:
     ssim_sigma : float
         Standard deviation, in pixels, of the Gaussian window of the SSIM metric.
     change_threshold : float
-        A pixel counts as changed when its combined change exceeds the scene's
-        no-change level by this many robust standard deviations.
+        A pixel counts as changed (for ``changed_fraction`` and damage polygons) when
+        its calibrated change (log-similarity lost beyond the scene's intact
+        reference, see :mod:`damage.grading`) reaches this value.
     min_valid_fraction : float
         Footprints with a smaller share of valid pixels in both epochs are graded
         ``not-analysed``.
@@ -72,7 +73,7 @@ class Config:
     normalize: str = "regression"
     metrics: tuple[tuple[str, float], ...] = (("ssim", 1.0),)
     ssim_sigma: float = 1.5
-    change_threshold: float = 3.0
+    change_threshold: float = 0.6
     min_valid_fraction: float = 0.5
     scale: str = "xbd"
     min_polygon_pixels: int = 8

@@ -41,7 +41,7 @@ EVIDENCE_COLUMNS = (
     "damage_grade",
     "damage_score",
     "valid_fraction",
-    "change_z",
+    "change_delta",
     "change_mean",
     "change_median",
     "change_p90",
@@ -185,11 +185,9 @@ def _assess(before, after, footprints, cfg: Config, want_polygons: bool, steps: 
         calib = calibrate(np.where(analysed, stats["mean"], np.nan), _block_means(change, mvalid))
         scores = np.where(analysed, score(stats["mean"], calib), np.nan)
         grades = grade(scores, analysed, cfg.scale)
-        in_fp = np.zeros(grid.shape, dtype=bool)
-        for labels in zs.layers:
-            in_fp |= labels > 0
-        pixel_calib = calibrate(change[in_fp & mvalid], np.empty(0))
-        changed = (pixel_calib.z(change) > cfg.change_threshold) & mvalid
+        # A pixel changed when its loss of similarity beyond the intact reference
+        # reaches the start of major damage.
+        changed = (calib.delta(change) >= cfg.change_threshold) & mvalid
         changed_fraction = zs.count(changed) / np.maximum(valid_count, 1)
     # -- assemble ------------------------------------------------------------------------------
     with steps.step("assembling"):
@@ -198,7 +196,7 @@ def _assess(before, after, footprints, cfg: Config, want_polygons: bool, steps: 
             "damage_grade": grades,
             "damage_score": scores,
             "valid_fraction": np.round(valid_fraction, 4),
-            "change_z": nan_unless(calib.z(stats["mean"])),
+            "change_delta": nan_unless(calib.delta(stats["mean"])),
             "change_mean": nan_unless(stats["mean"]),
             "change_median": nan_unless(stats["median"]),
             "change_p90": nan_unless(stats["p90"]),
@@ -220,7 +218,6 @@ def _assess(before, after, footprints, cfg: Config, want_polygons: bool, steps: 
             "registration": shift.to_dict() if shift is not None else {"applied": False},
             "normalization": norm_params,
             "calibration": calib.to_dict(),
-            "pixel_calibration": pixel_calib.to_dict(),
             "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
         }
         result.attrs["damage"] = record
