@@ -177,7 +177,7 @@ def warp_epoch(
         if gwin is None:
             continue
         r0, c0, h, w = int(gwin.row_off), int(gwin.col_off), int(gwin.height), int(gwin.width)
-        sub_transform = grid.transform * Affine.translation(c0, r0)
+        sub_transform = grid.transform @ Affine.translation(c0, r0)
         sub_bounds = (
             sub_transform.c,
             sub_transform.f + sub_transform.e * h,

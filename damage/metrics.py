@@ -92,8 +92,9 @@ def gradient(before: np.ndarray, after: np.ndarray, valid: np.ndarray, sigma: fl
     ax, ay = ndimage.sobel(la, 1), ndimage.sobel(la, 0)
     eps = (0.03 * float(robust_range(lb[None], valid)[0])) ** 2
     num = _gauss(bx * ax + by * ay, sigma)
-    den = np.sqrt(_gauss(bx * bx + by * by, sigma) * _gauss(ax * ax + ay * ay, sigma)) + eps
-    return np.clip((1.0 - num / den) / 2.0, 0.0, 1.0).astype(np.float32)
+    den = np.sqrt(_gauss(bx * bx + by * by, sigma) * _gauss(ax * ax + ay * ay, sigma))
+    # eps in both: flat areas with no edges in either epoch show no change.
+    return np.clip((1.0 - (num + eps) / (den + eps)) / 2.0, 0.0, 1.0).astype(np.float32)
 
 
 def combined(before: np.ndarray, after: np.ndarray, valid: np.ndarray, weights: tuple[tuple[str, float], ...], sigma: float = 1.5) -> tuple[np.ndarray, dict[str, np.ndarray]]:

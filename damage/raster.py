@@ -37,7 +37,7 @@ class Grid:
 
     def shifted(self, dy: float, dx: float) -> Grid:
         """The grid moved by ``(dy, dx)`` pixels (positive: down and right)."""
-        return Grid(self.crs, self.transform * Affine.translation(dx, dy), self.shape)
+        return Grid(self.crs, self.transform @ Affine.translation(dx, dy), self.shape)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 
 import numpy as np
+from scipy import ndimage
 from skimage.registration import phase_cross_correlation
 
 __all__ = ["Shift", "estimate_shift", "luminance"]
@@ -57,11 +58,28 @@ def luminance(array: np.ndarray) -> np.ndarray:
     return array.mean(axis=0, dtype=np.float32)
 
 
+def _block_shift(b: np.ndarray, a: np.ndarray, upsample: int) -> tuple[float, float, float]:
+    """Shift of block ``a`` against ``b``: cross-correlation, then one refinement.
+
+    The refinement moves ``a`` back by the first estimate (cubic spline) and adds the
+    residual estimate, which removes the bias of the upsampled peak (about 0.05 px).
+    """
+    total = np.zeros(2)
+    error = 0.0
+    for _ in range(2):
+        moved = a if not total.any() else ndimage.shift(a, -total, order=3, mode="nearest")
+        # phase_cross_correlation returns the shift that registers `moved` onto `b`;
+        # the content of `a` sits at minus that.
+        shift, error, _ = phase_cross_correlation(b - b.mean(), moved - moved.mean(), upsample_factor=upsample, normalization=None)
+        total -= shift
+    return float(total[0]), float(total[1]), float(error)
+
+
 def estimate_shift(
     before: np.ndarray,
     after: np.ndarray,
     valid: np.ndarray,
-    block: int = 256,
+    block: int = 128,
     max_shift: float = 16.0,
     upsample: int = 20,
     min_valid: float = 0.95,
@@ -75,7 +93,8 @@ def estimate_shift(
     valid : numpy.ndarray
         ``(rows, cols)`` bool, where both images hold data.
     block : int
-        Side of the square blocks, in pixels.
+        Side of the square blocks, in pixels; scenes with fewer than 16 blocks use
+        blocks overlapping by half.
     max_shift : float
         Block estimates larger than this are discarded.
     upsample : int
@@ -94,7 +113,8 @@ def estimate_shift(
     if min(rows, cols) < block:
         return NO_SHIFT
     estimates = []
-    step = block
+    # Overlapping blocks (half a block apart) when the scene holds few whole blocks.
+    step = block if (rows // block) * (cols // block) >= 16 else block // 2
     for r in range(0, rows - block + 1, step):
         for c in range(0, cols - block + 1, step):
             v = valid[r : r + block, c : c + block]
@@ -104,13 +124,9 @@ def estimate_shift(
             a = after[r : r + block, c : c + block]
             if b[v].std() < 1e-3 or a[v].std() < 1e-3:
                 continue
-            b = np.where(v, b, b[v].mean()) - b[v].mean()
-            a = np.where(v, a, a[v].mean()) - a[v].mean()
-            window = np.outer(np.hanning(block), np.hanning(block))
-            shift, error, _ = phase_cross_correlation(b * window, a * window, upsample_factor=upsample)
-            # phase_cross_correlation returns the shift that registers `a` onto `b`:
-            # content of `a` sits at -shift relative to `b`.
-            dy, dx = -float(shift[0]), -float(shift[1])
+            b = np.where(v, b, b[v].mean())
+            a = np.where(v, a, a[v].mean())
+            dy, dx, error = _block_shift(b, a, upsample)
             if np.hypot(dy, dx) <= max_shift:
                 estimates.append((dy, dx, float(error)))
     if len(estimates) < 3:

@@ -1,0 +1,51 @@
+import json
+
+from click.testing import CliRunner
+
+import damage
+from damage.cli import main
+
+
+def test_assess_writes_geojson_polygons_and_a_summary(pair_factory, tmp_path):
+    import geopandas as gpd
+
+    b, a, f, _ = pair_factory(damaged=(2, 9))
+    fp = gpd.read_file(f)
+    fp["name"] = [f"Clinic {i}" if i in (2, 3) else None for i in fp["building_id"]]
+    named = tmp_path / "named.gpkg"
+    fp.to_file(named)
+    out, polys = tmp_path / "out.geojson", tmp_path / "polys.geojson"
+    res = CliRunner().invoke(main, ["assess", str(b), str(a), str(named), "-o", str(out), "--polygons", str(polys), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "destroyed" in res.output and "Clinic 2" in res.output and "Clinic 3" not in res.output
+    doc = json.loads(out.read_text())
+    grades = {f["properties"]["building_id"]: f["properties"]["damage_grade"] for f in doc["features"]}
+    assert grades[2] == grades[9] == "destroyed"
+    assert {f["properties"]["footprint"] for f in json.loads(polys.read_text())["features"]} == {2, 9}
+
+
+def test_options_and_config_file_reach_the_library(pair_factory, tmp_path):
+    b, a, f, _ = pair_factory()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("min_valid_fraction = 0.8\n")
+    out = tmp_path / "o.parquet"
+    args = ["assess", str(b), str(a), str(f), "-o", str(out), "--config", str(cfg), "--no-register", "--metric", "ssim=2", "--metric", "absdiff", "-qq"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0 and res.output == ""
+    import geopandas as gpd
+
+    record = gpd.read_parquet(out).attrs["damage"]
+    assert record["config"]["min_valid_fraction"] == 0.8
+    assert record["config"]["register"] is False
+    assert record["config"]["metrics"] == {"ssim": 2.0, "absdiff": 1.0}
+
+
+def test_bad_option_value_is_a_usage_error(pair_factory, tmp_path):
+    b, a, f, _ = pair_factory()
+    res = CliRunner().invoke(main, ["assess", str(b), str(a), str(f), "-o", str(tmp_path / "x.geojson"), "--metric", "nope"])
+    assert res.exit_code == 1 and "nope" in res.output
+
+
+def test_version():
+    res = CliRunner().invoke(main, ["--version"])
+    assert damage.__version__ in res.output

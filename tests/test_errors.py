@@ -1,0 +1,96 @@
+"""Every kind of bad input: a DamageError (also the matching builtin) with a one-line
+message naming the file, through the library and through the CLI (exit 1, no output)."""
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from click.testing import CliRunner
+
+import damage
+from damage.cli import main
+from damage.errors import (
+    BandMismatchError,
+    DamageError,
+    DamageWarning,
+    EmptyFootprintsError,
+    FootprintsOutsideImageryError,
+    InputNotFoundError,
+    InvalidFootprintsError,
+    InvalidRasterError,
+    MissingCRSError,
+    NoOverlapError,
+    NoValidDataError,
+)
+
+
+def _cases(tmp_path, pair_factory, write_raster):
+    b, a, f, scene = pair_factory()
+    cases = {}
+    cases["missing path"] = ((tmp_path / "nope.tif", a, f), InputNotFoundError, FileNotFoundError, "nope.tif")
+    empty_dir = tmp_path / "empty"
+    empty_dir.mkdir()
+    cases["empty folder"] = ((empty_dir, a, f), InputNotFoundError, FileNotFoundError, "empty")
+    nocrs = write_raster("nocrs.tif", scene.after, crs=None)
+    cases["no CRS"] = ((b, nocrs, f), MissingCRSError, ValueError, "nocrs.tif")
+    garbage = tmp_path / "garbage.tif"
+    garbage.write_bytes(b"this is not a tiff" * 10)
+    cases["corrupt raster"] = ((b, garbage, f), InvalidRasterError, OSError, "garbage.tif")
+    far = write_raster("far.tif", scene.after, transform=scene.transform.translation(10_000, 0) * scene.transform)
+    cases["no overlap"] = ((b, far, f), NoOverlapError, ValueError, "do not overlap")
+    two_band = write_raster("two.tif", scene.after[:2])
+    cases["band mismatch"] = ((b, two_band, f), BandMismatchError, ValueError, "two.tif")
+    black = write_raster("black.tif", np.zeros_like(scene.after))
+    cases["all nodata"] = ((b, black, f), NoValidDataError, ValueError, "black.tif")
+    elsewhere = tmp_path / "elsewhere.geojson"
+    gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 10, 10)], crs=scene.crs).to_file(elsewhere)
+    cases["footprints elsewhere"] = ((b, a, elsewhere), FootprintsOutsideImageryError, ValueError, "no footprint")
+    no_rows = tmp_path / "norows.geojson"
+    no_rows.write_text('{"type": "FeatureCollection", "features": []}')
+    cases["empty footprints"] = ((b, a, no_rows), EmptyFootprintsError, ValueError, "norows.geojson")
+    bad_vec = tmp_path / "bad.geojson"
+    bad_vec.write_text("{ not json")
+    cases["corrupt footprints"] = ((b, a, bad_vec), InvalidFootprintsError, OSError, "bad.geojson")
+    return cases
+
+
+CASES = [
+    "missing path", "empty folder", "no CRS", "corrupt raster", "no overlap", "band mismatch",
+    "all nodata", "footprints elsewhere", "empty footprints", "corrupt footprints",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_library_raises_one_line_errors(case, tmp_path, pair_factory, write_raster):
+    args, error, builtin, words = _cases(tmp_path, pair_factory, write_raster)[case]
+    with pytest.raises(error) as info:
+        damage.assess(*args)
+    assert isinstance(info.value, DamageError) and isinstance(info.value, builtin)
+    message = str(info.value)
+    assert words in message and "\n" not in message
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cli_prints_one_line_exits_nonzero_and_writes_nothing(case, tmp_path, pair_factory, write_raster):
+    args, _, _, words = _cases(tmp_path, pair_factory, write_raster)[case]
+    out = tmp_path / "out.geojson"
+    res = CliRunner().invoke(main, ["assess", *map(str, args), "-o", str(out), "-q"])
+    assert res.exit_code == 1, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:") and words in lines[0]
+    assert not out.exists()
+
+
+def test_invalid_geometries_are_repaired_with_a_warning_that_counts_them(pair_factory, tmp_path):
+    b, a, f, _ = pair_factory(damaged=(0,))
+    fp = gpd.read_file(f)
+    x0, y0, x1, y1 = fp.geometry.iloc[0].bounds
+    fp.loc[0, "geometry"] = shapely.Polygon([(x0, y0), (x1, y1), (x1, y0), (x0, y1)])  # bow-tie
+    fp.loc[1, "geometry"] = shapely.Polygon()
+    with pytest.warns(DamageWarning) as record:
+        result = damage.assess(b, a, fp)
+    messages = " ".join(str(w.message) for w in record)
+    assert "repaired 1 invalid footprint" in messages and "1 footprint(s) are empty" in messages
+    assert result.loc[0, "damage_grade"] in ("major-damage", "destroyed")
+    assert result.loc[1, "damage_grade"] == "not-analysed"
+    assert len(result) == len(fp)

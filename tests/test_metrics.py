@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from damage.metrics import METRICS, combined, register
+from damage.synthetic import make_scene
+
+
+@pytest.fixture(scope="module")
+def scene():
+    s = make_scene(size=128, buildings=4, damaged=(0,), noise=0.0)
+    return s.before.astype(np.float32), s.after.astype(np.float32)
+
+
+@pytest.mark.parametrize("name", sorted(METRICS))
+def test_identical_epochs_show_no_change(scene, name):
+    before, _ = scene
+    m = METRICS[name](before, before.copy(), np.ones(before.shape[1:], bool))
+    assert m.shape == before.shape[1:] and m.dtype == np.float32
+    assert float(m.max()) < 1e-3
+
+
+@pytest.mark.parametrize("name", sorted(METRICS))
+def test_rubble_changes_more_than_the_untouched_ground(scene, name):
+    before, after = scene
+    m = METRICS[name](before, after, np.ones(before.shape[1:], bool))
+    changed = np.abs(after - before).max(axis=0) > 0
+    assert 0 <= m.min() and m.max() <= 1
+    assert m[changed].mean() > 5 * m[~changed].mean() + 0.05
+
+
+def test_after_normalisation_a_brightness_and_contrast_change_is_no_change(scene):
+    from damage.normalize import normalize
+
+    before, _ = scene
+    valid = np.ones(before.shape[1:], bool)
+    raw = METRICS["ssim"](before, before * 1.5 + 20, valid)
+    after, _ = normalize(before, before * 1.5 + 20, valid, "regression")
+    fixed = METRICS["ssim"](before, after, valid)
+    assert float(np.median(raw)) > 0.1  # SSIM alone sees the luminance change ...
+    assert float(fixed.max()) < 1e-3  # ... normalisation removes it
+
+
+def test_registry_accepts_new_metrics_and_combines_by_weight(scene):
+    before, after = scene
+
+    @register("ones_for_test")
+    def ones(b, a, v, sigma=1.5):
+        return np.ones(b.shape[1:], np.float32)
+
+    try:
+        change, maps = combined(before, after, np.ones(before.shape[1:], bool), (("ones_for_test", 1.0), ("absdiff", 1.0)))
+        assert np.allclose(change, 0.5 * (1 + maps["absdiff"]))
+    finally:
+        METRICS.pop("ones_for_test")

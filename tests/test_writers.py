@@ -1,0 +1,95 @@
+import json
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+
+import damage
+from damage.errors import OutputError
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    from damage.synthetic import make_scene, write_pair
+
+    b, a, f = write_pair(make_scene(damaged=(2,)), tmp_path_factory.mktemp("w"))
+    fp = gpd.read_file(f)
+    # One clockwise polygon with a hole, to check orientation is fixed on output.
+    ring = shapely.box(500_010, 4_099_900, 500_040, 4_099_930)
+    hole = shapely.box(500_020, 4_099_910, 500_025, 4_099_915)
+    fp.loc[0, "geometry"] = shapely.orient_polygons(shapely.Polygon(ring.exterior.coords, [hole.exterior.coords]), exterior_cw=True)
+    return damage.assess(b, a, fp, polygons=True)
+
+
+def _signed_area(coords):
+    x, y = np.asarray(coords).T
+    return 0.5 * np.sum(x[:-1] * y[1:] - x[1:] * y[:-1])
+
+
+def test_geojson_is_rfc7946(result, tmp_path):
+    path = damage.write(result, tmp_path / "out.geojson")
+    doc = json.loads(path.read_text())
+    assert doc["type"] == "FeatureCollection" and "crs" not in doc
+    assert doc["damage"]["version"] == damage.__version__
+    assert doc["damage"]["config"]["scale"] == "xbd"
+    assert len(doc["features"]) == len(result)
+    for feat in doc["features"]:
+        rings = feat["geometry"]["coordinates"]
+        assert _signed_area(rings[0]) > 0  # exterior counter-clockwise
+        for hole in rings[1:]:
+            assert _signed_area(hole) < 0
+        lon, lat = rings[0][0]
+        assert -180 <= lon <= 180 and -90 <= lat <= 90
+        assert all(len(repr(v).split(".")[-1]) <= 7 for v in rings[0][0])
+    assert len(doc["features"][0]["geometry"]["coordinates"]) == 2  # the hole survived
+    props = doc["features"][2]["properties"]
+    assert props["damage_grade"] == "destroyed" and props["building_id"] == 2
+
+
+def test_not_analysed_scores_are_null_in_geojson(result, tmp_path):
+    sub = result.copy()
+    sub.loc[0, "damage_score"] = np.nan
+    doc = json.loads(damage.write(sub, tmp_path / "n.geojson").read_text())
+    assert doc["features"][0]["properties"]["damage_score"] is None
+
+
+@pytest.mark.parametrize("ext", [".gpkg", ".parquet"])
+def test_other_formats_roundtrip_with_the_run_record(result, tmp_path, ext):
+    path = damage.write(result, tmp_path / f"out{ext}")
+    back = gpd.read_parquet(path) if ext == ".parquet" else gpd.read_file(path)
+    assert back["damage_grade"].tolist() == result["damage_grade"].tolist()
+    if ext == ".parquet":
+        assert back.attrs["damage"]["version"] == damage.__version__
+    else:
+        import pyogrio
+
+        meta = pyogrio.read_info(path)["layer_metadata"]
+        assert json.loads(meta["damage"])["config"]["scale"] == "xbd"
+
+
+def test_polygons_write_too(result, tmp_path):
+    doc = json.loads(damage.write(result.attrs["damage_polygons"], tmp_path / "p.geojson").read_text())
+    assert doc["features"] and all(f["properties"]["footprint"] == 2 for f in doc["features"])
+
+
+def test_a_failed_write_leaves_nothing_and_keeps_the_old_file(result, tmp_path, monkeypatch):
+    target = tmp_path / "keep.geojson"
+    target.write_text("old")
+
+    def boom(gdf, path):
+        path.write_text("half")
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setitem(damage.writers.WRITERS, ".geojson", boom)
+    with pytest.raises(RuntimeError):
+        damage.write(result, target)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.geojson"]
+
+
+def test_unknown_format_and_missing_folder(result, tmp_path):
+    with pytest.raises(OutputError, match="unknown output format"):
+        damage.write(result, tmp_path / "out.kml")
+    with pytest.raises(OutputError, match="does not exist"):
+        damage.write(result, tmp_path / "nope" / "out.geojson")
