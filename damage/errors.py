@@ -20,6 +20,7 @@ __all__ = [
     "BandMismatchError",
     "NoValidDataError",
     "ConfigError",
+    "InvalidLabelsError",
     "OutputError",
     "DamageWarning",
 ]
@@ -67,6 +68,10 @@ class NoValidDataError(DamageError, ValueError):
 
 class ConfigError(DamageError, ValueError):
     """A configuration value is out of range or unknown."""
+
+
+class InvalidLabelsError(DamageError, ValueError):
+    """Reference labels could not be read or hold grades off the scale."""
 
 
 class OutputError(DamageError, OSError):

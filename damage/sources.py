@@ -26,6 +26,7 @@ from rasterio.windows import Window
 
 from .errors import (
     BandMismatchError,
+    DamageError,
     DamageWarning,
     EmptyFootprintsError,
     InputNotFoundError,
@@ -36,7 +37,7 @@ from .errors import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Tile", "Epoch", "open_epoch", "read_tile", "read_footprints", "PathSpec"]
+__all__ = ["Tile", "Epoch", "open_epoch", "read_tile", "read_footprints", "read_result", "PathSpec"]
 
 PathSpec = str | PathLike | Sequence[str | PathLike]
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")
@@ -204,17 +205,7 @@ def read_footprints(source: str | PathLike | gpd.GeoDataFrame) -> gpd.GeoDataFra
     if isinstance(source, gpd.GeoDataFrame):
         gdf, label = source.copy(), "footprints"
     else:
-        path = Path(source)
-        label = str(path)
-        if not path.exists():
-            raise InputNotFoundError(f"{path}: no such file or directory")
-        try:
-            if path.suffix.lower() in (".parquet", ".geoparquet"):
-                gdf = gpd.read_parquet(path)
-            else:
-                gdf = gpd.read_file(path)
-        except Exception as exc:  # pyogrio/pyarrow raise many types for a bad file
-            raise InvalidFootprintsError(f"{path}: not a readable vector file ({_first_line(exc)})") from None
+        gdf, label = read_vector(Path(source)), str(source)
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry is None:
         raise InvalidFootprintsError(f"{label}: holds no geometry column")
     if len(gdf) == 0:
@@ -247,6 +238,26 @@ def read_footprints(source: str | PathLike | gpd.GeoDataFrame) -> gpd.GeoDataFra
             DamageWarning,
             stacklevel=2,
         )
+    return gdf
+
+
+def read_vector(path: Path, error: type[DamageError] = InvalidFootprintsError) -> gpd.GeoDataFrame:
+    """Any vector file OGR reads, or GeoParquet; ``error`` (naming the file) if unreadable."""
+    if not path.exists():
+        raise InputNotFoundError(f"{path}: no such file or directory")
+    try:
+        if path.suffix.lower() in (".parquet", ".geoparquet"):
+            return gpd.read_parquet(path)
+        return gpd.read_file(path)
+    except Exception as exc:  # pyogrio/pyarrow raise many types for a bad file
+        raise error(f"{path}: not a readable vector file ({_first_line(exc)})") from None
+
+
+def read_result(path: str | PathLike) -> gpd.GeoDataFrame:
+    """Read an assessment written by :func:`damage.write` (GeoJSON, GeoPackage, GeoParquet)."""
+    gdf = read_vector(Path(path))
+    if gdf.crs is None:
+        raise MissingCRSError(f"{path}: has no CRS")
     return gdf
 
 

@@ -26,7 +26,7 @@ import shapely
 
 from .errors import OutputError
 
-__all__ = ["write", "WRITERS", "to_geojson_text"]
+__all__ = ["write", "write_json", "WRITERS", "to_geojson_text"]
 
 #: Decimal places of GeoJSON coordinates: 1e-7 degree is about 1 cm.
 GEOJSON_PRECISION = 7
@@ -145,5 +145,19 @@ def write(result: gpd.GeoDataFrame, path: str | PathLike) -> Path:
     except OutputError:
         raise
     except OSError as exc:
+        raise OutputError(f"{path}: could not write ({exc.strerror or exc})") from None
+    return path
+
+
+def write_json(document: Any, path: str | PathLike) -> Path:
+    """Write any JSON-serialisable document (numpy values allowed) atomically."""
+    path = Path(path)
+    text = json.dumps(document, indent=2, default=_json_default, allow_nan=False)
+    try:
+        with _atomic(path) as tmp:
+            tmp.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        if isinstance(exc, OutputError):
+            raise
         raise OutputError(f"{path}: could not write ({exc.strerror or exc})") from None
     return path
