@@ -16,7 +16,7 @@ from pyproj import CRS as ProjCRS
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.warp import calculate_default_transform, reproject, transform_bounds
-from rasterio.windows import Window, from_bounds
+from rasterio.windows import Window
 
 from .errors import FootprintsOutsideImageryError, NoOverlapError, NoValidDataError
 from .masks import source_valid
@@ -132,11 +132,13 @@ def common_grid(
 
 def _pixel_window(transform: Affine, shape: tuple[int, int], bounds: Bounds, pad: int) -> Window | None:
     """Whole pixels of a raster that cover ``bounds``, padded by ``pad``, clipped to the raster."""
-    win = from_bounds(*bounds, transform=transform)
-    c0 = max(math.floor(win.col_off + 1e-6) - pad, 0)
-    r0 = max(math.floor(win.row_off + 1e-6) - pad, 0)
-    c1 = min(math.ceil(win.col_off + win.width - 1e-6) + pad, shape[1])
-    r1 = min(math.ceil(win.row_off + win.height - 1e-6) + pad, shape[0])
+    # The corners of ``bounds`` in pixel coordinates (any affine, rotated grids too).
+    inverse = ~transform
+    cols, rows = zip(*(inverse * (x, y) for x in (bounds[0], bounds[2]) for y in (bounds[1], bounds[3])))
+    c0 = max(math.floor(min(cols) + 1e-6) - pad, 0)
+    r0 = max(math.floor(min(rows) + 1e-6) - pad, 0)
+    c1 = min(math.ceil(max(cols) - 1e-6) + pad, shape[1])
+    r1 = min(math.ceil(max(rows) - 1e-6) + pad, shape[0])
     return Window(c0, r0, c1 - c0, r1 - r0) if c1 > c0 and r1 > r0 else None
 
 
@@ -178,12 +180,7 @@ def warp_epoch(
             continue
         r0, c0, h, w = int(gwin.row_off), int(gwin.col_off), int(gwin.height), int(gwin.width)
         sub_transform = grid.transform @ Affine.translation(c0, r0)
-        sub_bounds = (
-            sub_transform.c,
-            sub_transform.f + sub_transform.e * h,
-            sub_transform.c + sub_transform.a * w,
-            sub_transform.f,
-        )
+        sub_bounds = Grid(grid.crs, sub_transform, (h, w)).bounds
         swin = _source_window(tile, transform_bounds(grid.crs, tile.crs, *sub_bounds, densify_pts=21))
         if swin is None:
             continue

@@ -161,7 +161,7 @@ def _assess(before, after, footprints, cfg: Config, want_polygons: bool, steps: 
         if cfg.register:
             shift = estimate_shift(luminance(rb.array), luminance(ra.array), valid, max_shift=cfg.max_shift)
             if shift.applied and shift.magnitude >= 0.05:
-                moved = warp_epoch(ae, grid.shifted(shift.dy, shift.dx), black_fill=cfg.black_fill, check_valid=False)
+                moved = warp_epoch(ae, grid.moved(shift.pixel_affine()), black_fill=cfg.black_fill, check_valid=False)
                 ra = Raster(moved.array, moved.valid, grid)
                 valid = rb.valid & ra.valid
     # -- radiometry and change ---------------------------------------------------------------

@@ -30,14 +30,18 @@ class Grid:
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
-        """``(left, bottom, right, top)`` in CRS units."""
+        """``(left, bottom, right, top)`` in CRS units (of all four corners, if the grid is rotated)."""
         h, w = self.shape
-        left, top = self.transform.c, self.transform.f
-        return (left, top + self.transform.e * h, left + self.transform.a * w, top)
+        xs, ys = zip(*(self.transform * (c, r) for c in (0, w) for r in (0, h)))
+        return (min(xs), min(ys), max(xs), max(ys))
 
     def shifted(self, dy: float, dx: float) -> Grid:
         """The grid moved by ``(dy, dx)`` pixels (positive: down and right)."""
-        return Grid(self.crs, self.transform @ Affine.translation(dx, dy), self.shape)
+        return self.moved(Affine.translation(dx, dy))
+
+    def moved(self, pixel_affine: Affine) -> Grid:
+        """The grid whose pixel ``(col, row)`` lies at ``pixel_affine * (col, row)`` of this one."""
+        return Grid(self.crs, self.transform @ pixel_affine, self.shape)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,8 +2,11 @@
 
 The residual shift is estimated by phase correlation (scikit-image) in blocks spread
 over the scene; the consensus of the blocks (a robust median) ignores blocks where the
-content changed. The shift is then removed by warping the after epoch onto a grid
-moved by the same amount, so the after pixels are resampled only once.
+content changed. When the blocks' shifts vary across the scene (a slight rotation or
+scale difference between the epochs), an affine displacement field is fitted to the
+agreeing blocks and kept if it explains them clearly better than one translation.
+The after epoch is then warped once onto the grid moved by that displacement, so its
+pixels are resampled only once.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import dataclasses
 import logging
 
 import numpy as np
+from affine import Affine
 from scipy import ndimage
 from skimage.registration import phase_cross_correlation
 
@@ -35,19 +39,46 @@ class Shift:
     blocks: int
     spread: float
     applied: bool
+    #: Change of (dy, dx) per pixel of (row, col) away from ``centre``:
+    #: ``((ddy/drow, ddy/dcol), (ddx/drow, ddx/dcol))``; zero for a pure translation.
+    gradient: tuple[tuple[float, float], tuple[float, float]] = ((0.0, 0.0), (0.0, 0.0))
+    #: ``(row, col)`` where the displacement is ``(dy, dx)``.
+    centre: tuple[float, float] = (0.0, 0.0)
 
     @property
     def magnitude(self) -> float:
-        return float(np.hypot(self.dy, self.dx))
+        """Largest displacement, in pixels, over a scene twice the centre's distance from the origin."""
+        (a, b), (c, d) = self.gradient
+        rc, cc = self.centre
+        corners = [(rr, c2) for rr in (-rc, rc) for c2 in (-cc, cc)]
+        return float(max(np.hypot(self.dy + a * r + b * q, self.dx + c * r + d * q) for r, q in corners))
+
+    @property
+    def rotation_deg(self) -> float:
+        """Rotation of the after content against before implied by the gradient, in degrees."""
+        (_, b), (c, _) = self.gradient
+        return float(np.degrees(np.arctan2(b - c, 2.0 + self.gradient[0][0] + self.gradient[1][1])))
+
+    def pixel_affine(self) -> Affine:
+        """Maps grid (col, row) to where the same content sits in the after epoch (col, row)."""
+        (a, b), (c, d) = self.gradient
+        rc, cc = self.centre
+        # col' = col + dx + c (row - rc) + d (col - cc); row' = row + dy + a (row - rc) + b (col - cc)
+        return Affine(1.0 + d, c, self.dx - c * rc - d * cc, b, 1.0 + a, self.dy - a * rc - b * cc)
 
     def to_dict(self) -> dict[str, float | int | bool]:
-        return {
+        out: dict[str, float | int | bool] = {
             "dy_px": round(self.dy, 3),
             "dx_px": round(self.dx, 3),
             "blocks": self.blocks,
             "spread_px": round(self.spread, 3),
             "applied": self.applied,
         }
+        if self.gradient != ((0.0, 0.0), (0.0, 0.0)):
+            out["rotation_deg"] = round(self.rotation_deg, 4)
+            out["gradient"] = [[round(v, 7) for v in row] for row in self.gradient]
+            out["centre_px"] = [round(v, 1) for v in self.centre]
+        return out
 
 
 NO_SHIFT = Shift(0.0, 0.0, 0, 0.0, False)
@@ -128,7 +159,7 @@ def estimate_shift(
             a = np.where(v, a, a[v].mean())
             dy, dx, error = _block_shift(b, a, upsample)
             if np.hypot(dy, dx) <= max_shift:
-                estimates.append((dy, dx, float(error)))
+                estimates.append((dy, dx, r + block / 2, c + block / 2))
     if len(estimates) < 3:
         log.info("registration: only %d usable blocks; no shift applied", len(estimates))
         return dataclasses.replace(NO_SHIFT, blocks=len(estimates))
@@ -138,5 +169,40 @@ def estimate_shift(
     spread = float(1.4826 * np.median(dist))
     agree = dist <= max(3 * spread, 0.5)
     dy, dx = float(np.median(est[agree, 0])), float(np.median(est[agree, 1]))
+    centre = ((rows - 1) / 2, (cols - 1) / 2)
+    affine = _fit_affine(est[agree], centre, (rows, cols), spread)
+    if affine is not None:
+        dy, dx, gradient, agreeing, spread = affine
+        log.info("registration: affine, centre shift dy=%.2f dx=%.2f px from %d/%d blocks (spread %.2f px)",
+                 dy, dx, agreeing, len(est), spread)
+        return Shift(dy, dx, agreeing, spread, True, gradient, centre)
     log.info("registration: shift dy=%.2f dx=%.2f px from %d/%d blocks (spread %.2f px)", dy, dx, agree.sum(), len(est), spread)
-    return Shift(dy, dx, int(agree.sum()), spread, True)
+    return Shift(dy, dx, int(agree.sum()), spread, True, centre=centre)
+
+
+#: An affine field is kept when it has this many blocks and shrinks their spread by
+#: this factor and by at least MIN_GAIN pixels.
+MIN_AFFINE_BLOCKS, AFFINE_GAIN, MIN_GAIN = 6, 0.7, 0.1
+
+
+def _fit_affine(est: np.ndarray, centre: tuple[float, float], shape: tuple[int, int], spread: float):
+    """Least-squares affine displacement over agreeing blocks, trimmed once; None if not clearly better."""
+    if len(est) < MIN_AFFINE_BLOCKS:
+        return None
+    r, c = est[:, 2] - centre[0], est[:, 3] - centre[1]
+    if np.ptp(r) < shape[0] / 3 or np.ptp(c) < shape[1] / 3:
+        return None  # the blocks do not span the scene: a gradient would be extrapolated
+    design = np.column_stack([np.ones_like(r), r, c])
+    keep = np.ones(len(est), bool)
+    for _ in range(2):
+        coef_y = np.linalg.lstsq(design[keep], est[keep, 0], rcond=None)[0]
+        coef_x = np.linalg.lstsq(design[keep], est[keep, 1], rcond=None)[0]
+        resid = np.hypot(est[:, 0] - design @ coef_y, est[:, 1] - design @ coef_x)
+        new_spread = float(1.4826 * np.median(resid[keep]))
+        keep = resid <= max(3 * new_spread, 0.25)
+        if keep.sum() < MIN_AFFINE_BLOCKS:
+            return None
+    if not (new_spread < AFFINE_GAIN * spread and spread - new_spread >= MIN_GAIN):
+        return None
+    gradient = ((float(coef_y[1]), float(coef_y[2])), (float(coef_x[1]), float(coef_x[2])))
+    return float(coef_y[0]), float(coef_x[0]), gradient, int(keep.sum()), new_spread

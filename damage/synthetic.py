@@ -136,11 +136,15 @@ def make_scene(
     return Scene(np.clip(before, 1, 255).astype(np.uint8), np.clip(after, 1, 255).astype(np.uint8), transform, crs, fp)
 
 
-def write_pair(scene: Scene, folder: str | Path, after_crs: str | None = None) -> tuple[Path, Path, Path]:
+def write_pair(
+    scene: Scene, folder: str | Path, after_crs: str | None = None, after_res: float | None = None
+) -> tuple[Path, Path, Path]:
     """Write a scene as ``before.tif``, ``after.tif`` and ``footprints.geojson``.
 
-    ``after_crs`` reprojects the after image into another CRS (e.g. ``EPSG:4326``), as
-    real pairs from different providers are. Returns the three paths.
+    ``after_crs`` reprojects the after image into another CRS (e.g. ``EPSG:4326``) and
+    ``after_res`` resamples it to another pixel size (in the units of ``after_crs``, or
+    of the scene's CRS without it), as real pairs from different providers are.
+    Returns the three paths.
     """
     import rasterio
     from rasterio.warp import Resampling, calculate_default_transform, reproject
@@ -153,12 +157,16 @@ def write_pair(scene: Scene, folder: str | Path, after_crs: str | None = None) -
     with rasterio.open(paths[0], "w", **profile) as ds:
         ds.write(scene.before)
     after, a_profile = scene.after, profile
-    if after_crs is not None:
+    if after_crs is not None or after_res is not None:
+        after_crs = after_crs or scene.crs
         left, top = scene.transform.c, scene.transform.f
         bounds = (left, top + scene.transform.e * h, left + scene.transform.a * w, top)
-        dt, dw, dh = calculate_default_transform(scene.crs, after_crs, w, h, *bounds)
+        dt, dw, dh = calculate_default_transform(scene.crs, after_crs, w, h, *bounds, resolution=after_res)
         out = np.zeros((3, dh, dw), dtype=np.uint8)
-        reproject(after, out, src_transform=scene.transform, src_crs=scene.crs, dst_transform=dt, dst_crs=after_crs, resampling=Resampling.cubic)
+        # Resampling.average when coarsening, as a sensor integrates over its pixel.
+        coarser = after_res is not None and abs(dt.a) * abs(dt.e) > 0 and dw * dh < w * h
+        reproject(after, out, src_transform=scene.transform, src_crs=scene.crs, dst_transform=dt, dst_crs=after_crs,
+                  resampling=Resampling.average if coarser else Resampling.cubic)
         after, a_profile = out, {**profile, "crs": after_crs, "transform": dt, "width": dw, "height": dh}
     with rasterio.open(paths[1], "w", **a_profile) as ds:
         ds.write(after)

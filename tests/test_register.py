@@ -31,3 +31,24 @@ def test_changed_blocks_do_not_drag_the_consensus():
 def test_too_little_valid_data_applies_no_shift():
     valid = np.zeros(SCENE.shape, bool)
     assert not estimate_shift(SCENE, SCENE, valid).applied
+
+
+def test_a_slight_rotation_is_fitted_as_an_affine_field():
+    big = make_scene(size=640, buildings=36, seed=5).before.mean(axis=0).astype(np.float32)
+    h, w = big.shape
+    t = np.radians(0.5)
+    rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    centre = np.array([(h - 1) / 2, (w - 1) / 2])
+    shift = np.array([2.0, -1.0])
+    # the after content at (r, c) is the before content at rot @ ((r, c) - centre - shift) + centre
+    after = ndimage.affine_transform(big, rot, offset=centre - rot @ (centre + shift), order=3, mode="nearest")
+    est = estimate_shift(big, after, np.ones(big.shape, bool))
+    assert est.applied and est.gradient != ((0.0, 0.0), (0.0, 0.0))
+    assert (est.dy, est.dx) == pytest.approx(tuple(shift), abs=0.15)
+    assert abs(est.rotation_deg) == pytest.approx(0.5, abs=0.1)
+    # the fitted field maps every grid pixel onto its content in the after image
+    rr, cc = np.mgrid[0:h:64, 0:w:64]
+    fwd = est.pixel_affine()
+    true_r = (np.linalg.inv(rot) @ (np.stack([rr.ravel(), cc.ravel()]) - centre[:, None]) + centre[:, None] + shift[:, None])
+    got_c, got_r = fwd * (cc.ravel().astype(float), rr.ravel().astype(float))
+    assert np.abs(got_r - true_r[0]).max() < 0.3 and np.abs(got_c - true_r[1]).max() < 0.3
