@@ -56,6 +56,11 @@ class Config:
         A pixel counts as changed (for ``changed_fraction`` and damage polygons) when
         its calibrated change (log-similarity lost beyond the scene's intact
         reference, see :mod:`damage.grading`) reaches this value.
+    cloud_mask : bool
+        Mask opaque clouds and their shadows in either epoch (see
+        :func:`damage.masks.clouds`); buildings under them are ``not-analysed``.
+    min_cloud_area : float
+        Smallest cloud or cloud shadow, in square metres of ground.
     min_valid_fraction : float
         Footprints with a smaller share of valid pixels in both epochs are graded
         ``not-analysed``.
@@ -74,6 +79,8 @@ class Config:
     metrics: tuple[tuple[str, float], ...] = (("ssim", 1.0),)
     ssim_sigma: float = 1.5
     change_threshold: float = 0.6
+    cloud_mask: bool = True
+    min_cloud_area: float = 1000.0
     min_valid_fraction: float = 0.5
     scale: str = "xbd"
     min_polygon_pixels: int = 8
@@ -112,6 +119,8 @@ class Config:
             raise ConfigError(f"max_shift must be positive, got {self.max_shift}")
         if self.ssim_sigma <= 0:
             raise ConfigError(f"ssim_sigma must be positive, got {self.ssim_sigma}")
+        if self.min_cloud_area <= 0:
+            raise ConfigError(f"min_cloud_area must be positive, got {self.min_cloud_area}")
         if self.min_polygon_pixels < 1:
             raise ConfigError(f"min_polygon_pixels must be >= 1, got {self.min_polygon_pixels}")
 

@@ -23,7 +23,7 @@ from .config import Config
 from .errors import BandMismatchError, FootprintsOutsideImageryError, NoOverlapError
 from .grading import NOT_ANALYSED, SCALES, calibrate, grade, score
 from .grid import common_grid, warp_epoch
-from .masks import erode
+from .masks import clouds, erode
 from .metrics import METRIC_RADIUS, combined
 from .normalize import normalize
 from .polygons import changed_polygons
@@ -166,6 +166,12 @@ def _assess(before, after, footprints, cfg: Config, want_polygons: bool, steps: 
                 valid = rb.valid & ra.valid
     # -- radiometry and change ---------------------------------------------------------------
     with steps.step("normalising"):
+        cloud_info: dict[str, Any] = {"applied": False}
+        if cfg.cloud_mask:  # before the radiometric fit, which clouds would bias
+            min_pixels = max(int(cfg.min_cloud_area / (grid.res**2 * _unit_m2(grid.crs))), 16)
+            cloudy, cloud_info = clouds(rb.array, ra.array, valid, min_pixels=min_pixels)
+            cloud_info = {"applied": True, **cloud_info}
+            valid = valid & ~cloudy
         after_norm, norm_params = normalize(rb.array, ra.array, valid, cfg.normalize)
     with steps.step("measuring change"):
         change, maps = combined(rb.array, after_norm, valid, cfg.metrics, sigma=cfg.ssim_sigma)
@@ -217,6 +223,7 @@ def _assess(before, after, footprints, cfg: Config, want_polygons: bool, steps: 
             "grid": {"crs": grid.crs.to_string(), "resolution": grid.res, "shape": list(grid.shape), "bounds": list(grid.bounds)},
             "registration": shift.to_dict() if shift is not None else {"applied": False},
             "normalization": norm_params,
+            "clouds": cloud_info,
             "calibration": calib.to_dict(),
             "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
         }

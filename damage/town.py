@@ -238,7 +238,7 @@ def make_town(
     before = _render(rng, houses, roads, trees, np.zeros(n, int), sun_b, 0.0, 0.0, [])
     new = _new_buildings(rng, houses, roads | trees, shape, nz.new_buildings)
     after = _render(rng, houses, roads, trees, grade_idx, sun_b + nz.sun, nz.season, nz.parallax, new)
-    after, cloud = _atmosphere(rng, after, nz)
+    after, cloud = _atmosphere(rng, after, nz, res)
     after = _warp(after, nz.shift, nz.rotation)
     before = before + rng.normal(0, nz.noise, before.shape)
     after = after + rng.normal(0, nz.noise, after.shape)
@@ -332,15 +332,19 @@ def _render(rng, houses, roads, trees, grade_idx, sun_az, season, parallax, new)
     return img
 
 
-def _atmosphere(rng: np.random.Generator, img: np.ndarray, nz: Nuisances) -> tuple[np.ndarray, np.ndarray]:
-    """Haze, clouds with shadows, and the after sensor's response; returns the cloud/shadow mask."""
+def _atmosphere(rng: np.random.Generator, img: np.ndarray, nz: Nuisances, res: float) -> tuple[np.ndarray, np.ndarray]:
+    """Haze, clouds with shadows, and the after sensor's response; returns the cloud/shadow mask.
+
+    Clouds are blobs some tens of metres across (a smooth field of 30 m correlation
+    length); their shadows fall 30 m south and 25 m west.
+    """
     shape = img.shape[1:]
     cloud_any = np.zeros(shape, bool)
     if nz.clouds > 0:
-        field = _smooth(rng, shape, max(shape) / 16)
+        field = _smooth(rng, shape, 30.0 / res)
         thr = np.quantile(field, 1 - nz.clouds)
         alpha = np.clip((field - thr) / 0.25, 0, 1)
-        shadow = ndimage.shift(alpha, (shape[0] / 14, -shape[1] / 12), order=1, mode="constant")
+        shadow = ndimage.shift(alpha, (30.0 / res, -25.0 / res), order=1, mode="constant")
         shadow = shadow * (1 - alpha)
         img = img * (1 - 0.55 * shadow)[None]
         white = np.array([238.0, 240.0, 245.0])[:, None, None] + 6 * _smooth(rng, shape, 3)[None]
