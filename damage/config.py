@@ -52,6 +52,14 @@ class Config:
         combined per-pixel change.
     ssim_sigma : float
         Standard deviation, in pixels, of the Gaussian window of the SSIM metric.
+    shift_tolerance : int
+        Whole pixels of displacement, in each direction, that change metrics forgive:
+        the change at a pixel is the smallest over these displacements of the after
+        image (residual misregistration, parallax). 0 turns it off.
+    full_damage : float
+        Calibrated change (log-similarity lost beyond the scene's intact reference,
+        see :mod:`damage.grading`) that scores 1; the xBD grades begin at a quarter,
+        half and three quarters of it.
     change_threshold : float
         A pixel counts as changed (for ``changed_fraction`` and damage polygons) when
         its calibrated change (log-similarity lost beyond the scene's intact
@@ -78,6 +86,8 @@ class Config:
     normalize: str = "regression"
     metrics: tuple[tuple[str, float], ...] = (("ssim", 1.0),)
     ssim_sigma: float = 1.5
+    shift_tolerance: int = 1
+    full_damage: float = 0.8
     change_threshold: float = 0.6
     cloud_mask: bool = True
     min_cloud_area: float = 1000.0
@@ -117,6 +127,10 @@ class Config:
             raise ConfigError(f"min_valid_fraction must be in [0, 1], got {self.min_valid_fraction}")
         if self.max_shift <= 0:
             raise ConfigError(f"max_shift must be positive, got {self.max_shift}")
+        if not 0 <= self.shift_tolerance <= 4:
+            raise ConfigError(f"shift_tolerance must be 0 to 4 pixels, got {self.shift_tolerance}")
+        if self.full_damage <= 0:
+            raise ConfigError(f"full_damage must be positive, got {self.full_damage}")
         if self.ssim_sigma <= 0:
             raise ConfigError(f"ssim_sigma must be positive, got {self.ssim_sigma}")
         if self.min_cloud_area <= 0:

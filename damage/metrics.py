@@ -5,16 +5,24 @@ grid, already registered and normalised, and the ``(rows, cols)`` validity, and
 returns a ``(rows, cols)`` float32 map where larger means more change, on a scale
 where 0 is no change and about 1 is complete change. Values at invalid pixels are
 meaningless. New metrics plug in with :func:`register`.
+
+Every metric takes a ``tolerance`` in whole pixels: the change at a pixel is the
+smallest over all displacements of the after image up to ``tolerance`` pixels in
+each direction. What is left of misregistration after co-registration, and roofs
+that lean differently in off-nadir views (parallax), then do not count as change,
+while a roof that became rubble matches no displacement.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["METRICS", "register", "ssim", "absdiff", "gradient", "robust_range", "METRIC_RADIUS"]
+__all__ = ["METRICS", "register", "ssim", "absdiff", "gradient", "robust_range", "METRIC_RADIUS", "tolerant", "displacements", "shift_edge"]
 
 Metric = Callable[..., np.ndarray]
 METRICS: dict[str, Metric] = {}
@@ -23,10 +31,15 @@ METRIC_RADIUS: dict[str, int] = {}
 
 
 def register(name: str, radius: int = 0) -> Callable[[Metric], Metric]:
-    """Decorator: add a metric to :data:`METRICS` under ``name``."""
+    """Decorator: add a metric to :data:`METRICS` under ``name``.
+
+    ``radius`` is the context, in pixels, the metric needs on each side. A function
+    without a ``tolerance`` parameter is registered wrapped in :func:`tolerant`.
+    """
 
     def wrap(func: Metric) -> Metric:
-        METRICS[name] = func
+        # A metric without a ``tolerance`` parameter gets the generic one.
+        METRICS[name] = func if "tolerance" in inspect.signature(func).parameters else tolerant(func)
         METRIC_RADIUS[name] = radius
         return func
 
@@ -46,8 +59,39 @@ def _gauss(x: np.ndarray, sigma: float) -> np.ndarray:
     return ndimage.gaussian_filter(x, sigma, mode="reflect", truncate=3.5)
 
 
+def displacements(tolerance: int) -> list[tuple[int, int]]:
+    """Every integer ``(dy, dx)`` with both components within ``tolerance``, ``(0, 0)`` first."""
+    t = range(-tolerance, tolerance + 1)
+    return sorted(((dy, dx) for dy in t for dx in t), key=lambda d: (d != (0, 0), abs(d[0]) + abs(d[1]), d))
+
+
+def shift_edge(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``a`` moved by whole pixels over its last two axes; edges repeat the border pixels."""
+    if dy == 0 and dx == 0:
+        return a
+    t = max(abs(dy), abs(dx))
+    pad = [(0, 0)] * (a.ndim - 2) + [(t, t), (t, t)]
+    p = np.pad(a, pad, mode="edge")
+    h, w = a.shape[-2:]
+    return p[..., t - dy : t - dy + h, t - dx : t - dx + w]
+
+
+def tolerant(metric: Metric) -> Metric:
+    """Give a metric a ``tolerance``: the smallest change over displacements of ``after``."""
+
+    @functools.wraps(metric)
+    def wrapped(before, after, valid, sigma=1.5, tolerance=0):
+        out = None
+        for dy, dx in displacements(tolerance):
+            m = metric(before, shift_edge(after, dy, dx), valid, sigma=sigma)
+            out = m if out is None else np.minimum(out, m)
+        return out
+
+    return wrapped
+
+
 @register("ssim", radius=6)
-def ssim(before: np.ndarray, after: np.ndarray, valid: np.ndarray, sigma: float = 1.5) -> np.ndarray:
+def ssim(before: np.ndarray, after: np.ndarray, valid: np.ndarray, sigma: float = 1.5, tolerance: int = 0) -> np.ndarray:
     """One minus the structural similarity (SSIM), averaged over bands, clipped to [0, 1].
 
     SSIM compares local means, contrasts and the correlation of local structure in
@@ -55,21 +99,28 @@ def ssim(before: np.ndarray, after: np.ndarray, valid: np.ndarray, sigma: float 
     structure even when its average colour hardly changes. The constants are
     scaled by each band's robust range, so the metric does not depend on the
     sensor's brightness scale.
+
+    With a ``tolerance``, the after image's local means and variances are only moved
+    (they do not depend on the displacement); one filter per band and displacement
+    recomputes the covariance.
     """
-    out = np.zeros(before.shape[1:], dtype=np.float32)
     ranges = robust_range(before, valid)
-    for band in range(before.shape[0]):
-        x = before[band].astype(np.float32)
-        y = after[band].astype(np.float32)
-        c1 = (0.01 * ranges[band]) ** 2
-        c2 = (0.03 * ranges[band]) ** 2
-        mx, my = _gauss(x, sigma), _gauss(y, sigma)
-        vx = _gauss(x * x, sigma) - mx * mx
-        vy = _gauss(y * y, sigma) - my * my
-        cxy = _gauss(x * y, sigma) - mx * my
-        s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-        out += 1.0 - s
-    return np.clip(out / before.shape[0], 0.0, 1.0)
+    x = before.astype(np.float32)
+    y = after.astype(np.float32)
+    mx = np.stack([_gauss(b, sigma) for b in x])
+    my = np.stack([_gauss(b, sigma) for b in y])
+    vx = np.stack([_gauss(b * b, sigma) for b in x]) - mx * mx
+    vy = np.stack([_gauss(b * b, sigma) for b in y]) - my * my
+    c1 = ((0.01 * ranges) ** 2).astype(np.float32)[:, None, None]
+    c2 = ((0.03 * ranges) ** 2).astype(np.float32)[:, None, None]
+    out = None
+    for dy, dx in displacements(tolerance):
+        ys, mys, vys = shift_edge(y, dy, dx), shift_edge(my, dy, dx), shift_edge(vy, dy, dx)
+        cxy = np.stack([_gauss(a * b, sigma) for a, b in zip(x, ys)]) - mx * mys
+        s = ((2 * mx * mys + c1) * (2 * cxy + c2)) / ((mx * mx + mys * mys + c1) * (vx + vys + c2))
+        change = (1.0 - s).mean(axis=0)
+        out = change if out is None else np.minimum(out, change)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
 @register("absdiff", radius=0)
@@ -97,8 +148,15 @@ def gradient(before: np.ndarray, after: np.ndarray, valid: np.ndarray, sigma: fl
     return np.clip((1.0 - (num + eps) / (den + eps)) / 2.0, 0.0, 1.0).astype(np.float32)
 
 
-def combined(before: np.ndarray, after: np.ndarray, valid: np.ndarray, weights: tuple[tuple[str, float], ...], sigma: float = 1.5) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Every weighted metric and their weighted mean.
+def combined(
+    before: np.ndarray,
+    after: np.ndarray,
+    valid: np.ndarray,
+    weights: tuple[tuple[str, float], ...],
+    sigma: float = 1.5,
+    tolerance: int = 0,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Every weighted metric (each with the same ``tolerance``) and their weighted mean.
 
     Returns
     -------
@@ -107,7 +165,7 @@ def combined(before: np.ndarray, after: np.ndarray, valid: np.ndarray, weights: 
     maps : dict
         Each metric's own map, by name.
     """
-    maps = {name: METRICS[name](before, after, valid, sigma=sigma) for name, _ in weights}
+    maps = {name: METRICS[name](before, after, valid, sigma=sigma, tolerance=tolerance) for name, _ in weights}
     total = sum(w for _, w in weights)
     change = sum(maps[name] * (w / total) for name, w in weights)
     return np.asarray(change, dtype=np.float32), maps

@@ -174,8 +174,8 @@ def _assess(before, after, footprints, cfg: Config, want_polygons: bool, steps: 
             valid = valid & ~cloudy
         after_norm, norm_params = normalize(rb.array, ra.array, valid, cfg.normalize)
     with steps.step("measuring change"):
-        change, maps = combined(rb.array, after_norm, valid, cfg.metrics, sigma=cfg.ssim_sigma)
-        radius = max(METRIC_RADIUS[name] for name, _ in cfg.metrics)
+        change, maps = combined(rb.array, after_norm, valid, cfg.metrics, sigma=cfg.ssim_sigma, tolerance=cfg.shift_tolerance)
+        radius = max(METRIC_RADIUS[name] for name, _ in cfg.metrics) + cfg.shift_tolerance
         mvalid = erode(valid, radius)
     # -- per footprint ----------------------------------------------------------------------
     with steps.step("aggregating per footprint"):
@@ -188,7 +188,7 @@ def _assess(before, after, footprints, cfg: Config, want_polygons: bool, steps: 
         analysed = (valid_fraction >= cfg.min_valid_fraction) & (valid_count > 0)
     # -- grading -------------------------------------------------------------------------------
     with steps.step("grading"):
-        calib = calibrate(np.where(analysed, stats["mean"], np.nan), _block_means(change, mvalid))
+        calib = calibrate(np.where(analysed, stats["mean"], np.nan), _block_means(change, mvalid), delta_full=cfg.full_damage)
         scores = np.where(analysed, score(stats["mean"], calib), np.nan)
         grades = grade(scores, analysed, cfg.scale)
         # A pixel changed when its loss of similarity beyond the intact reference

@@ -307,6 +307,10 @@ def _render(rng, houses, roads, trees, grade_idx, sun_az, season, parallax, new)
             height = house.height * (0.5 if g == 2 else 1.0)
             sh = _shadow(m, height, sun_az)
             img[:, sh] *= 0.5
+    standing = np.zeros(shape, bool)  # roofs still standing: debris falls beside them, not on them
+    for _, g, m in masks:
+        if g < 3:
+            standing |= m
     for house, g, m in masks:
         img[:, m] = _roof(house, m, rng, sun_az)
         rr, cc = np.nonzero(m)
@@ -326,7 +330,7 @@ def _render(rng, houses, roads, trees, grade_idx, sun_az, season, parallax, new)
             part[rr[proj > cut], cc[proj > cut]] = True
             img[:, part] = _rubble(rng, int(part.sum()))
         elif g == 3:  # all of it, and debris spilling out
-            spill = ndimage.binary_dilation(m, iterations=int(rng.integers(2, 5))) & ~roads
+            spill = ndimage.binary_dilation(m, iterations=int(rng.integers(2, 5))) & ~roads & ~standing
             spill &= m | (rng.random(shape) < 0.7)  # scattered beyond the walls
             img[:, spill] = _rubble(rng, int(spill.sum()))
     return img
