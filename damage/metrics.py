@@ -55,6 +55,26 @@ def robust_range(array: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.maximum(hi - lo, 1e-6)
 
 
+#: The Laplacian-difference kernel of Immerkaer (1996): flat and linear ramps give 0.
+_NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
+
+
+def noise_sigma(array: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per-band standard deviation of pixel noise, from the median response to a Laplacian difference.
+
+    The median (not the mean) of the absolute response ignores edges; for Gaussian
+    noise of standard deviation s, the response has standard deviation 6 s.
+    """
+    core = ndimage.binary_erosion(valid, iterations=1, border_value=0)
+    out = np.zeros(array.shape[0], dtype=np.float64)
+    for band in range(array.shape[0]):
+        r = ndimage.convolve(array[band].astype(np.float32), _NOISE_KERNEL, mode="reflect")[core]
+        if r.size > 400_000:
+            r = r[:: r.size // 400_000]
+        out[band] = 1.4826 * float(np.median(np.abs(r))) / 6.0 if r.size else 0.0
+    return out
+
+
 def _gauss(x: np.ndarray, sigma: float) -> np.ndarray:
     return ndimage.gaussian_filter(x, sigma, mode="reflect", truncate=3.5)
 
@@ -100,6 +120,9 @@ def ssim(before: np.ndarray, after: np.ndarray, valid: np.ndarray, sigma: float 
     scaled by each band's robust range, so the metric does not depend on the
     sensor's brightness scale.
 
+    Each epoch's pixel noise (:func:`noise_sigma`) is taken out of its local
+    variances, so noise alone does not lower the similarity.
+
     With a ``tolerance``, the after image's local means and variances are only moved
     (they do not depend on the displacement); one filter per band and displacement
     recomputes the covariance.
@@ -109,8 +132,12 @@ def ssim(before: np.ndarray, after: np.ndarray, valid: np.ndarray, sigma: float 
     y = after.astype(np.float32)
     mx = np.stack([_gauss(b, sigma) for b in x])
     my = np.stack([_gauss(b, sigma) for b in y])
-    vx = np.stack([_gauss(b * b, sigma) for b in x]) - mx * mx
-    vy = np.stack([_gauss(b * b, sigma) for b in y]) - my * my
+    # Local variances without each epoch's sensor noise: an intact roof seen through
+    # noise is as similar as one seen without, and scores mean the same at any noise.
+    nx = (noise_sigma(x, valid) ** 2)[:, None, None]
+    ny = (noise_sigma(y, valid) ** 2)[:, None, None]
+    vx = np.maximum(np.stack([_gauss(b * b, sigma) for b in x]) - mx * mx - nx, 0.0)
+    vy = np.maximum(np.stack([_gauss(b * b, sigma) for b in y]) - my * my - ny, 0.0)
     c1 = ((0.01 * ranges) ** 2).astype(np.float32)[:, None, None]
     c2 = ((0.03 * ranges) ** 2).astype(np.float32)[:, None, None]
     out = None
