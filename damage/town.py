@@ -181,10 +181,15 @@ def _roof(house: _House, mask: np.ndarray, rng: np.random.Generator, sun_az: flo
     return vals
 
 
-def _rubble(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Debris: wood, plaster, insulation and shadowed gaps at 1-2 px."""
+def _rubble(rng: np.random.Generator, n: int, roof: np.ndarray) -> np.ndarray:
+    """Debris at 1-2 px: mostly broken pieces of the roof itself (its colour, lit at
+    random angles), the rest wood, plaster and shadowed gaps. Its mean colour stays
+    near the roof's, so colour difference alone does not give it away."""
     palette = np.array([[150, 120, 90], [200, 195, 185], [90, 80, 70], [170, 150, 130], [60, 55, 50], [130, 110, 100]], float)
-    return (palette[rng.integers(len(palette), size=n)] + rng.normal(0, 15, (n, 3))).T
+    own = roof[None, :] * rng.uniform(0.55, 1.3, (n, 1))
+    other = palette[rng.integers(len(palette), size=n)]
+    pick = rng.random(n) < 0.6
+    return (np.where(pick[:, None], own, other) + rng.normal(0, 12, (n, 3))).T
 
 
 def make_town(
@@ -321,18 +326,18 @@ def _render(rng, houses, roads, trees, grade_idx, sun_az, season, parallax, new)
                 r, c = rr[k], cc[k]
                 holes[r : r + rng.integers(2, 4), c : c + rng.integers(2, 4)] = True
             holes &= m
-            img[:, holes] = _rubble(rng, int(holes.sum())) * 0.6
+            img[:, holes] = _rubble(rng, int(holes.sum()), house.colour) * 0.6
         elif g == 2:  # part of the roof collapsed
             ang = rng.uniform(0, 2 * math.pi)
             proj = (cc - cc.mean()) * math.cos(ang) + (rr - rr.mean()) * math.sin(ang)
             cut = np.quantile(proj, rng.uniform(0.35, 0.55))
             part = np.zeros(shape, bool)
             part[rr[proj > cut], cc[proj > cut]] = True
-            img[:, part] = _rubble(rng, int(part.sum()))
+            img[:, part] = _rubble(rng, int(part.sum()), house.colour)
         elif g == 3:  # all of it, and debris spilling out
             spill = ndimage.binary_dilation(m, iterations=int(rng.integers(2, 5))) & ~roads & ~standing
             spill &= m | (rng.random(shape) < 0.7)  # scattered beyond the walls
-            img[:, spill] = _rubble(rng, int(spill.sum()))
+            img[:, spill] = _rubble(rng, int(spill.sum()), house.colour)
     return img
 
 
