@@ -76,6 +76,32 @@ class Config:
         Damage scale from :data:`damage.grading.SCALES`.
     min_polygon_pixels : int
         Smallest changed area, in pixels, kept as a damage polygon.
+    method : str
+        ``"optical"``: one before and one after image (each may be many tiles),
+        structural change. ``"pwtt"``: stacks of images before and after (radar or
+        optical), the pixel-wise t-test (see :mod:`damage.sar`).
+    units : str
+        PWTT: what the pixels are: ``"auto"`` (from each file's tags, else power),
+        ``"power"``, ``"amplitude"``, ``"db"`` or ``"optical"``.
+    lee_size : int
+        PWTT: window of the Lee speckle filter, in pixels (odd; 1 turns it off; not
+        applied to optical stacks).
+    looks : float
+        PWTT: equivalent number of looks of the input (Sentinel-1 GRD IW: about 5).
+    t_threshold : float
+        PWTT: footprint mean |t| from which a building counts as damaged
+        (major-damage; the published threshold is 3.3). Minor damage begins at half
+        of it, destroyed at one and a half times it; ``damage_score`` is
+        ``t / (2 * t_threshold)`` clipped to [0, 1].
+    by_orbit : bool
+        PWTT: a t statistic per orbit (images grouped by their orbit tag) and the
+        largest over orbits, as published; otherwise one statistic over all images.
+    smoothing_radii : tuple of float
+        PWTT: radii, in metres, of the focal means averaged with the raw t map (the
+        published 50, 100, 150 m); empty for none.
+    window : int
+        PWTT: side, in pixels, of the windows the grid is processed in; memory
+        depends on it, not on the size of the grid or the number of images.
     """
 
     resolution: float | None = None
@@ -94,6 +120,14 @@ class Config:
     min_valid_fraction: float = 0.5
     scale: str = "xbd"
     min_polygon_pixels: int = 8
+    method: str = "optical"
+    units: str = "auto"
+    lee_size: int = 3
+    looks: float = 5.0
+    t_threshold: float = 3.3
+    by_orbit: bool = False
+    smoothing_radii: tuple[float, ...] = (50.0, 100.0, 150.0)
+    window: int = 1024
 
     def __post_init__(self) -> None:
         # Accept a mapping for metrics ({"ssim": 1.0}) and store it as pairs.
@@ -101,6 +135,7 @@ class Config:
             object.__setattr__(self, "metrics", tuple((str(k), float(v)) for k, v in self.metrics.items()))
         else:
             object.__setattr__(self, "metrics", tuple((str(k), float(v)) for k, v in self.metrics))
+        object.__setattr__(self, "smoothing_radii", tuple(float(r) for r in self.smoothing_radii))
         self._validate()
 
     def _validate(self) -> None:
@@ -135,6 +170,18 @@ class Config:
             raise ConfigError(f"ssim_sigma must be positive, got {self.ssim_sigma}")
         if self.min_cloud_area <= 0:
             raise ConfigError(f"min_cloud_area must be positive, got {self.min_cloud_area}")
+        if self.method not in ("optical", "pwtt"):
+            raise ConfigError(f"method={self.method!r} is unknown; choose 'optical' or 'pwtt'")
+        if self.units not in ("auto", "power", "amplitude", "db", "optical"):
+            raise ConfigError(f"units={self.units!r} is unknown; choose auto, power, amplitude, db or optical")
+        if self.lee_size < 1 or (self.lee_size > 1 and self.lee_size % 2 == 0):
+            raise ConfigError(f"lee_size must be 1 or an odd number of pixels, got {self.lee_size}")
+        if self.looks <= 0 or self.t_threshold <= 0:
+            raise ConfigError(f"looks and t_threshold must be positive, got {self.looks} and {self.t_threshold}")
+        if any(r <= 0 for r in self.smoothing_radii):
+            raise ConfigError(f"smoothing_radii must be positive metres, got {self.smoothing_radii}")
+        if self.window < 64:
+            raise ConfigError(f"window must be at least 64 pixels, got {self.window}")
         if self.min_polygon_pixels < 1:
             raise ConfigError(f"min_polygon_pixels must be >= 1, got {self.min_polygon_pixels}")
 

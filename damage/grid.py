@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from affine import Affine
@@ -66,8 +66,8 @@ def _intersect(a: Bounds, b: Bounds) -> Bounds | None:
 
 
 def common_grid(
-    before: Epoch,
-    after: Epoch,
+    before: Epoch | Sequence[Epoch],
+    after: Epoch | Sequence[Epoch],
     footprint_bounds: Callable[[CRS], Bounds],
     crs: CRS | str | None = None,
     resolution: float | None = None,
@@ -80,7 +80,8 @@ def common_grid(
 
     Parameters
     ----------
-    before, after : Epoch
+    before, after : Epoch or sequence of Epoch
+        One epoch each, or the images of two stacks (the grid covers the overlap of all).
     footprint_bounds : callable
         Returns the footprints' bounds in a given CRS.
     crs : CRS or str, optional
@@ -97,21 +98,26 @@ def common_grid(
     FootprintsOutsideImageryError
         No footprint lies in the overlap.
     """
+    befores = [before] if isinstance(before, Epoch) else list(before)
+    afters = [after] if isinstance(after, Epoch) else list(after)
+    before = befores[0]
     if crs is None:
         w, s, e, n = footprint_bounds(CRS.from_epsg(4326))
-        crs = choose_crs(before, after, ((w + e) / 2, (s + n) / 2))
+        crs = choose_crs(before, afters[0], ((w + e) / 2, (s + n) / 2))
     crs = CRS.from_user_input(crs)
     if ProjCRS.from_user_input(crs.to_wkt()).is_geographic:
         log.warning("grid CRS %s is geographic: pixels are not square on the ground", crs)
-    overlap = _intersect(epoch_bounds(before, crs), epoch_bounds(after, crs))
-    if overlap is None:
-        raise NoOverlapError(f"{before.describe()} and {after.describe()} do not overlap")
+    overlap: Bounds | None = epoch_bounds(before, crs)
+    for epoch in befores[1:] + afters:
+        overlap = _intersect(overlap, epoch_bounds(epoch, crs))
+        if overlap is None:
+            raise NoOverlapError(f"{before.describe()} and {epoch.describe()} do not overlap")
     # Anchor the grid on the before epoch's own pixel lattice when it is already in the
     # grid CRS at about the grid's pixel size: the before pixels are then not resampled.
     first = before.tiles[0]
     on_lattice = first.crs == crs and abs(first.transform.a + first.transform.e) < 1e-9 * first.res
     if resolution is None:
-        resolution = max(native_resolution(before, crs), native_resolution(after, crs))
+        resolution = max(native_resolution(e, crs) for e in befores + afters)
         if on_lattice and abs(resolution - first.res) <= 0.1 * first.res:
             resolution = first.res
         else:

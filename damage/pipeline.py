@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .config import Config
-from .errors import BandMismatchError, FootprintsOutsideImageryError, NoOverlapError
+from .errors import BandMismatchError, ConfigError, FootprintsOutsideImageryError, NoOverlapError
 from .grading import NOT_ANALYSED, SCALES, calibrate, grade, score
 from .grid import common_grid, warp_epoch
 from .masks import clouds, erode
@@ -30,6 +30,7 @@ from .polygons import changed_polygons
 from .raster import Raster
 from .register import estimate_shift, luminance
 from .sources import PathSpec, open_epoch, read_footprints
+from .timeseries import assess_stack
 from .zonal import zonal_stats, zones
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,10 @@ def assess(
     ----------
     before, after : path or sequence of paths
         Each a GeoTIFF (or any raster GDAL reads), a directory of tiles, or a list of
-        either. The epochs may differ in CRS, pixel size and tiling.
+        either. The epochs may differ in CRS, pixel size and tiling. With
+        ``method="pwtt"``, each is a stack: every file (or directory element) is one
+        image, dated from its tags or name; files of the same date and orbit are
+        tiles of one image.
     footprints : path or GeoDataFrame
         Building polygons: any vector file OGR reads, GeoParquet, or a GeoDataFrame.
     config : Config, optional
@@ -96,7 +100,10 @@ def assess(
     progress : bool
         Show a progress bar over the steps.
     **options
-        Overrides of single :class:`Config` fields, e.g. ``min_valid_fraction=0.3``.
+        Overrides of single :class:`Config` fields, e.g. ``min_valid_fraction=0.3``
+        or ``method="pwtt"`` (stacks and the pixel-wise t-test, see
+        :mod:`damage.timeseries`; its evidence columns are
+        :data:`damage.timeseries.PWTT_COLUMNS`).
 
     Returns
     -------
@@ -120,6 +127,10 @@ def assess(
     >>> result["damage_grade"].value_counts()  # doctest: +SKIP
     """
     cfg = (config or Config()).replace(**options)
+    if cfg.method == "pwtt":
+        if polygons:
+            raise ConfigError("damage polygons are not available with method='pwtt' (its pixels are ~10 m)")
+        return assess_stack(before, after, footprints, cfg, progress=progress)
     steps = _Steps(progress, 8)
     try:
         return _assess(before, after, footprints, cfg, polygons, steps)

@@ -8,7 +8,9 @@ pixel size. Footprints are any vector file OGR reads, GeoParquet, or a GeoDataFr
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
+import re
 import warnings
 from collections.abc import Iterable, Sequence
 from os import PathLike
@@ -37,7 +39,7 @@ from .errors import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Tile", "Epoch", "open_epoch", "read_tile", "read_footprints", "read_result", "PathSpec"]
+__all__ = ["Tile", "Epoch", "Acquisition", "open_epoch", "open_stack", "read_tile", "read_footprints", "read_result", "PathSpec"]
 
 PathSpec = str | PathLike | Sequence[str | PathLike]
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")
@@ -157,6 +159,96 @@ def open_epoch(spec: PathSpec, name: str = "epoch") -> Epoch:
         detail = ", ".join(f"{t.path.name}: {t.count}" for t in tiles[:4])
         raise BandMismatchError(f"{name} epoch: tiles have different band counts ({detail})")
     return Epoch(name, tiles)
+
+
+@dataclasses.dataclass(frozen=True)
+class Acquisition:
+    """One image of a stack: its tiles (an :class:`Epoch`), date, orbit group and units."""
+
+    epoch: Epoch
+    date: datetime.date | None
+    orbit: str | None
+    units: str | None
+
+    def describe(self) -> str:
+        return f"{self.epoch.describe()} ({self.date or 'no date'})"
+
+
+_DATE_TAGS = ("ACQUISITION_DATE", "ACQUISITION_START", "DATE", "TIFFTAG_DATETIME", "startTime", "acquisition_date")
+_ORBIT_TAGS = ("RELATIVE_ORBIT", "ORBIT", "relativeOrbitNumber_start", "orbit")
+_UNIT_TAGS = ("SAR_UNITS", "UNITS", "units")
+_DATE_IN_NAME = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
+_ORBIT_IN_NAME = re.compile(r"(?:orbit|_R|_ORB)[-_]?(\d{1,3})(?!\d)", re.IGNORECASE)
+
+
+def _parse_date(text: str) -> datetime.date | None:
+    m = _DATE_IN_NAME.search(text.replace(":", "-"))
+    if not m:
+        return None
+    try:
+        return datetime.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        return None
+
+
+def _stack_tags(path: Path) -> tuple[datetime.date | None, str | None, str | None]:
+    """Date, orbit and units of a file, from its metadata tags or else its name."""
+    try:
+        with rasterio.open(path) as ds:
+            tags = {**ds.tags(), **ds.tags(1)}
+            band_units = ds.units[0] if ds.units and ds.units[0] else None
+    except RasterioIOError as exc:
+        raise InvalidRasterError(f"{path}: not a readable raster ({_first_line(exc)})") from None
+    date = next((d for d in (_parse_date(str(tags[k])) for k in _DATE_TAGS if k in tags) if d), None)
+    date = date or _parse_date(path.stem)
+    orbit = next((str(tags[k]) for k in _ORBIT_TAGS if k in tags), None)
+    if orbit is None and (m := _ORBIT_IN_NAME.search(path.stem)):
+        orbit = str(int(m.group(1)))
+    units = next((str(tags[k]) for k in _UNIT_TAGS if k in tags), band_units)
+    return date, orbit, units.lower() if units else None
+
+
+def open_stack(spec: PathSpec, name: str = "stack") -> list[Acquisition]:
+    """Read the headers of a stack of images and group its files into acquisitions.
+
+    Files with the same date and orbit are tiles of one acquisition; files without a
+    date are one acquisition each. Dates come from metadata tags
+    (``ACQUISITION_DATE``, ``TIFFTAG_DATETIME``, ...) or a ``YYYYMMDD`` /
+    ``YYYY-MM-DD`` in the file name; the orbit group from ``RELATIVE_ORBIT`` /
+    ``ORBIT`` tags or ``orbitNNN`` / ``_RNNN`` in the name; units from a
+    ``SAR_UNITS``/``UNITS`` tag or the band's unit.
+
+    Parameters
+    ----------
+    spec : path or sequence of paths
+        Files, directories of files, or a list of either.
+    name : str
+        ``"before"`` or ``"after"``, used in messages.
+
+    Returns
+    -------
+    list of Acquisition
+        In date order (undated last, in path order).
+    """
+    groups: dict[tuple, list[tuple[Tile, str | None]]] = {}
+    for i, path in enumerate(_expand(spec)):
+        tile = _open_tile(path)
+        date, orbit, units = _stack_tags(path)
+        key = (date, orbit) if date is not None else (None, f"#{i}")
+        groups.setdefault(key, []).append((tile, units))
+    out = []
+    for (date, orbit), members in groups.items():
+        tiles = tuple(t for t, _ in members)
+        counts = {t.count for t in tiles}
+        if len(counts) > 1:
+            raise BandMismatchError(f"{name} stack: tiles of {date} have different band counts")
+        units = {u for _, u in members} - {None}
+        if len(units) > 1:
+            raise InvalidRasterError(f"{name} stack: tiles of {date} declare different units {sorted(units)}")
+        real_orbit = None if orbit is not None and orbit.startswith("#") else orbit
+        out.append(Acquisition(Epoch(name, tiles), date, real_orbit, units.pop() if units else None))
+    out.sort(key=lambda a: (a.date is None, a.date or datetime.date.min))
+    return out
 
 
 def read_tile(tile: Tile, window: Window) -> tuple[np.ndarray, np.ndarray | None, Affine]:

@@ -87,7 +87,7 @@ class Zones:
         return out
 
 
-def zones(geoms: np.ndarray, grid: Grid, min_pixels: int = 4) -> Zones:
+def zones(geoms: np.ndarray, grid: Grid, min_pixels: int = 4, small: np.ndarray | None = None) -> Zones:
     """Burn footprints (already in the grid CRS) into label images.
 
     Parameters
@@ -97,6 +97,9 @@ def zones(geoms: np.ndarray, grid: Grid, min_pixels: int = 4) -> Zones:
     grid : Grid
     min_pixels : int
         Footprints with fewer pixel centres inside take all pixels they touch.
+    small : numpy.ndarray of bool, optional
+        Which footprints take all pixels they touch, decided by the caller (a
+        windowed run decides once for the whole grid, so that every window agrees).
     """
     geoms = np.asarray(geoms, dtype=object)
     n = len(geoms)
@@ -111,7 +114,7 @@ def zones(geoms: np.ndarray, grid: Grid, min_pixels: int = 4) -> Zones:
     # Small footprints: every touched pixel, in layers of their own.
     bbox = grid.bounds
     inside = shapely.intersects(geoms, shapely.box(*bbox))
-    small = usable & inside & (counts < min_pixels)
+    small = usable & inside & (counts < min_pixels) if small is None else usable & inside & np.asarray(small, bool)
     if small.any():
         small_layer = np.full(n, -1, dtype=np.int32)
         sidx = np.flatnonzero(small)
@@ -175,7 +178,16 @@ def grouped_quantile(labels: np.ndarray, values: np.ndarray, n: int, q: float) -
     return out
 
 
+def _max(labels: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(n, -np.inf)
+    np.maximum.at(out, labels, values)
+    return np.where(np.isfinite(out), out, np.nan)
+
+
 STATS: dict[str, Stat] = {
+    "sum": lambda labels, values, n: np.bincount(labels, weights=values, minlength=n),
+    "count": lambda labels, values, n: np.bincount(labels, minlength=n).astype(np.float64),
+    "max": _max,
     "mean": _mean,
     "std": _std,
     "median": lambda labels, values, n: grouped_quantile(labels, values, n, 0.5),

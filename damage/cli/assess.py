@@ -31,6 +31,14 @@ log = logging.getLogger(__name__)
 @click.option("--min-valid-fraction", type=click.FloatRange(0, 1), help="Below this valid share a building is not analysed.")
 @click.option("--metric", "metrics", multiple=True, metavar="NAME[=WEIGHT]", help="Change metric and weight; repeatable (default ssim).")
 @click.option("--name-column", help="Column with building names for the summary (default: name, if present).")
+@click.option("--method", type=click.Choice(["optical", "pwtt"]),
+              help="optical: one image per epoch; pwtt: stacks of images, pixel-wise t-test (radar).")
+@click.option("--units", type=click.Choice(["auto", "power", "amplitude", "db", "optical"]), help="PWTT: pixel units.")
+@click.option("--t-threshold", type=float, help="PWTT: mean |t| from which a building is damaged (default 3.3).")
+@click.option("--lee-size", type=int, help="PWTT: Lee filter window in pixels, 1 for none (default 3).")
+@click.option("--looks", type=float, help="PWTT: equivalent number of looks of the input (default 5).")
+@click.option("--by-orbit", is_flag=True, default=None, help="PWTT: one statistic per orbit, the largest wins.")
+@click.option("--no-smoothing", is_flag=True, help="PWTT: no focal means at 50/100/150 m.")
 @verbose_opt
 @quiet_opt
 def assess_cmd(
@@ -49,13 +57,21 @@ def assess_cmd(
     min_valid_fraction: float | None,
     metrics: tuple[str, ...],
     name_column: str | None,
+    method: str | None,
+    units: str | None,
+    t_threshold: float | None,
+    lee_size: int | None,
+    looks: float | None,
+    by_orbit: bool | None,
+    no_smoothing: bool,
     verbose: int,
     quiet: int,
 ) -> None:
     """Grade every footprint in FOOTPRINTS for damage between BEFORE and AFTER.
 
     BEFORE and AFTER are each a GeoTIFF or a folder of GeoTIFF tiles (add more with
-    --before/--after); FOOTPRINTS is any vector file OGR reads, or GeoParquet.
+    --before/--after); FOOTPRINTS is any vector file OGR reads, or GeoParquet. With
+    --method pwtt they are stacks: every file one dated image.
     """
     configure_logging(verbose, quiet)
     config = Config.from_toml(config_path) if config_path else Config()
@@ -66,6 +82,13 @@ def assess_cmd(
         register=False if no_register else None,
         min_valid_fraction=min_valid_fraction,
         metrics=_parse_metrics(metrics) if metrics else None,
+        method=method,
+        units=units,
+        t_threshold=t_threshold,
+        lee_size=lee_size,
+        looks=looks,
+        by_orbit=by_orbit or None,
+        smoothing_radii=() if no_smoothing else None,
     )
     result = run_assess(
         [before, *more_before],

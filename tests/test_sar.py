@@ -1,0 +1,173 @@
+"""Stacks and the pixel-wise t-test: the statistic, its fallbacks, the filter, end to end."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+import damage
+from damage.cli import main
+from damage.errors import DamageWarning
+from damage.sar import Moments, lee_filter, log_ratio_sigma, pwtt, t_statistic
+from damage.sarsim import make_sar_stack, write_stack
+
+
+def _moments(stack: np.ndarray, valid: np.ndarray | None = None) -> Moments:
+    m = Moments.empty(stack.shape[1], stack.shape[2:])
+    for k in range(stack.shape[0]):
+        m.add(stack[k], np.ones(stack.shape[2:], bool) if valid is None else valid[k])
+    return m
+
+
+@settings(max_examples=20, deadline=None)
+@given(n1=st.integers(2, 12), n2=st.integers(2, 8), seed=st.integers(0, 10_000))
+def test_t_matches_scipy_ttest_ind(n1, n2, seed):
+    rng = np.random.default_rng(seed)
+    pre = rng.normal(0, 1, (n1, 2, 5, 6))
+    post = rng.normal(rng.uniform(-2, 2), rng.uniform(0.5, 2), (n2, 2, 5, 6))
+    t = t_statistic(_moments(pre), _moments(post))
+    expected = np.abs(stats.ttest_ind(post, pre, axis=0, equal_var=True).statistic)
+    np.testing.assert_allclose(t, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_per_pixel_counts_follow_validity():
+    rng = np.random.default_rng(1)
+    pre, post = rng.normal(0, 1, (5, 1, 3, 3)), rng.normal(1, 1, (4, 1, 3, 3))
+    valid = np.ones((5, 3, 3), bool)
+    valid[:2, 0, 0] = False  # pixel (0, 0) has only 3 before images
+    t = t_statistic(_moments(pre, valid), _moments(post))
+    expected = abs(stats.ttest_ind(post[:, 0, 0, 0], pre[2:, 0, 0, 0]).statistic)
+    assert t[0, 0, 0] == pytest.approx(expected, rel=1e-4)
+
+
+def test_single_image_fallbacks():
+    rng = np.random.default_rng(2)
+    pre = rng.normal(0, 1, (6, 1, 4, 4))
+    post1 = rng.normal(3, 1, (1, 1, 4, 4))
+    z = t_statistic(_moments(pre), _moments(post1))
+    np.testing.assert_allclose(z, np.abs(post1[0] - pre.mean(0)) / pre.std(0, ddof=1), rtol=1e-5)
+    z_rev = t_statistic(_moments(post1), _moments(pre))  # one before image, six after
+    np.testing.assert_allclose(z_rev, z, rtol=1e-5)
+    pair = t_statistic(_moments(pre[:1]), _moments(post1), pair_sigma=0.5)
+    np.testing.assert_allclose(pair, np.abs(post1[0] - pre[0]) / 0.5, rtol=1e-5)
+    nothing = t_statistic(_moments(pre), _moments(post1, np.zeros((1, 4, 4), bool)))
+    assert np.isnan(nothing).all()
+
+
+def test_log_ratio_sigma_matches_simulated_speckle():
+    rng = np.random.default_rng(3)
+    looks = 4.4
+    a, b = rng.gamma(looks, 1 / looks, (2, 200_000))
+    assert np.std(np.log(a) - np.log(b)) == pytest.approx(log_ratio_sigma(looks), rel=0.02)
+
+
+def test_lee_filter_keeps_the_mean_and_removes_speckle_in_flat_areas():
+    rng = np.random.default_rng(4)
+    power = rng.gamma(4.4, 0.1 / 4.4, (1, 128, 128)).astype(np.float32)
+    out = lee_filter(power, np.ones((128, 128), bool), size=5, looks=4.4)
+    assert out.mean() == pytest.approx(power.mean(), rel=0.02)
+    assert out.std() < 0.5 * power.std()
+    edge = np.zeros((1, 64, 64), np.float32) + 0.01
+    edge[:, :, 32:] = 1.0  # a step is kept
+    kept = lee_filter(edge, np.ones((64, 64), bool), size=5, looks=4.4)
+    assert kept[0, 10, 20] == pytest.approx(0.01, rel=0.05) and kept[0, 10, 44] == pytest.approx(1.0, rel=0.05)
+
+
+def test_pwtt_takes_the_largest_over_bands_and_groups_and_smooths():
+    a = np.zeros((2, 20, 20), np.float32)
+    b = np.zeros((2, 20, 20), np.float32)
+    a[0, 5, 5] = 4.0
+    b[1, 5, 5] = 6.0
+    raw, valid = pwtt([a, b])
+    assert raw[5, 5] == 6.0 and valid.all()
+    smooth, _ = pwtt([a, b], radii_px=(2.0,))
+    # the raw 6 averaged with its focal mean over the 13-pixel disc of radius 2
+    assert smooth[5, 5] == pytest.approx((6.0 + 6.0 / 13) / 2, rel=1e-5)
+    assert abs(smooth[0, 19]) < 1e-6
+
+
+@pytest.fixture(scope="module")
+def stacks(tmp_path_factory):
+    made = {}
+
+    def get(name, **kw):
+        if name not in made:
+            s = make_sar_stack(size=120, seed=11, **kw)
+            made[name] = (s, *write_stack(s, tmp_path_factory.mktemp(name)))
+        return made[name]
+
+    return get
+
+
+def _truth(stack):
+    return stack.footprints.rename(columns={"true_grade": "grade"})[["grade", "geometry"]]
+
+
+def test_undamaged_stacks_give_no_damage(stacks):
+    s, b, a, f = stacks("undamaged", damage_share=0.0)
+    result = damage.assess(b, a, f, method="pwtt")
+    assert not result["damage_grade"].isin(["major-damage", "destroyed"]).any()
+    assert result.attrs["damage"]["method"] == "pwtt" and (result["valid_fraction"] > 0.9).all()
+
+
+def test_damaged_buildings_are_found(stacks):
+    s, b, a, f = stacks("damaged")
+    result = damage.assess(b, a, f, method="pwtt", smoothing_radii=())
+    ev = damage.evaluate(result, _truth(s))
+    assert ev.auc > 0.95 and ev.binary["f1"] > 0.8, ev.format()
+    destroyed = s.footprints["true_grade"] == "destroyed"
+    assert result.loc[destroyed, "damage_grade"].isin(["major-damage", "destroyed"]).mean() > 0.9
+    assert (result["looks_before"].dropna() == 6).all() and (result["looks_after"].dropna() == 3).all()
+
+
+@pytest.mark.parametrize("n_before,n_after", [(6, 1), (1, 1)])
+def test_short_stacks_fall_back_and_still_rank(stacks, n_before, n_after):
+    s, b, a, f = stacks(f"short{n_before}{n_after}", n_before=n_before, n_after=n_after)
+    result = damage.assess(b, a, f, method="pwtt", smoothing_radii=())
+    assert damage.evaluate(result, _truth(s)).auc > 0.9
+
+
+def test_result_does_not_depend_on_the_window(stacks):
+    s, b, a, f = stacks("damaged")
+    whole = damage.assess(b, a, f, method="pwtt")
+    cut = damage.assess(b, a, f, method="pwtt", window=64)
+    assert cut.attrs["damage"]["statistic"]["windows"] > 1
+    np.testing.assert_allclose(cut["t_mean"], whole["t_mean"], rtol=1e-5, equal_nan=True)
+    assert (cut["damage_grade"] == whole["damage_grade"]).all()
+
+
+def test_units_are_converted(tmp_path):
+    s = make_sar_stack(size=80, seed=5, n_before=3, n_after=2)
+    power = damage.assess(*write_stack(s, tmp_path / "p"), method="pwtt")
+    db = damage.assess(*write_stack(s, tmp_path / "d", units="db"), method="pwtt")
+    amp = damage.assess(*write_stack(s, tmp_path / "a", units="amplitude"), method="pwtt")
+    np.testing.assert_allclose(db["t_mean"], power["t_mean"], rtol=1e-3, equal_nan=True)
+    np.testing.assert_allclose(amp["t_mean"], power["t_mean"], rtol=1e-3, equal_nan=True)
+
+
+def test_a_corrupted_acquisition_is_dropped(tmp_path):
+    s = make_sar_stack(size=80, seed=6, corrupted=1)
+    b, a, f = write_stack(s, tmp_path)
+    with pytest.warns(DamageWarning, match="dropped"):
+        result = damage.assess(b, a, f, method="pwtt", smoothing_radii=())
+    assert len(result.attrs["damage"]["statistic"]["dropped"]) == 1
+    assert damage.evaluate(result, _truth(s)).auc > 0.9
+
+
+def test_cli_pwtt(stacks, tmp_path):
+    s, b, a, f = stacks("damaged")
+    out = tmp_path / "d.geojson"
+    args = ["assess", str(b[0].parent), str(a[0].parent), str(f), "-o", str(out), "--method", "pwtt", "--no-smoothing", "-q"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "destroyed" in res.output and out.exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bad = CliRunner().invoke(main, args + ["--lee-size", "4"])
+    assert bad.exit_code == 1 and "lee_size" in bad.output
