@@ -160,6 +160,19 @@ def _source_window(tile: Tile, bounds: Bounds, pad: int = 2) -> Window | None:
     return None if inter is None else _pixel_window(tile.transform, (tile.height, tile.width), inter, pad)
 
 
+def _lattice_offset(tile: Tile, grid: Grid) -> tuple[int, int] | None:
+    """``(row, col)`` of grid pixel (0, 0) in the tile when both share one pixel lattice, else None."""
+    t, g = tile.transform, grid.transform
+    if tile.crs != grid.crs or t.b or t.d or g.b or g.d:
+        return None
+    if abs(t.a - g.a) > 1e-9 * abs(g.a) or abs(t.e - g.e) > 1e-9 * abs(g.e):
+        return None
+    col, row = (g.c - t.c) / t.a, (g.f - t.f) / t.e
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        return None
+    return int(round(row)), int(round(col))
+
+
 def warp_epoch(
     epoch: Epoch,
     grid: Grid,
@@ -169,8 +182,9 @@ def warp_epoch(
 ) -> Raster:
     """Resample every tile of an epoch onto ``grid`` and mosaic them (first valid wins).
 
-    Only the part of each tile that covers the grid is read. A pixel is valid where
-    the resampling kernel saw valid source pixels only.
+    Only the part of each tile that covers the grid is read; a tile on the grid's own
+    pixel lattice is copied, not resampled. A pixel is valid where the resampling
+    kernel saw valid source pixels only.
 
     Raises
     ------
@@ -185,24 +199,38 @@ def warp_epoch(
         if gwin is None:
             continue
         r0, c0, h, w = int(gwin.row_off), int(gwin.col_off), int(gwin.height), int(gwin.width)
-        sub_transform = grid.transform @ Affine.translation(c0, r0)
-        sub_bounds = Grid(grid.crs, sub_transform, (h, w)).bounds
-        swin = _source_window(tile, transform_bounds(grid.crs, tile.crs, *sub_bounds, densify_pts=21))
-        if swin is None:
-            continue
-        data, declared, src_transform = read_tile(tile, swin)
-        src_valid = source_valid(data, declared, black_fill).astype(np.float32)
-        dst = np.zeros((epoch.count, h, w), dtype=np.float32)
-        dst_valid = np.zeros((h, w), dtype=np.float32)
-        common = dict(
-            src_transform=src_transform,
-            src_crs=tile.crs,
-            dst_transform=sub_transform,
-            dst_crs=grid.crs,
-            resampling=resampling,
-        )
-        reproject(data.astype(np.float32), dst, src_nodata=None, dst_nodata=None, **common)
-        reproject(src_valid, dst_valid, src_nodata=None, dst_nodata=None, init_dest_nodata=False, **common)
+        offset = _lattice_offset(tile, grid)
+        if offset is not None:  # the tile's own pixels: read them, nothing to resample
+            tr0, tc0 = r0 + offset[0], c0 + offset[1]
+            rr0, cc0 = max(tr0, 0), max(tc0, 0)
+            rr1, cc1 = min(tr0 + h, tile.height), min(tc0 + w, tile.width)
+            if rr1 <= rr0 or cc1 <= cc0:
+                continue
+            data, declared, _ = read_tile(tile, Window(cc0, rr0, cc1 - cc0, rr1 - rr0))
+            dst = np.zeros((epoch.count, h, w), dtype=np.float32)
+            dst_valid = np.zeros((h, w), dtype=np.float32)
+            inner = (slice(rr0 - tr0, rr1 - tr0), slice(cc0 - tc0, cc1 - tc0))
+            dst[(slice(None), *inner)] = data
+            dst_valid[inner] = source_valid(data, declared, black_fill)
+        else:
+            sub_transform = grid.transform @ Affine.translation(c0, r0)
+            sub_bounds = Grid(grid.crs, sub_transform, (h, w)).bounds
+            swin = _source_window(tile, transform_bounds(grid.crs, tile.crs, *sub_bounds, densify_pts=21))
+            if swin is None:
+                continue
+            data, declared, src_transform = read_tile(tile, swin)
+            src_valid = source_valid(data, declared, black_fill).astype(np.float32)
+            dst = np.zeros((epoch.count, h, w), dtype=np.float32)
+            dst_valid = np.zeros((h, w), dtype=np.float32)
+            common = dict(
+                src_transform=src_transform,
+                src_crs=tile.crs,
+                dst_transform=sub_transform,
+                dst_crs=grid.crs,
+                resampling=resampling,
+            )
+            reproject(data.astype(np.float32), dst, src_nodata=None, dst_nodata=None, **common)
+            reproject(src_valid, dst_valid, src_nodata=None, dst_nodata=None, init_dest_nodata=False, **common)
         take = (dst_valid > 0.999) & ~valid[r0 : r0 + h, c0 : c0 + w]
         out[:, r0 : r0 + h, c0 : c0 + w][:, take] = dst[:, take]
         valid[r0 : r0 + h, c0 : c0 + w] |= take

@@ -39,7 +39,7 @@ from .errors import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Tile", "Epoch", "Acquisition", "open_epoch", "open_stack", "read_tile", "read_footprints", "read_result", "PathSpec"]
+__all__ = ["Tile", "Epoch", "Acquisition", "open_epoch", "open_stack", "read_decimated", "read_tile", "read_footprints", "read_result", "PathSpec"]
 
 PathSpec = str | PathLike | Sequence[str | PathLike]
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")
@@ -272,6 +272,26 @@ def read_tile(tile: Tile, window: Window) -> tuple[np.ndarray, np.ndarray | None
             if tile.nodata is not None or tile.per_dataset_mask:
                 mask = ds.read_masks(indexes, window=window).min(axis=0) > 0
             return data, mask, ds.window_transform(window)
+    except RasterioIOError as exc:
+        raise InvalidRasterError(f"{tile.path}: could not read pixels ({_first_line(exc)})") from None
+
+
+def read_decimated(tile: Tile, max_side: int = 256) -> tuple[np.ndarray, np.ndarray | None]:
+    """The whole tile read at most ``max_side`` pixels a side (GDAL overviews or averaging).
+
+    Returns the ``(bands, rows, cols)`` pixels and the declared validity (or None),
+    as :func:`read_tile` does; memory is that of the small read only.
+    """
+    factor = max(1, -(-max(tile.height, tile.width) // max_side))
+    shape = (max(1, tile.height // factor), max(1, tile.width // factor))
+    try:
+        with rasterio.open(tile.path) as ds:
+            indexes = list(range(1, tile.count + 1))
+            data = ds.read(indexes, out_shape=(tile.count, *shape), resampling=rasterio.enums.Resampling.average)
+            mask = None
+            if tile.nodata is not None or tile.per_dataset_mask:
+                mask = ds.read_masks(indexes, out_shape=(tile.count, *shape)).min(axis=0) > 0
+            return data, mask
     except RasterioIOError as exc:
         raise InvalidRasterError(f"{tile.path}: could not read pixels ({_first_line(exc)})") from None
 

@@ -31,7 +31,8 @@ from .grading import NOT_ANALYSED, SCALES, grade
 from .grid import common_grid, warp_epoch
 from .raster import Grid
 from .sar import Moments, lee_filter, log_ratio_sigma, pwtt, t_statistic, to_log, to_power
-from .sources import Acquisition, PathSpec, open_stack, read_footprints
+from .masks import source_valid
+from .sources import Acquisition, PathSpec, open_stack, read_decimated, read_footprints
 from .zonal import zonal_stats, zones
 
 log = logging.getLogger(__name__)
@@ -56,25 +57,27 @@ def _units(acq: Acquisition, cfg: Config) -> str:
 #: An image whose median level differs from its orbit group's median by more than
 #: this many dB is a failed acquisition (calibration, a blank swath) and is dropped.
 OUTLIER_DB = 6.0
-#: Side, in pixels, of the coarse grid the screening reads images on.
+#: Side, in pixels, of the decimated read the screening takes of each image.
 SCREEN_SIZE = 256
 
 
-def _screen(pre: list[Acquisition], post: list[Acquisition], grid: Grid, units: dict) -> tuple[list, list, list]:
+def _screen(pre: list[Acquisition], post: list[Acquisition], units: dict) -> tuple[list, list, list]:
     """Drop images whose overall level is far from the rest of their orbit group.
 
-    Each image is read once on a coarse version of the grid; its level is the median
-    log power of its valid pixels. Damage changes a small part of a scene, wet soil a
+    Each image is read once, decimated to at most SCREEN_SIZE pixels a side; its level
+    is the median log power of its valid pixels. Damage changes a small part of a scene, wet soil a
     few dB; a calibration failure or an image of another place many more.
     """
-    factor = max(1, math.ceil(max(grid.shape) / SCREEN_SIZE))
-    coarse = Grid(grid.crs, grid.transform @ Affine.scale(factor), (math.ceil(grid.shape[0] / factor), math.ceil(grid.shape[1] / factor)))
     levels = {}
     for acq in pre + post:
-        r = warp_epoch(acq.epoch, coarse, black_fill=False, check_valid=False)
-        power = to_power(r.array, units[id(acq)])
-        ok = r.valid & np.isfinite(power).all(axis=0) & (power > 0).all(axis=0)
-        levels[id(acq)] = float(np.median(to_log(power)[:, ok])) if ok.any() else np.nan
+        logs = []
+        for tile in acq.epoch.tiles:
+            data, declared = read_decimated(tile, SCREEN_SIZE)
+            power = to_power(data, units[id(acq)])
+            ok = source_valid(data, declared, black_fill=False) & np.isfinite(power).all(axis=0) & (power > 0).all(axis=0)
+            logs.append(to_log(power)[:, ok].ravel())
+        values = np.concatenate(logs)
+        levels[id(acq)] = float(np.median(values)) if values.size else np.nan
     limit = OUTLIER_DB * math.log(10) / 10
     bad = set()
     for orbit in {a.orbit for a in pre + post}:
@@ -131,7 +134,7 @@ def assess_stack(
     geoms[~usable] = None
     if not shapely.intersects(geoms[usable], shapely.box(*grid.bounds)).any():
         raise FootprintsOutsideImageryError("no footprint lies where the before and after stacks overlap")
-    pre, post, dropped = _screen(pre, post, grid, units)
+    pre, post, dropped = _screen(pre, post, units)
     metres = float(grid.crs.linear_units_factor[1]) if grid.crs.is_projected else 111_320.0
     radii_px = tuple(r / (grid.res * metres) for r in cfg.smoothing_radii)
     optical = all(units[id(a)] == "optical" for a in pre + post)
