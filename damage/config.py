@@ -97,8 +97,10 @@ class Config:
         PWTT: a t statistic per orbit (images grouped by their orbit tag) and the
         largest over orbits, as published; otherwise one statistic over all images.
     smoothing_radii : tuple of float
-        PWTT: radii, in metres, of the focal means averaged with the raw t map (the
-        published 50, 100, 150 m); empty for none.
+        PWTT: radii, in metres, of the focal means averaged with the raw t map; the
+        published method uses (50, 100, 150). Empty (the default) for none: on the
+        benchmark of building-level damage (benchmarks/pwtt.py) the published
+        smoothing dilutes damaged buildings with their intact surroundings.
     window : int
         PWTT: side, in pixels, of the windows the grid is processed in; memory
         depends on it, not on the size of the grid or the number of images.
@@ -126,7 +128,7 @@ class Config:
     looks: float = 5.0
     t_threshold: float = 3.3
     by_orbit: bool = False
-    smoothing_radii: tuple[float, ...] = (50.0, 100.0, 150.0)
+    smoothing_radii: tuple[float, ...] = ()
     window: int = 1024
 
     def __post_init__(self) -> None:

@@ -118,7 +118,7 @@ def test_undamaged_stacks_give_no_damage(stacks):
 
 def test_damaged_buildings_are_found(stacks):
     s, b, a, f = stacks("damaged")
-    result = damage.assess(b, a, f, method="pwtt", smoothing_radii=())
+    result = damage.assess(b, a, f, method="pwtt")
     ev = damage.evaluate(result, _truth(s))
     assert ev.auc > 0.95 and ev.binary["f1"] > 0.8, ev.format()
     destroyed = s.footprints["true_grade"] == "destroyed"
@@ -129,14 +129,14 @@ def test_damaged_buildings_are_found(stacks):
 @pytest.mark.parametrize("n_before,n_after", [(6, 1), (1, 1)])
 def test_short_stacks_fall_back_and_still_rank(stacks, n_before, n_after):
     s, b, a, f = stacks(f"short{n_before}{n_after}", n_before=n_before, n_after=n_after)
-    result = damage.assess(b, a, f, method="pwtt", smoothing_radii=())
+    result = damage.assess(b, a, f, method="pwtt")
     assert damage.evaluate(result, _truth(s)).auc > 0.9
 
 
 def test_result_does_not_depend_on_the_window(stacks):
     s, b, a, f = stacks("damaged")
-    whole = damage.assess(b, a, f, method="pwtt")
-    cut = damage.assess(b, a, f, method="pwtt", window=64)
+    whole = damage.assess(b, a, f, method="pwtt", smoothing_radii=(50, 100, 150))
+    cut = damage.assess(b, a, f, method="pwtt", smoothing_radii=(50, 100, 150), window=64)
     assert cut.attrs["damage"]["statistic"]["windows"] > 1
     np.testing.assert_allclose(cut["t_mean"], whole["t_mean"], rtol=1e-5, equal_nan=True)
     assert (cut["damage_grade"] == whole["damage_grade"]).all()
@@ -155,7 +155,7 @@ def test_a_corrupted_acquisition_is_dropped(tmp_path):
     s = make_sar_stack(size=80, seed=6, corrupted=1)
     b, a, f = write_stack(s, tmp_path)
     with pytest.warns(DamageWarning, match="dropped"):
-        result = damage.assess(b, a, f, method="pwtt", smoothing_radii=())
+        result = damage.assess(b, a, f, method="pwtt")
     assert len(result.attrs["damage"]["statistic"]["dropped"]) == 1
     assert damage.evaluate(result, _truth(s)).auc > 0.9
 
@@ -163,10 +163,15 @@ def test_a_corrupted_acquisition_is_dropped(tmp_path):
 def test_cli_pwtt(stacks, tmp_path):
     s, b, a, f = stacks("damaged")
     out = tmp_path / "d.geojson"
-    args = ["assess", str(b[0].parent), str(a[0].parent), str(f), "-o", str(out), "--method", "pwtt", "--no-smoothing", "-q"]
+    args = ["assess", str(b[0].parent), str(a[0].parent), str(f), "-o", str(out), "--method", "pwtt", "-q"]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     assert "destroyed" in res.output and out.exists()
+    smooth = CliRunner().invoke(main, args + ["--smoothing", "50,100,150"])
+    assert smooth.exit_code == 0, smooth.output
+    import json
+
+    assert json.loads(out.read_text())["damage"]["config"]["smoothing_radii"] == [50.0, 100.0, 150.0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         bad = CliRunner().invoke(main, args + ["--lee-size", "4"])

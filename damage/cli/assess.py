@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 @click.option("--lee-size", type=int, help="PWTT: Lee filter window in pixels, 1 for none (default 3).")
 @click.option("--looks", type=float, help="PWTT: equivalent number of looks of the input (default 5).")
 @click.option("--by-orbit", is_flag=True, default=None, help="PWTT: one statistic per orbit, the largest wins.")
-@click.option("--no-smoothing", is_flag=True, help="PWTT: no focal means at 50/100/150 m.")
+@click.option("--smoothing", metavar="M[,M...]",
+              help="PWTT: radii in metres of focal means averaged with the t map (published: 50,100,150).")
 @verbose_opt
 @quiet_opt
 def assess_cmd(
@@ -63,7 +64,7 @@ def assess_cmd(
     lee_size: int | None,
     looks: float | None,
     by_orbit: bool | None,
-    no_smoothing: bool,
+    smoothing: str | None,
     verbose: int,
     quiet: int,
 ) -> None:
@@ -88,7 +89,7 @@ def assess_cmd(
         lee_size=lee_size,
         looks=looks,
         by_orbit=by_orbit or None,
-        smoothing_radii=() if no_smoothing else None,
+        smoothing_radii=_parse_radii(smoothing) if smoothing else None,
     )
     result = run_assess(
         [before, *more_before],
@@ -117,3 +118,10 @@ def _parse_metrics(items: tuple[str, ...]) -> dict[str, float]:
         except ValueError:
             raise click.BadParameter(f"{item!r}: weight must be a number", param_hint="--metric") from None
     return out
+
+
+def _parse_radii(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: comma-separated metres, e.g. 50,100,150", param_hint="--smoothing") from None
