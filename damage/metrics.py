@@ -15,6 +15,7 @@ while a roof that became rubble matches no displacement.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
@@ -22,12 +23,14 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["METRICS", "register", "ssim", "absdiff", "gradient", "robust_range", "METRIC_RADIUS", "tolerant", "displacements", "shift_edge"]
+__all__ = ["METRICS", "register", "ssim", "absdiff", "gradient", "robust_range", "METRIC_RADIUS", "tolerant", "displacements", "shift_edge", "SceneStats", "scene_stats", "noise_sigma"]
 
 Metric = Callable[..., np.ndarray]
 METRICS: dict[str, Metric] = {}
 #: Pixels of context a metric needs on each side (for valid-mask erosion and windows).
 METRIC_RADIUS: dict[str, int] = {}
+#: Whether a metric takes scene-wide :class:`SceneStats` (``stats=``).
+TAKES_STATS: dict[str, bool] = {}
 
 
 def register(name: str, radius: int = 0) -> Callable[[Metric], Metric]:
@@ -39,7 +42,9 @@ def register(name: str, radius: int = 0) -> Callable[[Metric], Metric]:
 
     def wrap(func: Metric) -> Metric:
         # A metric without a ``tolerance`` parameter gets the generic one.
-        METRICS[name] = func if "tolerance" in inspect.signature(func).parameters else tolerant(func)
+        params = inspect.signature(func).parameters
+        METRICS[name] = func if "tolerance" in params else tolerant(func)
+        TAKES_STATS[name] = "stats" in params
         METRIC_RADIUS[name] = radius
         return func
 
@@ -75,6 +80,43 @@ def noise_sigma(array: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class SceneStats:
+    """Scene-wide statistics the metrics scale by: fitted once, so windows of one scene agree.
+
+    Attributes
+    ----------
+    ranges : numpy.ndarray
+        Per-band robust range of the before epoch (:func:`robust_range`).
+    luminance_range : float
+        Robust range of the before epoch's band mean.
+    noise_before, noise_after : numpy.ndarray
+        Per-band pixel noise (:func:`noise_sigma`) of each epoch.
+    """
+
+    ranges: np.ndarray
+    luminance_range: float
+    noise_before: np.ndarray
+    noise_after: np.ndarray
+
+    def to_dict(self) -> dict[str, list[float] | float]:
+        return {
+            "ranges": [round(float(v), 4) for v in self.ranges],
+            "noise_before": [round(float(v), 4) for v in self.noise_before],
+            "noise_after": [round(float(v), 4) for v in self.noise_after],
+        }
+
+
+def scene_stats(before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> SceneStats:
+    """The :class:`SceneStats` of a pair on one grid."""
+    return SceneStats(
+        robust_range(before, valid),
+        float(robust_range(before.mean(axis=0)[None], valid)[0]),
+        noise_sigma(before, valid),
+        noise_sigma(after, valid),
+    )
+
+
 def _gauss(x: np.ndarray, sigma: float) -> np.ndarray:
     return ndimage.gaussian_filter(x, sigma, mode="reflect", truncate=3.5)
 
@@ -100,10 +142,10 @@ def tolerant(metric: Metric) -> Metric:
     """Give a metric a ``tolerance``: the smallest change over displacements of ``after``."""
 
     @functools.wraps(metric)
-    def wrapped(before, after, valid, sigma=1.5, tolerance=0):
+    def wrapped(before, after, valid, sigma=1.5, tolerance=0, **kw):
         out = None
         for dy, dx in displacements(tolerance):
-            m = metric(before, shift_edge(after, dy, dx), valid, sigma=sigma)
+            m = metric(before, shift_edge(after, dy, dx), valid, sigma=sigma, **kw)
             out = m if out is None else np.minimum(out, m)
         return out
 
@@ -111,7 +153,14 @@ def tolerant(metric: Metric) -> Metric:
 
 
 @register("ssim", radius=6)
-def ssim(before: np.ndarray, after: np.ndarray, valid: np.ndarray, sigma: float = 1.5, tolerance: int = 0) -> np.ndarray:
+def ssim(
+    before: np.ndarray,
+    after: np.ndarray,
+    valid: np.ndarray,
+    sigma: float = 1.5,
+    tolerance: int = 0,
+    stats: SceneStats | None = None,
+) -> np.ndarray:
     """One minus the structural similarity (SSIM), averaged over bands, clipped to [0, 1].
 
     SSIM compares local means, contrasts and the correlation of local structure in
@@ -127,15 +176,16 @@ def ssim(before: np.ndarray, after: np.ndarray, valid: np.ndarray, sigma: float 
     (they do not depend on the displacement); one filter per band and displacement
     recomputes the covariance.
     """
-    ranges = robust_range(before, valid)
+    stats = stats or scene_stats(before, after, valid)
+    ranges = stats.ranges
     x = before.astype(np.float32)
     y = after.astype(np.float32)
     mx = np.stack([_gauss(b, sigma) for b in x])
     my = np.stack([_gauss(b, sigma) for b in y])
     # Local variances without each epoch's sensor noise: an intact roof seen through
     # noise is as similar as one seen without, and scores mean the same at any noise.
-    nx = (noise_sigma(x, valid) ** 2)[:, None, None]
-    ny = (noise_sigma(y, valid) ** 2)[:, None, None]
+    nx = (np.asarray(stats.noise_before, np.float32) ** 2)[:, None, None]
+    ny = (np.asarray(stats.noise_after, np.float32) ** 2)[:, None, None]
     vx = np.maximum(np.stack([_gauss(b * b, sigma) for b in x]) - mx * mx - nx, 0.0)
     vy = np.maximum(np.stack([_gauss(b * b, sigma) for b in y]) - my * my - ny, 0.0)
     c1 = ((0.01 * ranges) ** 2).astype(np.float32)[:, None, None]
@@ -151,14 +201,14 @@ def ssim(before: np.ndarray, after: np.ndarray, valid: np.ndarray, sigma: float 
 
 
 @register("absdiff", radius=0)
-def absdiff(before: np.ndarray, after: np.ndarray, valid: np.ndarray, sigma: float = 1.5) -> np.ndarray:
+def absdiff(before: np.ndarray, after: np.ndarray, valid: np.ndarray, sigma: float = 1.5, stats: SceneStats | None = None) -> np.ndarray:
     """Mean absolute difference over bands, as a share of each band's robust range."""
-    ranges = robust_range(before, valid)[:, None, None]
+    ranges = (stats.ranges if stats is not None else robust_range(before, valid))[:, None, None]
     return np.clip((np.abs(after - before) / ranges).mean(axis=0), 0.0, 1.0).astype(np.float32)
 
 
 @register("gradient", radius=6)
-def gradient(before: np.ndarray, after: np.ndarray, valid: np.ndarray, sigma: float = 1.5) -> np.ndarray:
+def gradient(before: np.ndarray, after: np.ndarray, valid: np.ndarray, sigma: float = 1.5, stats: SceneStats | None = None) -> np.ndarray:
     """Loss of edge structure: one minus the local correlation of gradient vectors.
 
     Compares the direction and strength of edges (roof outlines, ridges) in a
@@ -168,7 +218,7 @@ def gradient(before: np.ndarray, after: np.ndarray, valid: np.ndarray, sigma: fl
     la = after.mean(axis=0)
     bx, by = ndimage.sobel(lb, 1), ndimage.sobel(lb, 0)
     ax, ay = ndimage.sobel(la, 1), ndimage.sobel(la, 0)
-    eps = (0.03 * float(robust_range(lb[None], valid)[0])) ** 2
+    eps = (0.03 * (stats.luminance_range if stats is not None else float(robust_range(lb[None], valid)[0]))) ** 2
     num = _gauss(bx * ax + by * ay, sigma)
     den = np.sqrt(_gauss(bx * bx + by * by, sigma) * _gauss(ax * ax + ay * ay, sigma))
     # eps in both: flat areas with no edges in either epoch show no change.
@@ -182,8 +232,9 @@ def combined(
     weights: tuple[tuple[str, float], ...],
     sigma: float = 1.5,
     tolerance: int = 0,
+    stats: SceneStats | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Every weighted metric (each with the same ``tolerance``) and their weighted mean.
+    """Every weighted metric (each with the same ``tolerance`` and scene ``stats``) and their weighted mean.
 
     Returns
     -------
@@ -192,7 +243,11 @@ def combined(
     maps : dict
         Each metric's own map, by name.
     """
-    maps = {name: METRICS[name](before, after, valid, sigma=sigma, tolerance=tolerance) for name, _ in weights}
+    stats = stats or scene_stats(before, after, valid)
+    maps = {
+        name: METRICS[name](before, after, valid, sigma=sigma, tolerance=tolerance, **({"stats": stats} if TAKES_STATS[name] else {}))
+        for name, _ in weights
+    }
     total = sum(w for _, w in weights)
     change = sum(maps[name] * (w / total) for name, w in weights)
     return np.asarray(change, dtype=np.float32), maps

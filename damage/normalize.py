@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NORMALIZERS", "normalize", "regression", "histogram", "identity"]
+__all__ = ["NORMALIZERS", "normalize", "apply", "record", "regression", "histogram", "identity"]
 
 Normalizer = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, dict[str, Any]]]
 
@@ -77,13 +77,14 @@ def histogram(before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> tuple
     if idx.size < 100:
         return after.copy(), {"method": "histogram", "applied": False, "reason": "fewer than 100 valid pixels"}
     q = np.linspace(0, 1, 1025)
-    out = np.empty_like(after)
+    tables = []
     for band in range(after.shape[0]):
         qa = np.quantile(after[band].ravel()[idx], q)
         qb = np.quantile(before[band].ravel()[idx], q)
         qa, unique = np.unique(qa, return_index=True)
-        out[band] = np.interp(after[band], qa, qb[unique]).astype(after.dtype)
-    return out, {"method": "histogram", "applied": True}
+        tables.append((qa, qb[unique]))
+    params = {"method": "histogram", "applied": True, "tables": tables}
+    return apply(after, params), params
 
 
 def identity(before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
@@ -92,6 +93,27 @@ def identity(before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> tuple[
 
 
 NORMALIZERS: dict[str, Normalizer] = {"regression": regression, "histogram": histogram, "none": identity}
+
+
+def apply(after: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+    """Apply fitted parameters (from any normaliser) to after pixels, e.g. of another window."""
+    if not params.get("applied"):
+        return after
+    if params["method"] == "regression":
+        gain = np.asarray(params["gain"], np.float32)[:, None, None]
+        offset = np.asarray(params["offset"], np.float32)[:, None, None]
+        return (after * gain + offset).astype(after.dtype)
+    if params["method"] == "histogram":
+        out = np.empty_like(after)
+        for band, (qa, qb) in enumerate(params["tables"]):
+            out[band] = np.interp(after[band], qa, qb).astype(after.dtype)
+        return out
+    raise ValueError(f"cannot apply normalisation {params['method']!r}")
+
+
+def record(params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters as written into outputs (histogram tables left out)."""
+    return {k: v for k, v in params.items() if k != "tables"}
 
 
 def normalize(before: np.ndarray, after: np.ndarray, valid: np.ndarray, method: str = "regression") -> tuple[np.ndarray, dict[str, Any]]:

@@ -6,6 +6,7 @@ This module only wires the steps; each step lives in its own module.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,21 +22,23 @@ from tqdm.auto import tqdm
 from . import __version__
 from .config import Config
 from .errors import BandMismatchError, ConfigError, FootprintsOutsideImageryError, NoOverlapError
-from .grading import NOT_ANALYSED, SCALES, calibrate, grade, score
+from .grading import NOT_ANALYSED, SCALES, Calibration, calibrate, grade, score
 from .grid import common_grid, warp_epoch
 from .masks import clouds, erode
-from .metrics import METRIC_RADIUS, combined
+from .metrics import METRIC_RADIUS, SceneStats, combined, scene_stats
+from .normalize import apply as apply_normalization
 from .normalize import normalize
+from .normalize import record as norm_record
 from .polygons import changed_polygons
 from .raster import Raster
-from .register import estimate_shift, luminance
+from .register import Shift, estimate_shift, luminance
 from .sources import PathSpec, open_epoch, read_footprints
 from .timeseries import assess_stack
 from .zonal import zonal_stats, zones
 
 log = logging.getLogger(__name__)
 
-__all__ = ["assess", "EVIDENCE_COLUMNS"]
+__all__ = ["assess", "EVIDENCE_COLUMNS", "SceneFit"]
 
 #: Columns added to the footprints, in order.
 EVIDENCE_COLUMNS = (
@@ -138,7 +141,32 @@ def assess(
         steps.close()
 
 
-def _assess(before, after, footprints, cfg: Config, want_polygons: bool, steps: _Steps) -> gpd.GeoDataFrame:
+@dataclasses.dataclass(frozen=True)
+class SceneFit:
+    """What an assessment estimates from the whole scene before it measures change.
+
+    Passing one to the pipeline (as :mod:`damage.batch` does for every chunk of a
+    region) makes every part of a region use the same registration, radiometry,
+    metric scaling and calibration, so results do not depend on how it is cut.
+    """
+
+    shift: Shift | None
+    normalization: dict[str, Any]
+    stats: SceneStats
+    calibration: Calibration
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "registration": self.shift.to_dict() if self.shift is not None else {"applied": False},
+            "normalization": norm_record(self.normalization),
+            "scene_stats": self.stats.to_dict(),
+            "calibration": self.calibration.to_dict(),
+        }
+
+
+def _assess(
+    before, after, footprints, cfg: Config, want_polygons: bool, steps: _Steps, fit: SceneFit | None = None
+) -> gpd.GeoDataFrame:
     # -- validate and read headers ---------------------------------------------------
     with steps.step("reading inputs"):
         fp = read_footprints(footprints)
@@ -168,9 +196,10 @@ def _assess(before, after, footprints, cfg: Config, want_polygons: bool, steps: 
             raise NoOverlapError(f"{be.describe()} and {ae.describe()} hold no valid pixel in common")
     # -- co-registration -------------------------------------------------------------------
     with steps.step("co-registering"):
-        shift = None
-        if cfg.register:
+        shift = fit.shift if fit is not None else None
+        if cfg.register and fit is None:
             shift = estimate_shift(luminance(rb.array), luminance(ra.array), valid, max_shift=cfg.max_shift)
+        if shift is not None:
             if shift.applied and shift.magnitude >= 0.05:
                 moved = warp_epoch(ae, grid.moved(shift.pixel_affine()), black_fill=cfg.black_fill, check_valid=False)
                 ra = Raster(moved.array, moved.valid, grid)
@@ -183,9 +212,15 @@ def _assess(before, after, footprints, cfg: Config, want_polygons: bool, steps: 
             cloudy, cloud_info = clouds(rb.array, ra.array, valid, min_pixels=min_pixels)
             cloud_info = {"applied": True, **cloud_info}
             valid = valid & ~cloudy
-        after_norm, norm_params = normalize(rb.array, ra.array, valid, cfg.normalize)
+        if fit is not None:
+            after_norm, norm_params = apply_normalization(ra.array, fit.normalization), fit.normalization
+        else:
+            after_norm, norm_params = normalize(rb.array, ra.array, valid, cfg.normalize)
     with steps.step("measuring change"):
-        change, maps = combined(rb.array, after_norm, valid, cfg.metrics, sigma=cfg.ssim_sigma, tolerance=cfg.shift_tolerance)
+        sstats = fit.stats if fit is not None else scene_stats(rb.array, after_norm, valid)
+        change, maps = combined(
+            rb.array, after_norm, valid, cfg.metrics, sigma=cfg.ssim_sigma, tolerance=cfg.shift_tolerance, stats=sstats
+        )
         radius = max(METRIC_RADIUS[name] for name, _ in cfg.metrics) + cfg.shift_tolerance
         mvalid = erode(valid, radius)
     # -- per footprint ----------------------------------------------------------------------
@@ -199,7 +234,10 @@ def _assess(before, after, footprints, cfg: Config, want_polygons: bool, steps: 
         analysed = (valid_fraction >= cfg.min_valid_fraction) & (valid_count > 0)
     # -- grading -------------------------------------------------------------------------------
     with steps.step("grading"):
-        calib = calibrate(np.where(analysed, stats["mean"], np.nan), _block_means(change, mvalid), delta_full=cfg.full_damage)
+        if fit is not None:
+            calib = fit.calibration
+        else:
+            calib = calibrate(np.where(analysed, stats["mean"], np.nan), _block_means(change, mvalid), delta_full=cfg.full_damage)
         scores = np.where(analysed, score(stats["mean"], calib), np.nan)
         grades = grade(scores, analysed, cfg.scale)
         # A pixel changed when its loss of similarity beyond the intact reference
@@ -233,7 +271,9 @@ def _assess(before, after, footprints, cfg: Config, want_polygons: bool, steps: 
             "inputs": {"before": be.describe(), "after": ae.describe(), "footprints": _describe(footprints)},
             "grid": {"crs": grid.crs.to_string(), "resolution": grid.res, "shape": list(grid.shape), "bounds": list(grid.bounds)},
             "registration": shift.to_dict() if shift is not None else {"applied": False},
-            "normalization": norm_params,
+            "normalization": norm_record(norm_params),
+            "scene_stats": sstats.to_dict(),
+            "fitted_on": "region sample" if fit is not None else "this scene",
             "clouds": cloud_info,
             "calibration": calib.to_dict(),
             "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
