@@ -160,6 +160,51 @@ def _source_window(tile: Tile, bounds: Bounds, pad: int = 2) -> Window | None:
     return None if inter is None else _pixel_window(tile.transform, (tile.height, tile.width), inter, pad)
 
 
+#: Side, in pixels, of the blocks of the global pixel lattice that resampling works in.
+WARP_BLOCK = 256
+
+
+def _resample(tile: Tile, count: int, grid: Grid, window: tuple[int, int, int, int], black_fill: bool,
+              resampling: Resampling) -> tuple[np.ndarray, np.ndarray]:
+    """Resample a tile onto a window of the grid, in whole blocks of the global lattice.
+
+    GDAL approximates coordinate transforms along each warped window, so a pixel's
+    value would depend on the window it is warped in. Warping always the same
+    blocks (WARP_BLOCK pixels, numbered from the CRS origin on the grid's lattice)
+    and cutting the window out of them makes every pixel's value the same whatever
+    grid or chunk of a region asks for it.
+    """
+    r0, c0, h, w = window
+    t = grid.transform
+    col_origin = math.floor(t.c / t.a + 0.5)  # lattice index of the grid's first column
+    row_origin = math.floor(t.f / t.e + 0.5)
+    dst = np.zeros((count, h, w), dtype=np.float32)
+    dst_valid = np.zeros((h, w), dtype=np.float32)
+    rb0, rb1 = (row_origin + r0) // WARP_BLOCK, (row_origin + r0 + h - 1) // WARP_BLOCK
+    cb0, cb1 = (col_origin + c0) // WARP_BLOCK, (col_origin + c0 + w - 1) // WARP_BLOCK
+    for rb in range(rb0, rb1 + 1):
+        for cb in range(cb0, cb1 + 1):
+            br, bc = rb * WARP_BLOCK - row_origin, cb * WARP_BLOCK - col_origin  # block origin, grid pixels
+            block = Grid(grid.crs, t @ Affine.translation(bc, br), (WARP_BLOCK, WARP_BLOCK))
+            swin = _source_window(tile, transform_bounds(grid.crs, tile.crs, *block.bounds, densify_pts=21))
+            if swin is None:
+                continue
+            data, declared, src_transform = read_tile(tile, swin)
+            src_valid = source_valid(data, declared, black_fill).astype(np.float32)
+            bd = np.zeros((count, WARP_BLOCK, WARP_BLOCK), dtype=np.float32)
+            bv = np.zeros((WARP_BLOCK, WARP_BLOCK), dtype=np.float32)
+            common = dict(src_transform=src_transform, src_crs=tile.crs, dst_transform=block.transform,
+                          dst_crs=grid.crs, resampling=resampling)
+            reproject(data.astype(np.float32), bd, src_nodata=None, dst_nodata=None, **common)
+            reproject(src_valid, bv, src_nodata=None, dst_nodata=None, init_dest_nodata=False, **common)
+            # the part of the block inside the window
+            ir0, ir1 = max(br, r0), min(br + WARP_BLOCK, r0 + h)
+            ic0, ic1 = max(bc, c0), min(bc + WARP_BLOCK, c0 + w)
+            dst[:, ir0 - r0 : ir1 - r0, ic0 - c0 : ic1 - c0] = bd[:, ir0 - br : ir1 - br, ic0 - bc : ic1 - bc]
+            dst_valid[ir0 - r0 : ir1 - r0, ic0 - c0 : ic1 - c0] = bv[ir0 - br : ir1 - br, ic0 - bc : ic1 - bc]
+    return dst, dst_valid
+
+
 def _lattice_offset(tile: Tile, grid: Grid) -> tuple[int, int] | None:
     """``(row, col)`` of grid pixel (0, 0) in the tile when both share one pixel lattice, else None."""
     t, g = tile.transform, grid.transform
@@ -213,24 +258,7 @@ def warp_epoch(
             dst[(slice(None), *inner)] = data
             dst_valid[inner] = source_valid(data, declared, black_fill)
         else:
-            sub_transform = grid.transform @ Affine.translation(c0, r0)
-            sub_bounds = Grid(grid.crs, sub_transform, (h, w)).bounds
-            swin = _source_window(tile, transform_bounds(grid.crs, tile.crs, *sub_bounds, densify_pts=21))
-            if swin is None:
-                continue
-            data, declared, src_transform = read_tile(tile, swin)
-            src_valid = source_valid(data, declared, black_fill).astype(np.float32)
-            dst = np.zeros((epoch.count, h, w), dtype=np.float32)
-            dst_valid = np.zeros((h, w), dtype=np.float32)
-            common = dict(
-                src_transform=src_transform,
-                src_crs=tile.crs,
-                dst_transform=sub_transform,
-                dst_crs=grid.crs,
-                resampling=resampling,
-            )
-            reproject(data.astype(np.float32), dst, src_nodata=None, dst_nodata=None, **common)
-            reproject(src_valid, dst_valid, src_nodata=None, dst_nodata=None, init_dest_nodata=False, **common)
+            dst, dst_valid = _resample(tile, epoch.count, grid, (r0, c0, h, w), black_fill, resampling)
         take = (dst_valid > 0.999) & ~valid[r0 : r0 + h, c0 : c0 + w]
         out[:, r0 : r0 + h, c0 : c0 + w][:, take] = dst[:, take]
         valid[r0 : r0 + h, c0 : c0 + w] |= take

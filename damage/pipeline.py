@@ -17,6 +17,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from affine import Affine
 from tqdm.auto import tqdm
 
 from . import __version__
@@ -153,14 +154,17 @@ class SceneFit:
     shift: Shift | None
     normalization: dict[str, Any]
     stats: SceneStats
-    calibration: Calibration
+    #: None: each scene calibrates itself (used while fitting a region).
+    calibration: Calibration | None
+    #: Transform of the grid the shift's pixel coordinates refer to (windows of it are recentred).
+    origin: Affine | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "registration": self.shift.to_dict() if self.shift is not None else {"applied": False},
             "normalization": norm_record(self.normalization),
             "scene_stats": self.stats.to_dict(),
-            "calibration": self.calibration.to_dict(),
+            "calibration": self.calibration.to_dict() if self.calibration is not None else None,
         }
 
 
@@ -197,10 +201,14 @@ def _assess(
     # -- co-registration -------------------------------------------------------------------
     with steps.step("co-registering"):
         shift = fit.shift if fit is not None else None
+        if shift is not None and fit.origin is not None:  # a window of the fitted grid
+            col, row = ~fit.origin * (grid.transform.c, grid.transform.f)
+            shift = shift.recentred(round(row, 6), round(col, 6))
         if cfg.register and fit is None:
             shift = estimate_shift(luminance(rb.array), luminance(ra.array), valid, max_shift=cfg.max_shift)
         if shift is not None:
-            if shift.applied and shift.magnitude >= 0.05:
+            affine = shift.gradient != ((0.0, 0.0), (0.0, 0.0))
+            if shift.applied and (shift.magnitude >= 0.05 or affine):
                 moved = warp_epoch(ae, grid.moved(shift.pixel_affine()), black_fill=cfg.black_fill, check_valid=False)
                 ra = Raster(moved.array, moved.valid, grid)
                 valid = rb.valid & ra.valid
@@ -234,7 +242,7 @@ def _assess(
         analysed = (valid_fraction >= cfg.min_valid_fraction) & (valid_count > 0)
     # -- grading -------------------------------------------------------------------------------
     with steps.step("grading"):
-        if fit is not None:
+        if fit is not None and fit.calibration is not None:
             calib = fit.calibration
         else:
             calib = calibrate(np.where(analysed, stats["mean"], np.nan), _block_means(change, mvalid), delta_full=cfg.full_damage)

@@ -19,7 +19,7 @@ from affine import Affine
 from scipy import ndimage
 from skimage.registration import phase_cross_correlation
 
-__all__ = ["Shift", "estimate_shift", "luminance"]
+__all__ = ["Shift", "estimate_shift", "block_shifts", "consensus", "luminance"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,15 @@ class Shift:
         rc, cc = self.centre
         # col' = col + dx + c (row - rc) + d (col - cc); row' = row + dy + a (row - rc) + b (col - cc)
         return Affine(1.0 + d, c, self.dx - c * rc - d * cc, b, 1.0 + a, self.dy - a * rc - b * cc)
+
+    def recentred(self, row: float, col: float) -> Shift:
+        """The same displacement field in the pixel coordinates of a grid whose (0, 0) is
+        pixel ``(row, col)`` of this one (a window of it)."""
+        (a, b), (c, d) = self.gradient
+        rc, cc = self.centre
+        dy = self.dy + a * (row - rc) + b * (col - cc)
+        dx = self.dx + c * (row - rc) + d * (col - cc)
+        return dataclasses.replace(self, dy=dy, dx=dx, centre=(0.0, 0.0))
 
     def to_dict(self) -> dict[str, float | int | bool]:
         out: dict[str, float | int | bool] = {
@@ -139,10 +148,28 @@ def estimate_shift(
         ``applied`` is False (and the shift zero) when fewer than 3 blocks agree.
     """
     rows, cols = before.shape
+    est = block_shifts(before, after, valid, block, max_shift, upsample, min_valid)
+    return consensus(est, (rows, cols))
+
+
+def block_shifts(
+    before: np.ndarray,
+    after: np.ndarray,
+    valid: np.ndarray,
+    block: int = 128,
+    max_shift: float = 16.0,
+    upsample: int = 20,
+    min_valid: float = 0.95,
+) -> np.ndarray:
+    """Shift estimates of the scene's blocks: ``(k, 4)`` rows of ``dy, dx, row, col`` (block centres).
+
+    Arguments as for :func:`estimate_shift`.
+    """
+    rows, cols = before.shape
     if min(rows, cols) < block:
         block = max(64, min(rows, cols) // 2 * 2)
     if min(rows, cols) < block:
-        return NO_SHIFT
+        return np.empty((0, 4))
     estimates = []
     # Overlapping blocks (half a block apart) when the scene holds few whole blocks.
     step = block if (rows // block) * (cols // block) >= 16 else block // 2
@@ -160,10 +187,24 @@ def estimate_shift(
             dy, dx, error = _block_shift(b, a, upsample)
             if np.hypot(dy, dx) <= max_shift:
                 estimates.append((dy, dx, r + block / 2, c + block / 2))
-    if len(estimates) < 3:
-        log.info("registration: only %d usable blocks; no shift applied", len(estimates))
-        return dataclasses.replace(NO_SHIFT, blocks=len(estimates))
-    est = np.array(estimates)
+    return np.array(estimates).reshape(-1, 4)
+
+
+def consensus(est: np.ndarray, shape: tuple[int, int]) -> Shift:
+    """The shift the block estimates agree on (translation, or an affine field if clearly better).
+
+    Parameters
+    ----------
+    est : numpy.ndarray
+        ``(k, 4)`` rows of ``dy, dx, row, col`` from :func:`block_shifts`, in the pixel
+        coordinates of a grid of ``shape``.
+    shape : (int, int)
+        The grid's ``(rows, cols)``.
+    """
+    rows, cols = shape
+    if len(est) < 3:
+        log.info("registration: only %d usable blocks; no shift applied", len(est))
+        return dataclasses.replace(NO_SHIFT, blocks=len(est))
     dy, dx = np.median(est[:, 0]), np.median(est[:, 1])
     dist = np.hypot(est[:, 0] - dy, est[:, 1] - dx)
     spread = float(1.4826 * np.median(dist))

@@ -13,6 +13,7 @@ import click
 from .. import __version__
 from ..errors import DamageError
 from .assess import assess_cmd
+from .batch import batch_cmd
 from .evaluate import evaluate_cmd
 
 
@@ -32,6 +33,7 @@ def main() -> None:
 
 
 main.add_command(assess_cmd)
+main.add_command(batch_cmd)
 main.add_command(evaluate_cmd)
 
 __all__ = ["main"]

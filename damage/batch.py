@@ -1,0 +1,401 @@
+"""Regions: cut into chunks, assess each (local processes or a Dask cluster), resume, merge.
+
+A region is the before and after tiles of an area and its footprints. The runner
+
+1. reads the footprints (optionally filtered by an attribute expression and an area of
+   interest) and the tiles' headers, lays one pixel grid over the region, and assigns
+   each footprint to the chunk (a square of ``chunk_size`` grid pixels) that holds its
+   representative point;
+2. fits the scene once on a fixed sample of blocks (:func:`fit_region`): registration,
+   radiometric normalisation, metric scaling and the intact reference of the
+   calibration, so every chunk is measured and graded alike;
+3. assesses the chunks, each writing ``chunks/<id>.parquet`` atomically; a chunk that
+   fails with a :class:`~damage.errors.DamageError` is logged and reported, any other
+   error stops the run;
+4. merges the chunks into ``damage.parquet`` and ``damage.geojson``: every footprint
+   exactly once, in input order.
+
+Killed at any moment and run again with the same arguments, it reuses the fit and the
+chunks already written, and the merged result is the same as that of an uninterrupted
+run. The result does not depend on the chunk size or the number of workers (cloud
+masks are found per chunk and may differ along chunk seams).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import pickle
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from affine import Affine
+from tqdm.auto import tqdm
+
+from . import __version__
+from .config import Config
+from .errors import ConfigError, DamageError, EmptyFootprintsError, OutputError
+from .grading import NOT_ANALYSED, SCALES, calibrate
+from .grid import common_grid, warp_epoch
+from .masks import clouds
+from .metrics import scene_stats
+from .normalize import normalize
+from .pipeline import EVIDENCE_COLUMNS, SceneFit, _assess, _Steps
+from .raster import Grid
+from .register import block_shifts, consensus, luminance
+from .sources import PathSpec, open_epoch, read_footprints
+from .writers import _atomic, write, write_json
+
+log = logging.getLogger(__name__)
+
+__all__ = ["batch", "BatchResult", "fit_region", "plan_chunks"]
+
+#: Side, in grid pixels, of the blocks the region is fitted on, and how many at most.
+FIT_BLOCK, FIT_BLOCKS = 512, 16
+_INDEX, _CHUNK = "_region_index", "_chunk"
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchResult:
+    """What a region run produced.
+
+    Attributes
+    ----------
+    result : geopandas.GeoDataFrame
+        The merged assessment (also written as ``damage.parquet`` and ``damage.geojson``).
+    chunks : int
+        Chunks in the plan.
+    done : int
+        Chunks assessed in this run (the others were already on disk or failed).
+    failed : dict
+        ``chunk id -> error message`` of chunks that failed with a library error.
+    folder : pathlib.Path
+    """
+
+    result: gpd.GeoDataFrame
+    chunks: int
+    done: int
+    failed: dict[str, str]
+    folder: Path
+
+
+# -- planning ------------------------------------------------------------------------------
+def plan_chunks(geoms: np.ndarray, grid: Grid, chunk_px: int) -> np.ndarray:
+    """Chunk id (``"r<row>_c<col>"``) of each footprint: the cell holding its representative point."""
+    pts = shapely.point_on_surface(geoms)
+    inv = ~grid.transform
+    cols, rows = inv * (shapely.get_x(pts), shapely.get_y(pts))
+    r = np.floor(np.asarray(rows) / chunk_px).astype(np.int64)
+    c = np.floor(np.asarray(cols) / chunk_px).astype(np.int64)
+    return np.char.add(np.char.add("r", r.astype(str)), np.char.add("_c", c.astype(str)))
+
+
+def _select(fp: gpd.GeoDataFrame, where: str | None, aoi: Any) -> gpd.GeoDataFrame:
+    if where:
+        try:
+            keep = fp.eval(where)
+        except Exception as exc:  # pandas raises many kinds for a bad expression
+            raise ConfigError(f"--where {where!r}: not a valid expression over the footprint columns ({exc})") from None
+        fp = fp[np.asarray(keep, bool)]
+    if aoi is not None:
+        area = aoi if isinstance(aoi, gpd.GeoDataFrame) else read_footprints(aoi)
+        zone = shapely.union_all(area.to_crs(fp.crs).geometry.values)
+        fp = fp[shapely.intersects(fp.geometry.values, zone)]
+    if len(fp) == 0:
+        raise EmptyFootprintsError("no footprint is left after the --where filter and the area of interest")
+    return fp
+
+
+# -- fitting the region once --------------------------------------------------------------------
+def fit_region(before, after, geoms: np.ndarray, grid: Grid, cfg: Config) -> SceneFit:
+    """Fit registration, normalisation, metric scaling and calibration on sample blocks.
+
+    The samples are the (at most :data:`FIT_BLOCKS`) blocks of :data:`FIT_BLOCK` grid
+    pixels that hold the most footprints, so the fit depends on the region, not on how
+    it is cut into chunks.
+    """
+    be, ae = open_epoch(before, "before"), open_epoch(after, "after")
+    keys = plan_chunks(geoms, grid, FIT_BLOCK)
+    names, counts = np.unique(keys, return_counts=True)
+    order = sorted(range(len(names)), key=lambda i: (-counts[i], names[i]))[:FIT_BLOCKS]
+    blocks = []
+    for i in order:
+        r, c = (int(v) for v in names[i][1:].split("_c"))
+        r0, c0 = r * FIT_BLOCK, c * FIT_BLOCK
+        h, w = min(FIT_BLOCK, grid.shape[0] - r0), min(FIT_BLOCK, grid.shape[1] - c0)
+        if h > 0 and w > 0:
+            blocks.append((r0, c0, h, w))
+    rasters, estimates = [], []
+    for r0, c0, h, w in blocks:
+        sub = Grid(grid.crs, grid.transform @ Affine.translation(c0, r0), (h, w))
+        rb = warp_epoch(be, sub, black_fill=cfg.black_fill, check_valid=False)
+        ra = warp_epoch(ae, sub, black_fill=cfg.black_fill, check_valid=False)
+        rasters.append((sub, rb, ra))
+        if cfg.register:
+            est = block_shifts(luminance(rb.array), luminance(ra.array), rb.valid & ra.valid, max_shift=cfg.max_shift)
+            estimates.append(est + np.array([0.0, 0.0, r0, c0]))
+    shift = consensus(np.concatenate(estimates), grid.shape) if estimates else None
+    # Radiometry and metric scaling on the sample blocks side by side, after registration.
+    b_parts, a_parts, v_parts = [], [], []
+    for (sub, rb, ra), (r0, c0, h, w) in zip(rasters, blocks):
+        if shift is not None and shift.applied:
+            moved = Grid(grid.crs, grid.transform @ shift.pixel_affine() @ Affine.translation(c0, r0), (h, w))
+            ra = warp_epoch(ae, moved, black_fill=cfg.black_fill, check_valid=False)
+        valid = rb.valid & ra.valid
+        if cfg.cloud_mask:
+            metres2 = float(grid.crs.linear_units_factor[1]) ** 2 if grid.crs.is_projected else 1.0
+            cloudy, _ = clouds(rb.array, ra.array, valid, min_pixels=max(int(cfg.min_cloud_area / (grid.res**2 * metres2)), 16))
+            valid &= ~cloudy
+        pad = ((0, 0), (0, FIT_BLOCK - h), (0, FIT_BLOCK - w))
+        b_parts.append(np.pad(rb.array, pad))
+        a_parts.append(np.pad(ra.array, pad))
+        v_parts.append(np.pad(valid, pad[1:]))
+    b_all, a_all, v_all = (np.concatenate(p, axis=-1) for p in (b_parts, a_parts, v_parts))
+    after_norm, norm_params = normalize(b_all, a_all, v_all, cfg.normalize)
+    stats = scene_stats(b_all, after_norm, v_all)
+    partial = SceneFit(shift, norm_params, stats, None, grid.transform)
+    # The intact reference: the footprints of the sample blocks, measured with that fit.
+    means, block_geoms = [], np.asarray(geoms, dtype=object)
+    in_block = np.isin(keys, names[order])
+    sample = gpd.GeoDataFrame(geometry=gpd.GeoSeries(block_geoms[in_block], crs=grid.crs))
+    if len(sample):
+        res = _assess(before, after, sample, cfg, False, _Steps(False, 8), fit=partial)
+        means = res.loc[res["damage_grade"] != NOT_ANALYSED, "change_mean"].to_numpy()
+    calib = calibrate(np.asarray(means, float), np.empty(0), delta_full=cfg.full_damage)
+    return dataclasses.replace(partial, calibration=calib)
+
+
+# -- one chunk -------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class _Task:
+    chunk: str
+    before: Any
+    after: Any
+    folder: str
+    config: dict
+    fit_path: str
+
+
+def run_chunk(task: _Task) -> tuple[str, int, str | None]:
+    """Assess one chunk and write it atomically; returns ``(chunk, buildings, library error or None)``.
+
+    Runs unchanged in a local process or on a Dask worker (it only needs the files).
+    """
+    folder = Path(task.folder)
+    try:
+        fp = gpd.read_parquet(folder / "footprints.parquet", filters=[(_CHUNK, "==", task.chunk)])
+        with open(task.fit_path, "rb") as fh:
+            fit = pickle.load(fh)
+        cfg = Config.from_dict(task.config)
+        result = _assess(task.before, task.after, fp, cfg, False, _Steps(False, 8), fit=fit)
+        result.attrs = {}
+        write(result, folder / "chunks" / f"{task.chunk}.parquet")
+        return task.chunk, len(fp), None
+    except DamageError as exc:
+        return task.chunk, 0, f"{type(exc).__name__}: {exc}"
+
+
+# -- the region ----------------------------------------------------------------------------------
+def _paths(spec: Any) -> list[str]:
+    items = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)
+    return [str(Path(p).resolve()) for p in items]
+
+
+def _signature(before, after, footprints, cfg: Config, where, aoi, chunk_px: int) -> str:
+    """What identifies a run: a rerun with the same signature resumes it."""
+    doc = json.dumps([_paths(before), _paths(after), str(footprints), cfg.to_dict(), where, str(aoi), chunk_px], default=str)
+    return hashlib.sha256(doc.encode()).hexdigest()[:16]
+
+
+def batch(
+    before: PathSpec,
+    after: PathSpec,
+    footprints: str | os.PathLike | gpd.GeoDataFrame,
+    folder: str | os.PathLike,
+    config: Config | None = None,
+    *,
+    chunk_size: int = 2048,
+    workers: int = 1,
+    client: Any = None,
+    scheduler: str | None = None,
+    where: str | None = None,
+    aoi: Any = None,
+    progress: bool = False,
+    **options: Any,
+) -> BatchResult:
+    """Assess a whole region in chunks, resumably, on local processes or a Dask cluster.
+
+    Parameters
+    ----------
+    before, after : path or sequence of paths
+        The tiles of each epoch (files, folders, VRTs); the epochs may differ in tiling
+        and CRS.
+    footprints : path or GeoDataFrame
+        The region's footprints (GeoParquet, GeoPackage, GeoJSON, ...).
+    folder : path
+        Output folder: ``manifest.json``, ``fit.pkl``, ``footprints.parquet``,
+        ``chunks/``, and the merged ``damage.parquet`` and ``damage.geojson``. Running
+        again with the same arguments resumes; other arguments are refused.
+    config : Config, optional
+    chunk_size : int
+        Side of a chunk in grid pixels; memory per worker grows with its square.
+    workers : int
+        Local processes (1: in this process).
+    client : dask.distributed.Client, optional
+        Run the chunks on this Dask cluster.
+    scheduler : str, optional
+        Address of a Dask scheduler to connect to (instead of ``client``).
+    where : str, optional
+        Keep only footprints for which this pandas expression over their columns is
+        true, e.g. ``"amenity in ['hospital', 'clinic']"``.
+    aoi : path or GeoDataFrame, optional
+        Keep only footprints that intersect this area.
+    progress : bool
+        Progress bar over chunks (with buildings done).
+    **options
+        Overrides of single :class:`Config` fields.
+
+    Returns
+    -------
+    BatchResult
+    """
+    cfg = (config or Config()).replace(**options)
+    if cfg.method != "optical":
+        raise ConfigError("region batches run the optical method; run PWTT stacks with damage.assess (it is windowed)")
+    if chunk_size < 64 or workers < 1:
+        raise ConfigError(f"chunk_size must be >= 64 pixels and workers >= 1, got {chunk_size} and {workers}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "chunks").mkdir(exist_ok=True)
+    manifest_path = folder / "manifest.json"
+    fp_id = "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(Path(footprints).resolve())
+    signature = _signature(before, after, fp_id, cfg, where, aoi, chunk_size)
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
+    if manifest is not None and manifest.get("signature") != signature:
+        raise OutputError(f"{folder}: holds a run with other inputs or settings; use another folder or empty it")
+    # -- validate, plan and fit (once; reused on resume)
+    fit_path = folder / "fit.pkl"
+    if manifest is None or not fit_path.exists() or not (folder / "footprints.parquet").exists():
+        fp = _select(read_footprints(footprints), where, aoi)
+        be, ae = open_epoch(before, "before"), open_epoch(after, "after")
+        usable = ~(shapely.is_missing(fp.geometry.values) | shapely.is_empty(fp.geometry.values))
+        grid = common_grid(be, ae, lambda crs: tuple(fp.geometry[usable].to_crs(crs).total_bounds), crs=cfg.crs,
+                           resolution=cfg.resolution)
+        cfg = cfg.replace(crs=grid.crs.to_string(), resolution=grid.res)  # every chunk on the region's lattice
+        geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
+        chunk_of = np.where(usable, plan_chunks(np.where(usable, geoms, shapely.Point(0, 0)), grid, chunk_size), "unusable")
+        fp = fp.assign(**{_INDEX: np.arange(len(fp)), _CHUNK: chunk_of}).sort_values([_CHUNK, _INDEX], kind="stable")
+        fit = fit_region(before, after, geoms[usable], grid, cfg)
+        with _atomic(fit_path) as tmp:
+            tmp.write_bytes(pickle.dumps(fit))
+        with _atomic(folder / "footprints.parquet") as tmp:
+            fp.to_parquet(tmp, index=False, row_group_size=4096)
+        chunks = pd.Series(chunk_of[usable]).value_counts().sort_index()
+        manifest = {
+            "signature": signature,
+            "version": __version__,
+            "config": cfg.to_dict(),
+            "grid": {"crs": grid.crs.to_string(), "resolution": grid.res, "shape": list(grid.shape)},
+            "chunk_size": chunk_size,
+            "chunks": {str(k): int(v) for k, v in chunks.items()},
+            "footprints": len(fp),
+            "fit": fit.to_dict(),
+            "failed": {},
+        }
+        write_json(manifest, manifest_path)
+    cfg = Config.from_dict(manifest["config"])
+    todo = [c for c in manifest["chunks"] if not (folder / "chunks" / f"{c}.parquet").exists()]
+    tasks = [_Task(c, before, after, str(folder), manifest["config"], str(fit_path)) for c in todo]
+    log.info("region: %d chunks, %d to do", len(manifest["chunks"]), len(tasks))
+    failed: dict[str, str] = {}
+    done = 0
+    bar = tqdm(total=len(manifest["chunks"]), initial=len(manifest["chunks"]) - len(tasks), disable=not progress,
+               unit="chunk", desc="chunks")
+    buildings = 0
+    try:
+        for chunk, n, error in _execute(tasks, workers, client, scheduler):
+            if error is None:
+                done += 1
+                buildings += n
+            else:
+                failed[chunk] = error
+                log.error("chunk %s failed: %s", chunk, error)
+            manifest["failed"] = {**{k: v for k, v in manifest["failed"].items() if k != chunk}, **failed}
+            write_json(manifest, manifest_path)
+            bar.update(1)
+            bar.set_postfix(buildings=buildings)
+    finally:
+        bar.close()
+    result = _merge(folder, manifest, cfg)
+    return BatchResult(result, len(manifest["chunks"]), done, {k: v for k, v in manifest["failed"].items()}, folder)
+
+
+def _execute(tasks: list[_Task], workers: int, client: Any, scheduler: str | None) -> Iterable[tuple[str, int, str | None]]:
+    """Run the tasks and yield their outcomes as they finish."""
+    if not tasks:
+        return
+    if client is not None or scheduler is not None:
+        try:
+            from dask.distributed import Client, as_completed
+        except ImportError:
+            raise ConfigError("a Dask cluster needs dask.distributed: pip install 'damage[dask]'") from None
+        own = client is None
+        client = client or Client(scheduler)
+        try:
+            futures = client.map(run_chunk, tasks, pure=False)
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            if own:
+                client.close()
+        return
+    if workers == 1:
+        for task in tasks:
+            yield run_chunk(task)
+        return
+    from concurrent.futures import ProcessPoolExecutor, as_completed as done
+
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(run_chunk, t) for t in tasks]
+        try:
+            for future in done(futures):
+                yield future.result()
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+
+def _merge(folder: Path, manifest: dict, cfg: Config) -> gpd.GeoDataFrame:
+    """Every footprint once, in input order; those of failed chunks as not analysed."""
+    fp = gpd.read_parquet(folder / "footprints.parquet")
+    parts = [gpd.read_parquet(p) for p in sorted((folder / "chunks").glob("*.parquet"))]
+    got = pd.concat(parts, ignore_index=True) if parts else fp.iloc[:0]
+    missing = fp[~fp[_INDEX].isin(got[_INDEX])] if len(got) else fp
+    if len(missing):
+        filler = missing.assign(damage_grade=NOT_ANALYSED, damage_score=np.nan, valid_fraction=0.0)
+        got = pd.concat([got, filler], ignore_index=True)
+    merged = gpd.GeoDataFrame(got, geometry=fp.geometry.name, crs=fp.crs).sort_values(_INDEX, kind="stable")
+    merged = merged.drop(columns=[_INDEX, _CHUNK]).reset_index(drop=True)
+    grades = merged["damage_grade"].to_numpy()
+    merged.attrs["damage"] = {
+        "version": __version__,
+        "config": manifest["config"],
+        "region": {"grid": manifest["grid"], "chunk_size": manifest["chunk_size"], "chunks": len(manifest["chunks"]),
+                   "failed": manifest["failed"]},
+        **manifest["fit"],
+        "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
+    }
+    write(merged, folder / "damage.parquet")
+    write(merged, folder / "damage.geojson")
+    return merged

