@@ -44,7 +44,15 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .config import Config
-from .errors import ConfigError, DamageError, EmptyFootprintsError, OutputError
+from .errors import (
+    ConfigError,
+    DamageError,
+    EmptyFootprintsError,
+    FootprintsOutsideImageryError,
+    NoOverlapError,
+    NoValidDataError,
+    OutputError,
+)
 from .grading import NOT_ANALYSED, SCALES, calibrate
 from .grid import common_grid, warp_epoch
 from .masks import clouds
@@ -58,7 +66,7 @@ from .writers import _atomic, write, write_json
 
 log = logging.getLogger(__name__)
 
-__all__ = ["batch", "BatchResult", "fit_region", "plan_chunks"]
+__all__ = ["batch", "BatchResult", "fit_region", "plan_chunks", "assess_chunked"]
 
 #: Side, in grid pixels, of the blocks the region is fitted on, and how many at most.
 FIT_BLOCK, FIT_BLOCKS = 512, 16
@@ -173,6 +181,62 @@ def fit_region(before, after, geoms: np.ndarray, grid: Grid, cfg: Config) -> Sce
         means = res.loc[res["damage_grade"] != NOT_ANALYSED, "change_mean"].to_numpy()
     calib = calibrate(np.asarray(means, float), np.empty(0), delta_full=cfg.full_damage)
     return dataclasses.replace(partial, calibration=calib)
+
+
+# -- large scenes in memory ------------------------------------------------------------------------
+def assess_chunked(before, after, footprints, cfg: Config, chunk_size: int, want_polygons: bool = False,
+                   progress: bool = False) -> gpd.GeoDataFrame:
+    """:func:`damage.assess` for a scene larger than one chunk: fit once, then chunk by chunk.
+
+    Peak memory is that of one chunk (plus the footprints); the result is the same
+    as :func:`batch` gives, with nothing written to disk.
+    """
+    fp = read_footprints(footprints)
+    be, ae = open_epoch(before, "before"), open_epoch(after, "after")
+    usable = ~(shapely.is_missing(fp.geometry.values) | shapely.is_empty(fp.geometry.values))
+    grid = common_grid(be, ae, lambda crs: tuple(fp.geometry[usable].to_crs(crs).total_bounds), crs=cfg.crs,
+                       resolution=cfg.resolution)
+    cfg = cfg.replace(crs=grid.crs.to_string(), resolution=grid.res)
+    geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
+    chunk_of = np.where(usable, plan_chunks(np.where(usable, geoms, shapely.Point(0, 0)), grid, chunk_size), "")
+    fit = fit_region(before, after, geoms[usable], grid, cfg)
+    parts, polys = [], []
+    tagged = fp.assign(**{_INDEX: np.arange(len(fp))})
+    chunks = sorted(set(chunk_of[usable]))
+    for chunk in tqdm(chunks, disable=not progress, unit="chunk", desc="chunks", leave=False):
+        sub = tagged[chunk_of == chunk]
+        try:
+            res = _assess(before, after, sub, cfg, want_polygons, _Steps(False, 8), fit=fit)
+        except (FootprintsOutsideImageryError, NoOverlapError, NoValidDataError) as exc:
+            log.warning("chunk %s: %s; its %d footprints are not analysed", chunk, exc, len(sub))
+            continue
+        parts.append(res)
+        if want_polygons:
+            p = res.attrs["damage_polygons"]
+            polys.append(p.assign(footprint=res[_INDEX].to_numpy()[p["footprint"].to_numpy()]))
+    got = pd.concat(parts, ignore_index=True) if parts else tagged.iloc[:0]
+    missing = tagged[~tagged[_INDEX].isin(got[_INDEX])]
+    if len(missing):
+        got = pd.concat([got, missing.assign(damage_grade=NOT_ANALYSED, damage_score=np.nan, valid_fraction=0.0)],
+                        ignore_index=True)
+    result = gpd.GeoDataFrame(got, geometry=fp.geometry.name, crs=fp.crs).sort_values(_INDEX, kind="stable")
+    result = result.drop(columns=[_INDEX]).reset_index(drop=True)
+    grades = result["damage_grade"].to_numpy()
+    result.attrs["damage"] = {
+        "version": __version__,
+        "config": cfg.to_dict(),
+        "inputs": {"before": be.describe(), "after": ae.describe(),
+                   "footprints": "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints)},
+        "grid": {"crs": grid.crs.to_string(), "resolution": grid.res, "shape": list(grid.shape), "chunks": len(chunks),
+                 "chunk_size": chunk_size},
+        **fit.to_dict(),
+        "fitted_on": "region sample",
+        "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
+    }
+    if want_polygons:
+        result.attrs["damage_polygons"] = gpd.GeoDataFrame(pd.concat(polys, ignore_index=True), crs=fp.crs) if polys else \
+            gpd.GeoDataFrame({"footprint": [], "damage_grade": [], "area_m2": []}, geometry=[], crs=fp.crs)
+    return result
 
 
 # -- one chunk -------------------------------------------------------------------------------------

@@ -76,6 +76,11 @@ class Config:
         Damage scale from :data:`damage.grading.SCALES`.
     min_polygon_pixels : int
         Smallest changed area, in pixels, kept as a damage polygon.
+    max_pixels : int or None
+        Optical: a common grid larger than this is assessed chunk by chunk (chunks of
+        half its square root a side) after fitting the scene once on sample blocks,
+        so memory stays bounded (:func:`damage.batch.assess_chunked`). None: always
+        in one piece.
     method : str
         ``"optical"``: one before and one after image (each may be many tiles),
         structural change. ``"pwtt"``: stacks of images before and after (radar or
@@ -122,6 +127,7 @@ class Config:
     min_valid_fraction: float = 0.5
     scale: str = "xbd"
     min_polygon_pixels: int = 8
+    max_pixels: int | None = 4096 * 4096
     method: str = "optical"
     units: str = "auto"
     lee_size: int = 3
@@ -172,6 +178,8 @@ class Config:
             raise ConfigError(f"ssim_sigma must be positive, got {self.ssim_sigma}")
         if self.min_cloud_area <= 0:
             raise ConfigError(f"min_cloud_area must be positive, got {self.min_cloud_area}")
+        if self.max_pixels is not None and self.max_pixels < 65_536:
+            raise ConfigError(f"max_pixels must be at least 65536 (256 x 256), got {self.max_pixels}")
         if self.method not in ("optical", "pwtt"):
             raise ConfigError(f"method={self.method!r} is unknown; choose 'optical' or 'pwtt'")
         if self.units not in ("auto", "power", "amplitude", "db", "optical"):

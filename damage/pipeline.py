@@ -135,9 +135,23 @@ def assess(
         if polygons:
             raise ConfigError("damage polygons are not available with method='pwtt' (its pixels are ~10 m)")
         return assess_stack(before, after, footprints, cfg, progress=progress)
+    label = _describe(footprints)
+    fp = read_footprints(footprints)  # once: both paths below take the GeoDataFrame
+    if cfg.max_pixels is not None:
+        shape = _grid_shape(before, after, fp, cfg)
+        if shape[0] * shape[1] > cfg.max_pixels:
+            from .batch import assess_chunked  # batch builds on this module
+
+            chunk = max(256, int(cfg.max_pixels**0.5) // 2)
+            log.info("grid of %d x %d pixels: assessing in chunks of %d px", *shape, chunk)
+            result = assess_chunked(before, after, fp, cfg, chunk, polygons, progress)
+            result.attrs["damage"]["inputs"]["footprints"] = label
+            return result
     steps = _Steps(progress, 8)
     try:
-        return _assess(before, after, footprints, cfg, polygons, steps)
+        result = _assess(before, after, fp, cfg, polygons, steps)
+        result.attrs["damage"]["inputs"]["footprints"] = label
+        return result
     finally:
         steps.close()
 
@@ -298,6 +312,15 @@ def _assess(
                 geometry=gpd.GeoSeries(pgeoms, crs=grid.crs),
             ).to_crs(fp.crs)
     return result
+
+
+def _grid_shape(before, after, fp: gpd.GeoDataFrame, cfg: Config) -> tuple[int, int]:
+    """Shape of the common grid an assessment would use (headers only)."""
+    usable = ~(shapely.is_missing(fp.geometry.values) | shapely.is_empty(fp.geometry.values))
+    be, ae = open_epoch(before, "before"), open_epoch(after, "after")
+    grid = common_grid(be, ae, lambda crs: tuple(fp.geometry[usable].to_crs(crs).total_bounds), crs=cfg.crs,
+                       resolution=cfg.resolution)
+    return grid.shape
 
 
 def _unit_m2(crs) -> float:

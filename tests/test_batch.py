@@ -140,3 +140,14 @@ def test_cli_batch(region, tmp_path):
                                     "--workers", "2", "-q"])
     assert res.exit_code == 0, res.output
     assert "chunks:" in res.output and (tmp_path / "o" / "damage.geojson").exists()
+
+
+def test_a_large_scene_is_assessed_in_chunks_like_a_batch(reference, region):
+    b, a, f, _ = region
+    chunked = _quiet(damage.assess, b, a, f, max_pixels=256 * 256, polygons=True)
+    assert chunked.attrs["damage"]["grid"]["chunks"] > 1 and chunked.attrs["damage"]["fitted_on"] == "region sample"
+    assert (chunked["damage_grade"] == reference.result["damage_grade"]).mean() == 1.0
+    polys = chunked.attrs["damage_polygons"]
+    assert len(polys) and set(polys["footprint"]) <= set(np.flatnonzero(chunked["damage_grade"] != "not-analysed"))
+    owners = chunked.geometry.iloc[polys["footprint"]].to_crs(polys.crs).buffer(1.0).values
+    assert shapely.within(polys.geometry.values, owners).mean() > 0.95
