@@ -66,3 +66,42 @@ def test_overlap_layers_separate_overlaps_but_not_touching():
     layer = overlap_layers(geoms)
     assert layer[0] == layer[1]  # touching only
     assert layer[2] != layer[0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    cx=st.floats(-3, 23), cy=st.floats(-3, 23), w=st.floats(0.5, 12), h=st.floats(0.5, 12),
+    angle=st.floats(0, 90), hole=st.booleans(), wing=st.booleans(),
+)
+def test_spans_burn_the_same_pixels_as_gdal(cx, cy, w, h, angle, hole, wing):
+    """Pixel centres inside, as rasterio.features.rasterize (all_touched=False) burns them."""
+    from rasterio.features import rasterize
+
+    from damage.zonal import spans
+
+    poly = shapely.box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+    if wing:
+        poly = shapely.union(poly, shapely.box(cx, cy, cx + w, cy + h / 3))
+    if hole and w > 3 and h > 3:
+        poly = shapely.difference(poly, shapely.box(cx - w / 5, cy - h / 5, cx + w / 5, cy + h / 5))
+    poly = shapely.affinity.rotate(poly, angle, origin=(cx, cy))
+    grid = Grid(CRS.from_epsg(32615), Affine(1, 0, 0, 0, -1, 20), (20, 20))
+    expected = rasterize([(poly, 1)], out_shape=grid.shape, transform=grid.transform, all_touched=False) > 0
+    owner, row, start, end = spans(np.array([poly], dtype=object), grid)
+    got = np.zeros(grid.shape, bool)
+    for r, a, b in zip(row, start, end):
+        got[r, a:b] = True
+    assert (got != expected).sum() <= 1  # a centre exactly on an edge may go either way
+
+
+def test_small_footprints_take_every_touched_pixel():
+    from rasterio.features import rasterize
+
+    sheds = [shapely.box(3.2, 3.2, 4.7, 4.4), shapely.box(10.1, 10.1, 10.3, 11.9)]
+    zs = zones(np.array(sheds, dtype=object), GRID)
+    for i, shed in enumerate(sheds):
+        touched = rasterize([(shed, 1)], out_shape=GRID.shape, transform=GRID.transform, all_touched=True) > 0
+        mine = np.zeros(GRID.shape, bool)
+        lab, idx = zs.pixels()
+        mine.ravel()[idx[lab == i]] = True
+        assert (mine == touched).all()

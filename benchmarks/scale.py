@@ -1,0 +1,248 @@
+"""Scale benchmarks: zonal statistics against exactextract and rasterstats; assess against
+read + warp; peak memory against raster size; region batches against workers.
+
+Run by hand (not a test); every figure is a ratio to a reference measured in the same run:
+
+    python benchmarks/scale.py zonal --raster 10000 --counts 1000,10000,100000
+    python benchmarks/scale.py assess --sizes 2500,5000,10000
+    python benchmarks/scale.py region --size 4000
+
+``zonal``: one float32 raster and N non-overlapping footprints (8-20 m houses at 0.5 m);
+our zonal mean (read the raster, burn label images, grouped reductions) against
+``exactextract.exact_extract(raster, polygons, ["mean"])`` and ``rasterstats.zonal_stats``
+(skipped above 10k footprints: minutes). Equality is checked against rasterstats,
+which counts the pixels whose centres fall inside, as we do.
+
+``assess``: a synthetic town tiled to SIZE x SIZE pixels, before in UTM, after in
+EPSG:4326; in fresh processes, (1) merely read and warp both epochs onto the grid,
+window by window, (2) ``damage.assess``; wall time, ratio, peak RSS (VmHWM, with
+GDAL's cache capped at 64 MB).
+
+``region``: ``damage.batch`` over a tiled town with 1 and 2 local workers and on a
+2-worker Dask LocalCluster: buildings per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+import shapely
+from affine import Affine
+
+RES, ORIGIN, CRS = 0.5, (500_000.0, 4_100_000.0), "EPSG:32615"
+
+
+def _peak_mb() -> float:
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) / 1024
+
+
+# -- zonal -------------------------------------------------------------------------------------
+def _footprints(n: int, size: int, seed: int = 0) -> gpd.GeoDataFrame:
+    """``n`` non-overlapping rectangles (8-20 m) on a jittered lattice over the raster."""
+    rng = np.random.default_rng(seed)
+    side = int(np.ceil(np.sqrt(n)))
+    cell = size * RES / side
+    i = np.arange(n)
+    cx = ORIGIN[0] + (i % side + 0.5) * cell
+    cy = ORIGIN[1] - (i // side + 0.5) * cell
+    w = np.minimum(rng.uniform(8, 20, n), cell * 0.8)
+    h = np.minimum(rng.uniform(8, 20, n), cell * 0.8)
+    jx = rng.uniform(-1, 1, n) * (cell - w) * 0.4
+    jy = rng.uniform(-1, 1, n) * (cell - h) * 0.4
+    return gpd.GeoDataFrame(geometry=shapely.box(cx + jx - w / 2, cy + jy - h / 2, cx + jx + w / 2, cy + jy + h / 2), crs=CRS)
+
+
+def zonal(raster_size: int, counts: list[int]) -> None:
+    from exactextract import exact_extract
+    from rasterstats import zonal_stats as rs_zonal
+
+    from damage.raster import Grid
+    from damage.zonal import zonal_stats, zones
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "values.tif"
+        rng = np.random.default_rng(1)
+        transform = Affine(RES, 0, ORIGIN[0], 0, -RES, ORIGIN[1])
+        with rasterio.open(path, "w", driver="GTiff", width=raster_size, height=raster_size, count=1, dtype="float32",
+                           crs=CRS, transform=transform, tiled=True) as ds:
+            for r in range(0, raster_size, 1024):
+                h = min(1024, raster_size - r)
+                ds.write(rng.random((1, h, raster_size), dtype=np.float32), window=rasterio.windows.Window(0, r, raster_size, h))
+        print(f"raster {raster_size} x {raster_size} float32\n")
+        print("| footprints | ours s | exactextract s | rasterstats s | exactextract / ours | rasterstats / ours | "
+              "max abs diff vs rasterstats | mean abs diff vs exactextract |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for n in counts:
+            fp = _footprints(n, raster_size)
+            t0 = time.perf_counter()
+            with rasterio.open(path) as ds:
+                values = ds.read(1)
+            grid = Grid(rasterio.crs.CRS.from_string(CRS), transform, values.shape)
+            zs = zones(np.asarray(fp.geometry.values), grid)
+            ours = zonal_stats(zs, values, np.ones(values.shape, bool), ("mean",))["mean"]
+            t_ours = time.perf_counter() - t0
+            del values, zs
+            t0 = time.perf_counter()
+            ee = exact_extract(str(path), fp, ["mean"], output="pandas")["mean"].to_numpy()
+            t_ee = time.perf_counter() - t0
+            t_rs, diff_rs = float("nan"), float("nan")
+            if n <= 10_000:
+                t0 = time.perf_counter()
+                rs = np.array([z["mean"] for z in rs_zonal(fp, str(path), stats=["mean"])], dtype=float)
+                t_rs = time.perf_counter() - t0
+                diff_rs = float(np.nanmax(np.abs(rs - ours)))
+            diff_ee = float(np.nanmean(np.abs(ee - ours)))
+            print(f"| {n:,} | {t_ours:.2f} | {t_ee:.2f} | {t_rs:.2f} | {t_ee / t_ours:.1f} | {t_rs / t_ours:.1f} | "
+                  f"{diff_rs:.2e} | {diff_ee:.2e} |", flush=True)
+
+
+# -- assess ------------------------------------------------------------------------------------
+def _town_pair(folder: Path, size: int) -> tuple[Path, Path, Path]:
+    """A 1000-px town tiled to ``size`` px; the after image reprojected to EPSG:4326 by GDAL."""
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    from damage.town import Nuisances, make_town
+
+    tile = make_town(size=1000, seed=5, nuisances=Nuisances(shift=(0.6, -0.4)))
+    reps = int(np.ceil(size / 1000))
+    transform = Affine(RES, 0, ORIGIN[0], 0, -RES, ORIGIN[1])
+    profile = {"driver": "GTiff", "count": 3, "dtype": "uint8", "crs": CRS, "tiled": True, "compress": "deflate"}
+    before = np.tile(tile.before, (1, reps, reps))[:, :size, :size]
+    with rasterio.open(folder / "before.tif", "w", width=size, height=size, transform=transform, **profile) as ds:
+        ds.write(before)
+    del before
+    after = np.tile(tile.after, (1, reps, reps))[:, :size, :size]
+    bounds = (ORIGIN[0], ORIGIN[1] - size * RES, ORIGIN[0] + size * RES, ORIGIN[1])
+    dt, dw, dh = calculate_default_transform(CRS, "EPSG:4326", size, size, *bounds)
+    with rasterio.open(folder / "after.tif", "w", width=dw, height=dh, transform=dt, **{**profile, "crs": "EPSG:4326"}) as ds:
+        for r in range(0, dh, 2048):
+            h = min(2048, dh - r)
+            out = np.zeros((3, h, dw), np.uint8)
+            reproject(after, out, src_transform=transform, src_crs=CRS, dst_transform=dt @ Affine.translation(0, r),
+                      dst_crs="EPSG:4326", resampling=Resampling.cubic)
+            ds.write(out, window=rasterio.windows.Window(0, r, dw, h))
+    del after
+    geoms = []
+    for i in range(reps):
+        for j in range(reps):
+            geoms.append(shapely.affinity.translate(tile.footprints.geometry, j * 1000 * RES, -i * 1000 * RES))
+    fp = gpd.GeoDataFrame(geometry=np.concatenate([g.values for g in geoms]), crs=CRS)
+    fp = fp[shapely.within(fp.geometry.values, shapely.box(*bounds))]
+    fp.to_file(folder / "footprints.gpkg")
+    return folder / "before.tif", folder / "after.tif", folder / "footprints.gpkg"
+
+
+def _child(mode: str, folder: Path) -> None:
+    import damage
+    from damage.grid import common_grid, warp_epoch
+    from damage.raster import Grid
+    from damage.sources import open_epoch, read_footprints
+
+    b, a, f = folder / "before.tif", folder / "after.tif", folder / "footprints.gpkg"
+    t0 = time.perf_counter()
+    if mode == "read":
+        fp = read_footprints(f)
+        be, ae = open_epoch(b), open_epoch(a)
+        grid = common_grid(be, ae, lambda crs: tuple(fp.to_crs(crs).total_bounds))
+        step = 2048
+        for r in range(0, grid.shape[0], step):
+            for c in range(0, grid.shape[1], step):
+                sub = Grid(grid.crs, grid.transform @ Affine.translation(c, r),
+                           (min(step, grid.shape[0] - r), min(step, grid.shape[1] - c)))
+                warp_epoch(be, sub, check_valid=False)
+                warp_epoch(ae, sub, check_valid=False)
+        n = len(fp)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            n = len(damage.assess(b, a, f))
+    print(json.dumps({"seconds": time.perf_counter() - t0, "peak_mb": _peak_mb(), "footprints": n}))
+
+
+def _run_child(mode: str, folder: Path) -> dict:
+    env = {**os.environ, "GDAL_CACHEMAX": "64"}
+    res = subprocess.run([sys.executable, __file__, "child", mode, str(folder)], capture_output=True, text=True, env=env)
+    if res.returncode:
+        raise RuntimeError(res.stderr[-2000:])
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def assess(sizes: list[int]) -> None:
+    print("| size px | footprints | read+warp s | assess s | assess / read+warp | read+warp peak MB | assess peak MB | "
+          "assess us per footprint |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for size in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            _town_pair(folder, size)
+            r = _run_child("read", folder)
+            a = _run_child("assess", folder)
+            print(f"| {size:,} | {a['footprints']:,} | {r['seconds']:.1f} | {a['seconds']:.1f} | "
+                  f"{a['seconds'] / r['seconds']:.2f} | {r['peak_mb']:.0f} | {a['peak_mb']:.0f} | "
+                  f"{1e6 * a['seconds'] / a['footprints']:.0f} |", flush=True)
+
+
+# -- region ------------------------------------------------------------------------------------
+def region(size: int, chunk: int) -> None:
+    import damage
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        b, a, f = _town_pair(folder, size)
+        print(f"region {size} x {size} px, chunks of {chunk} px\n")
+        print("| runner | chunks | buildings | seconds | buildings / s |\n| --- | ---: | ---: | ---: | ---: |")
+        runs = [("1 process", {"workers": 1}), ("2 processes", {"workers": 2}), ("Dask LocalCluster, 2 workers", None)]
+        for name, kw in runs:
+            out = folder / name.replace(" ", "_").replace(",", "")
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if kw is None:
+                    from dask.distributed import Client, LocalCluster
+
+                    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cl, \
+                            Client(cl) as client:
+                        t0 = time.perf_counter()
+                        res = damage.batch(b, a, f, out, chunk_size=chunk, client=client)
+                else:
+                    res = damage.batch(b, a, f, out, chunk_size=chunk, **kw)
+            secs = time.perf_counter() - t0
+            print(f"| {name} | {res.chunks} | {len(res.result):,} | {secs:.1f} | {len(res.result) / secs:.0f} |", flush=True)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "child":
+        _child(sys.argv[2], Path(sys.argv[3]))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    z = sub.add_parser("zonal")
+    z.add_argument("--raster", type=int, default=10_000)
+    z.add_argument("--counts", default="1000,10000,100000")
+    s = sub.add_parser("assess")
+    s.add_argument("--sizes", default="2500,5000,10000")
+    r = sub.add_parser("region")
+    r.add_argument("--size", type=int, default=4000)
+    r.add_argument("--chunk", type=int, default=1024)
+    args = ap.parse_args()
+    if args.what == "zonal":
+        zonal(args.raster, [int(v) for v in args.counts.split(",")])
+    elif args.what == "assess":
+        assess([int(v) for v in args.sizes.split(",")])
+    else:
+        region(args.size, args.chunk)
+
+
+if __name__ == "__main__":
+    main()
