@@ -133,11 +133,10 @@ def _town_pair(folder: Path, size: int) -> tuple[Path, Path, Path]:
                       dst_crs="EPSG:4326", resampling=Resampling.cubic)
             ds.write(out, window=rasterio.windows.Window(0, r, dw, h))
     del after
-    geoms = []
-    for i in range(reps):
-        for j in range(reps):
-            geoms.append(shapely.affinity.translate(tile.footprints.geometry, j * 1000 * RES, -i * 1000 * RES))
-    fp = gpd.GeoDataFrame(geometry=np.concatenate([g.values for g in geoms]), crs=CRS)
+    base = np.asarray(tile.footprints.geometry.values)
+    geoms = [shapely.transform(base, lambda xy, dx=j * 1000 * RES, dy=-i * 1000 * RES: xy + [dx, dy])
+             for i in range(reps) for j in range(reps)]
+    fp = gpd.GeoDataFrame(geometry=np.concatenate(geoms), crs=CRS)
     fp = fp[shapely.within(fp.geometry.values, shapely.box(*bounds))]
     fp.to_file(folder / "footprints.gpkg")
     return folder / "before.tif", folder / "after.tif", folder / "footprints.gpkg"

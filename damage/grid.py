@@ -191,12 +191,12 @@ def _resample(tile: Tile, count: int, grid: Grid, window: tuple[int, int, int, i
                 continue
             data, declared, src_transform = read_tile(tile, swin)
             src_valid = source_valid(data, declared, black_fill).astype(np.float32)
-            bd = np.zeros((count, WARP_BLOCK, WARP_BLOCK), dtype=np.float32)
-            bv = np.zeros((WARP_BLOCK, WARP_BLOCK), dtype=np.float32)
-            common = dict(src_transform=src_transform, src_crs=tile.crs, dst_transform=block.transform,
-                          dst_crs=grid.crs, resampling=resampling)
-            reproject(data.astype(np.float32), bd, src_nodata=None, dst_nodata=None, **common)
-            reproject(src_valid, bv, src_nodata=None, dst_nodata=None, init_dest_nodata=False, **common)
+            # the validity rides along as one more band: one warp, the same kernel for both
+            both = np.concatenate([data.astype(np.float32), src_valid[None]])
+            warped = np.zeros((count + 1, WARP_BLOCK, WARP_BLOCK), dtype=np.float32)
+            reproject(both, warped, src_transform=src_transform, src_crs=tile.crs, dst_transform=block.transform,
+                      dst_crs=grid.crs, resampling=resampling, src_nodata=None, dst_nodata=None, init_dest_nodata=False)
+            bd, bv = warped[:count], warped[count]
             # the part of the block inside the window
             ir0, ir1 = max(br, r0), min(br + WARP_BLOCK, r0 + h)
             ic0, ic1 = max(bc, c0), min(bc + WARP_BLOCK, c0 + w)

@@ -57,7 +57,9 @@ def erode(valid: np.ndarray, radius: int) -> np.ndarray:
     """
     if radius <= 0:
         return valid
-    return ndimage.binary_erosion(valid, structure=np.ones((3, 3), bool), iterations=radius, border_value=1)
+    # Outside the grid counts as no data: a grid edge is either the edge of the imagery
+    # or at least a margin away from every footprint.
+    return ndimage.binary_erosion(valid, structure=np.ones((3, 3), bool), iterations=radius, border_value=0)
 
 
 def _local(x: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:

@@ -173,30 +173,36 @@ def ssim(
     variances, so noise alone does not lower the similarity.
 
     With a ``tolerance``, the after image's local means and variances are only moved
-    (they do not depend on the displacement); one filter per band and displacement
-    recomputes the covariance.
+    (they do not depend on the displacement: views into arrays padded once); one
+    filter per band and displacement recomputes the covariance.
     """
     stats = stats or scene_stats(before, after, valid)
-    ranges = stats.ranges
-    x = before.astype(np.float32)
-    y = after.astype(np.float32)
-    mx = np.stack([_gauss(b, sigma) for b in x])
-    my = np.stack([_gauss(b, sigma) for b in y])
-    # Local variances without each epoch's sensor noise: an intact roof seen through
-    # noise is as similar as one seen without, and scores mean the same at any noise.
-    nx = (np.asarray(stats.noise_before, np.float32) ** 2)[:, None, None]
-    ny = (np.asarray(stats.noise_after, np.float32) ** 2)[:, None, None]
-    vx = np.maximum(np.stack([_gauss(b * b, sigma) for b in x]) - mx * mx - nx, 0.0)
-    vy = np.maximum(np.stack([_gauss(b * b, sigma) for b in y]) - my * my - ny, 0.0)
-    c1 = ((0.01 * ranges) ** 2).astype(np.float32)[:, None, None]
-    c2 = ((0.03 * ranges) ** 2).astype(np.float32)[:, None, None]
-    out = None
-    for dy, dx in displacements(tolerance):
-        ys, mys, vys = shift_edge(y, dy, dx), shift_edge(my, dy, dx), shift_edge(vy, dy, dx)
-        cxy = np.stack([_gauss(a * b, sigma) for a, b in zip(x, ys)]) - mx * mys
-        s = ((2 * mx * mys + c1) * (2 * cxy + c2)) / ((mx * mx + mys * mys + c1) * (vx + vys + c2))
-        change = (1.0 - s).mean(axis=0)
-        out = change if out is None else np.minimum(out, change)
+    bands, rows, cols = before.shape
+    t = tolerance
+    out = np.full((rows, cols), np.inf, dtype=np.float32)
+    moves = displacements(t)
+    sums = [np.zeros((rows, cols), dtype=np.float32) for _ in moves]
+    for band in range(bands):
+        x = before[band].astype(np.float32)
+        # the after band and its local moments, padded once; displacements are views
+        y = np.pad(after[band].astype(np.float32), t, mode="edge")
+        mx, my = _gauss(x, sigma), _gauss(y, sigma)
+        # Local variances without each epoch's sensor noise: an intact roof seen through
+        # noise is as similar as one seen without, and scores mean the same at any noise.
+        vx = np.maximum(_gauss(x * x, sigma) - mx * mx - float(stats.noise_before[band]) ** 2, 0.0)
+        vy = np.maximum(_gauss(y * y, sigma) - my * my - float(stats.noise_after[band]) ** 2, 0.0)
+        c1 = np.float32((0.01 * stats.ranges[band]) ** 2)
+        c2 = np.float32((0.03 * stats.ranges[band]) ** 2)
+        lum_x, con_x, two_mx = mx * mx + c1, vx + c2, 2.0 * mx
+        for k, (dy, dx) in enumerate(moves):
+            view = (slice(t - dy, t - dy + rows), slice(t - dx, t - dx + cols))
+            ys, mys, vys = y[view], my[view], vy[view]
+            cov = _gauss(x * ys, sigma) - mx * mys
+            num = (two_mx * mys + c1) * (2.0 * cov + c2)
+            den = (lum_x + mys * mys) * (con_x + vys)
+            sums[k] += 1.0 - num / den  # the mean over bands comes before the smallest over moves
+    for total in sums:
+        np.minimum(out, total / bands, out=out)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
