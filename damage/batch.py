@@ -128,14 +128,16 @@ def _select(fp: gpd.GeoDataFrame, where: str | None, aoi: Any) -> gpd.GeoDataFra
 def fit_region(before, after, geoms: np.ndarray, grid: Grid, cfg: Config) -> SceneFit:
     """Fit registration, normalisation, metric scaling and calibration on sample blocks.
 
-    The samples are the (at most :data:`FIT_BLOCKS`) blocks of :data:`FIT_BLOCK` grid
-    pixels that hold the most footprints, so the fit depends on the region, not on how
-    it is cut into chunks.
+    The samples are the blocks of :data:`FIT_BLOCK` grid pixels that hold the most
+    footprints (at most :data:`FIT_BLOCKS`, and at most a quarter of the region), so
+    the fit depends on the region, not on how it is cut into chunks.
     """
     be, ae = open_epoch(before, "before"), open_epoch(after, "after")
     keys = plan_chunks(geoms, grid, FIT_BLOCK)
     names, counts = np.unique(keys, return_counts=True)
-    order = sorted(range(len(names)), key=lambda i: (-counts[i], names[i]))[:FIT_BLOCKS]
+    # at most a quarter of the region (and at least 4 blocks): the fit stays a small overhead
+    most = int(np.clip(grid.shape[0] * grid.shape[1] / 4 / FIT_BLOCK**2, 4, FIT_BLOCKS))
+    order = sorted(range(len(names)), key=lambda i: (-counts[i], names[i]))[:most]
     blocks = []
     for i in order:
         r, c = (int(v) for v in names[i][1:].split("_c"))
@@ -173,13 +175,15 @@ def fit_region(before, after, geoms: np.ndarray, grid: Grid, cfg: Config) -> Sce
     stats = scene_stats(b_all, after_norm, v_all)
     partial = SceneFit(shift, norm_params, stats, None, grid.transform)
     # The intact reference: the footprints of the sample blocks, measured with that fit.
-    means, block_geoms = [], np.asarray(geoms, dtype=object)
-    in_block = np.isin(keys, names[order])
-    sample = gpd.GeoDataFrame(geometry=gpd.GeoSeries(block_geoms[in_block], crs=grid.crs))
-    if len(sample):
-        res = _assess(before, after, sample, cfg, False, _Steps(False, 8), fit=partial)
-        means = res.loc[res["damage_grade"] != NOT_ANALYSED, "change_mean"].to_numpy()
-    calib = calibrate(np.asarray(means, float), np.empty(0), delta_full=cfg.full_damage)
+    means = []
+    for i in order:  # block by block: each a small grid
+        sample = gpd.GeoDataFrame(geometry=gpd.GeoSeries(np.asarray(geoms, dtype=object)[keys == names[i]], crs=grid.crs))
+        try:
+            res = _assess(before, after, sample, cfg, False, _Steps(False, 8), fit=partial)
+        except (FootprintsOutsideImageryError, NoOverlapError, NoValidDataError):
+            continue
+        means.append(res.loc[res["damage_grade"] != NOT_ANALYSED, "change_mean"].to_numpy())
+    calib = calibrate(np.concatenate(means) if means else np.empty(0), np.empty(0), delta_full=cfg.full_damage)
     return dataclasses.replace(partial, calibration=calib)
 
 

@@ -127,7 +127,7 @@ class Config:
     min_valid_fraction: float = 0.5
     scale: str = "xbd"
     min_polygon_pixels: int = 8
-    max_pixels: int | None = 4096 * 4096
+    max_pixels: int | None = 2048 * 2048
     method: str = "optical"
     units: str = "auto"
     lee_size: int = 3

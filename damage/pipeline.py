@@ -31,7 +31,7 @@ from .normalize import apply as apply_normalization
 from .normalize import normalize
 from .normalize import record as norm_record
 from .polygons import changed_polygons
-from .raster import Raster
+from .raster import Grid, Raster
 from .register import Shift, estimate_shift, luminance
 from .sources import PathSpec, open_epoch, read_footprints
 from .timeseries import assess_stack
@@ -205,27 +205,23 @@ def _assess(
         geoms[~usable] = None
         if not shapely.intersects(geoms[usable], shapely.box(*grid.bounds)).any():
             raise FootprintsOutsideImageryError("no footprint lies where the before and after imagery overlap")
-    # -- onto one grid ------------------------------------------------------------------
+    # -- onto one grid, co-registered ----------------------------------------------------------
     with steps.step("warping epochs"):
-        rb = warp_epoch(be, grid, black_fill=cfg.black_fill)
-        ra = warp_epoch(ae, grid, black_fill=cfg.black_fill)
-        valid = rb.valid & ra.valid
-        if not valid.any():
-            raise NoOverlapError(f"{be.describe()} and {ae.describe()} hold no valid pixel in common")
-    # -- co-registration -------------------------------------------------------------------
-    with steps.step("co-registering"):
         shift = fit.shift if fit is not None else None
         if shift is not None and fit.origin is not None:  # a window of the fitted grid
             col, row = ~fit.origin * (grid.transform.c, grid.transform.f)
             shift = shift.recentred(round(row, 6), round(col, 6))
+        rb = warp_epoch(be, grid, black_fill=cfg.black_fill)
+        # with a fitted shift the after epoch is warped once, straight onto the moved grid
+        ra = _warp_after(ae, grid, shift, cfg) if shift is not None else warp_epoch(ae, grid, black_fill=cfg.black_fill)
+        valid = rb.valid & ra.valid
+        if not valid.any():
+            raise NoOverlapError(f"{be.describe()} and {ae.describe()} hold no valid pixel in common")
+    with steps.step("co-registering"):
         if cfg.register and fit is None:
             shift = estimate_shift(luminance(rb.array), luminance(ra.array), valid, max_shift=cfg.max_shift)
-        if shift is not None:
-            affine = shift.gradient != ((0.0, 0.0), (0.0, 0.0))
-            if shift.applied and (shift.magnitude >= 0.05 or affine):
-                moved = warp_epoch(ae, grid.moved(shift.pixel_affine()), black_fill=cfg.black_fill, check_valid=False)
-                ra = Raster(moved.array, moved.valid, grid)
-                valid = rb.valid & ra.valid
+            ra = _warp_after(ae, grid, shift, cfg, unmoved=ra)
+            valid = rb.valid & ra.valid
     # -- radiometry and change ---------------------------------------------------------------
     with steps.step("normalising"):
         cloud_info: dict[str, Any] = {"applied": False}
@@ -312,6 +308,15 @@ def _assess(
                 geometry=gpd.GeoSeries(pgeoms, crs=grid.crs),
             ).to_crs(fp.crs)
     return result
+
+
+def _warp_after(ae, grid: Grid, shift: Shift, cfg: Config, unmoved: Raster | None = None) -> Raster:
+    """The after epoch on ``grid`` with ``shift`` removed (``unmoved`` when there is none to remove)."""
+    affine = shift.gradient != ((0.0, 0.0), (0.0, 0.0))
+    if not (shift.applied and (shift.magnitude >= 0.05 or affine)):
+        return unmoved if unmoved is not None else warp_epoch(ae, grid, black_fill=cfg.black_fill)
+    moved = warp_epoch(ae, grid.moved(shift.pixel_affine()), black_fill=cfg.black_fill, check_valid=False)
+    return Raster(moved.array, moved.valid, grid)
 
 
 def _grid_shape(before, after, fp: gpd.GeoDataFrame, cfg: Config) -> tuple[int, int]:
