@@ -108,6 +108,14 @@ def plan_chunks(geoms: np.ndarray, grid: Grid, chunk_px: int) -> np.ndarray:
     return np.char.add(np.char.add("r", r.astype(str)), np.char.add("_c", c.astype(str)))
 
 
+def _on_grid(geoms: np.ndarray, grid: Grid) -> np.ndarray:
+    """Which footprints meet the grid (the overlap of the epochs around the footprints)."""
+    out = np.zeros(len(geoms), bool)
+    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    out[ok] = shapely.intersects(geoms[ok], shapely.box(*grid.bounds))
+    return out
+
+
 def _select(fp: gpd.GeoDataFrame, where: str | None, aoi: Any) -> gpd.GeoDataFrame:
     if where:
         try:
@@ -187,6 +195,28 @@ def fit_region(before, after, geoms: np.ndarray, grid: Grid, cfg: Config) -> Sce
     return dataclasses.replace(partial, calibration=calib)
 
 
+def _regrade(result: gpd.GeoDataFrame, cfg: Config, fitted) -> dict:
+    """Grade every footprint against the intact reference of the whole region.
+
+    The chunks were graded against the sample blocks' reference; with every footprint's
+    change at hand, the reference is taken from all of them, as a single assessment
+    of the region would. ``changed_fraction`` and damage polygons keep the sample
+    reference (they are per pixel, measured in the chunks).
+    """
+    from .grading import MIN_REFERENCE, grade, score
+
+    analysed = (result["damage_grade"] != NOT_ANALYSED).to_numpy()
+    change = result["change_mean"].to_numpy(dtype=float) if "change_mean" in result else np.full(len(result), np.nan)
+    if (analysed & np.isfinite(change)).sum() < MIN_REFERENCE:
+        return fitted.to_dict()
+    calib = calibrate(np.where(analysed, change, np.nan), np.empty(0), delta_full=cfg.full_damage)
+    scores = np.where(analysed, score(change, calib), np.nan)
+    result["damage_score"] = scores
+    result["damage_grade"] = grade(scores, analysed, cfg.scale)
+    result["change_delta"] = np.where(analysed, calib.delta(change), np.nan)
+    return {"calibration": calib.to_dict(), "sample_calibration": fitted.to_dict()["calibration"]}
+
+
 # -- large scenes in memory ------------------------------------------------------------------------
 def assess_chunked(before, after, footprints, cfg: Config, chunk_size: int, want_polygons: bool = False,
                    progress: bool = False) -> gpd.GeoDataFrame:
@@ -202,6 +232,7 @@ def assess_chunked(before, after, footprints, cfg: Config, chunk_size: int, want
                        resolution=cfg.resolution)
     cfg = cfg.replace(crs=grid.crs.to_string(), resolution=grid.res)
     geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
+    usable &= _on_grid(geoms, grid)  # footprints off the imagery are merged as not analysed
     chunk_of = np.where(usable, plan_chunks(np.where(usable, geoms, shapely.Point(0, 0)), grid, chunk_size), "")
     fit = fit_region(before, after, geoms[usable], grid, cfg)
     parts, polys = [], []
@@ -225,6 +256,7 @@ def assess_chunked(before, after, footprints, cfg: Config, chunk_size: int, want
                         ignore_index=True)
     result = gpd.GeoDataFrame(got, geometry=fp.geometry.name, crs=fp.crs).sort_values(_INDEX, kind="stable")
     result = result.drop(columns=[_INDEX]).reset_index(drop=True)
+    calibration = _regrade(result, cfg, fit)
     grades = result["damage_grade"].to_numpy()
     result.attrs["damage"] = {
         "version": __version__,
@@ -234,6 +266,7 @@ def assess_chunked(before, after, footprints, cfg: Config, chunk_size: int, want
         "grid": {"crs": grid.crs.to_string(), "resolution": grid.res, "shape": list(grid.shape), "chunks": len(chunks),
                  "chunk_size": chunk_size},
         **fit.to_dict(),
+        **calibration,
         "fitted_on": "region sample",
         "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
     }
@@ -361,7 +394,8 @@ def batch(
                            resolution=cfg.resolution)
         cfg = cfg.replace(crs=grid.crs.to_string(), resolution=grid.res)  # every chunk on the region's lattice
         geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
-        chunk_of = np.where(usable, plan_chunks(np.where(usable, geoms, shapely.Point(0, 0)), grid, chunk_size), "unusable")
+        usable &= _on_grid(geoms, grid)  # footprints off the imagery are merged as not analysed
+        chunk_of = np.where(usable, plan_chunks(np.where(usable, geoms, shapely.Point(0, 0)), grid, chunk_size), "none")
         fp = fp.assign(**{_INDEX: np.arange(len(fp)), _CHUNK: chunk_of}).sort_values([_CHUNK, _INDEX], kind="stable")
         fit = fit_region(before, after, geoms[usable], grid, cfg)
         with _atomic(fit_path) as tmp:
@@ -455,6 +489,8 @@ def _merge(folder: Path, manifest: dict, cfg: Config) -> gpd.GeoDataFrame:
         got = pd.concat([got, filler], ignore_index=True)
     merged = gpd.GeoDataFrame(got, geometry=fp.geometry.name, crs=fp.crs).sort_values(_INDEX, kind="stable")
     merged = merged.drop(columns=[_INDEX, _CHUNK]).reset_index(drop=True)
+    with open(folder / "fit.pkl", "rb") as fh:
+        calibration = _regrade(merged, cfg, pickle.load(fh))
     grades = merged["damage_grade"].to_numpy()
     merged.attrs["damage"] = {
         "version": __version__,
@@ -462,6 +498,7 @@ def _merge(folder: Path, manifest: dict, cfg: Config) -> gpd.GeoDataFrame:
         "region": {"grid": manifest["grid"], "chunk_size": manifest["chunk_size"], "chunks": len(manifest["chunks"]),
                    "failed": manifest["failed"]},
         **manifest["fit"],
+        **calibration,
         "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
     }
     write(merged, folder / "damage.parquet")
