@@ -18,7 +18,7 @@ from damage.errors import InvalidLabelsError
 from damage.evaluate import binary_scores, class_scores, confusion_matrix, match, roc_auc
 from damage.labels import read_labels
 
-XBD = Path(__file__).resolve().parents[2] / "shared" / "data" / "xbd-labels"
+XBD = Path(__file__).resolve().parent / "data" / "xbd"
 XBD_POST = XBD / "joplin-tornado_00000050_post_disaster.json"
 LEVELS = ("no-damage", "minor-damage", "major-damage", "destroyed")
 
