@@ -141,7 +141,7 @@ def speed(size: int, images: int, window: int, keep: str | None) -> None:
             res = subprocess.run([sys.executable, __file__, "child", mode, str(folder), str(window)],
                                  capture_output=True, text=True, check=True, env=env)
             out[mode] = json.loads(res.stdout.strip().splitlines()[-1])
-        print(f"\n| step | seconds | x read | peak RSS MB |\n| --- | ---: | ---: | ---: |")
+        print("\n| step | seconds | x read | peak RSS MB |\n| --- | ---: | ---: | ---: |")
         for mode in ("read", "assess"):
             print(f"| {mode} | {out[mode]['seconds']:.1f} | {out[mode]['seconds'] / out['read']['seconds']:.2f} | "
                   f"{out[mode]['peak_mb']:.0f} |")

@@ -27,11 +27,9 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
 import os
 import pickle
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +56,7 @@ from .grid import common_grid, warp_epoch
 from .masks import clouds
 from .metrics import scene_stats
 from .normalize import normalize
-from .pipeline import EVIDENCE_COLUMNS, SceneFit, _assess, _Steps
+from .pipeline import SceneFit, _assess, _Steps
 from .raster import Grid
 from .register import block_shifts, consensus, luminance
 from .sources import PathSpec, open_epoch, read_footprints

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -89,7 +88,6 @@ def test_killed_and_rerun_gives_the_same_result(reference, region, tmp_path):
     proc.wait()
     written = len(list((out / "chunks").glob("*.parquet")))
     assert written >= 3 and not (out / "damage.parquet").exists(), "the run ended before it could be killed"
-    assert not list((out / "chunks").glob(".*tmp*"))  or True  # a half-written temp may remain; it is never read
     resumed = _quiet(damage.batch, b, a, f, out, chunk_size=64)
     assert resumed.done == resumed.chunks - written
     _same(resumed.result, _quiet(damage.batch, b, a, f, tmp_path / "fresh", chunk_size=64).result)
