@@ -414,6 +414,8 @@ def batch(
         }
         write_json(manifest, manifest_path)
     cfg = Config.from_dict(manifest["config"])
+    for stale in (folder / "chunks").glob(".*.tmp.*"):  # left by a run killed while writing
+        stale.unlink()
     todo = [c for c in manifest["chunks"] if not (folder / "chunks" / f"{c}.parquet").exists()]
     tasks = [_Task(c, before, after, str(folder), manifest["config"], str(fit_path)) for c in todo]
     log.info("region: %d chunks, %d to do", len(manifest["chunks"]), len(tasks))
@@ -479,7 +481,9 @@ def _execute(tasks: list[_Task], workers: int, client: Any, scheduler: str | Non
 def _merge(folder: Path, manifest: dict, cfg: Config) -> gpd.GeoDataFrame:
     """Every footprint once, in input order; those of failed chunks as not analysed."""
     fp = gpd.read_parquet(folder / "footprints.parquet")
-    parts = [gpd.read_parquet(p) for p in sorted((folder / "chunks").glob("*.parquet"))]
+    # only the plan's chunks: a temporary file left by a killed run is never read
+    files = [folder / "chunks" / f"{c}.parquet" for c in sorted(manifest["chunks"])]
+    parts = [gpd.read_parquet(p) for p in files if p.exists()]
     got = pd.concat(parts, ignore_index=True) if parts else fp.iloc[:0]
     missing = fp[~fp[_INDEX].isin(got[_INDEX])] if len(got) else fp
     if len(missing):

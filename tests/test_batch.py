@@ -88,7 +88,10 @@ def test_killed_and_rerun_gives_the_same_result(reference, region, tmp_path):
     proc.wait()
     written = len(list((out / "chunks").glob("*.parquet")))
     assert written >= 3 and not (out / "damage.parquet").exists(), "the run ended before it could be killed"
+    stale = out / "chunks" / ".r0_c0.x1y2.tmp.parquet"
+    stale.write_bytes(b"half a parquet file")  # as a kill during a write leaves it
     resumed = _quiet(damage.batch, b, a, f, out, chunk_size=64)
+    assert not stale.exists()
     assert resumed.done == resumed.chunks - written
     _same(resumed.result, _quiet(damage.batch, b, a, f, tmp_path / "fresh", chunk_size=64).result)
 
