@@ -182,26 +182,40 @@ def _resample(tile: Tile, count: int, grid: Grid, window: tuple[int, int, int, i
     dst_valid = np.zeros((h, w), dtype=np.float32)
     rb0, rb1 = (row_origin + r0) // WARP_BLOCK, (row_origin + r0 + h - 1) // WARP_BLOCK
     cb0, cb1 = (col_origin + c0) // WARP_BLOCK, (col_origin + c0 + w - 1) // WARP_BLOCK
+    blocks = []
     for rb in range(rb0, rb1 + 1):
         for cb in range(cb0, cb1 + 1):
             br, bc = rb * WARP_BLOCK - row_origin, cb * WARP_BLOCK - col_origin  # block origin, grid pixels
             block = Grid(grid.crs, t @ Affine.translation(bc, br), (WARP_BLOCK, WARP_BLOCK))
             swin = _source_window(tile, transform_bounds(grid.crs, tile.crs, *block.bounds, densify_pts=21))
-            if swin is None:
-                continue
-            data, declared, src_transform = read_tile(tile, swin)
-            src_valid = source_valid(data, declared, black_fill).astype(np.float32)
-            # the validity rides along as one more band: one warp, the same kernel for both
-            both = np.concatenate([data.astype(np.float32), src_valid[None]])
-            warped = np.zeros((count + 1, WARP_BLOCK, WARP_BLOCK), dtype=np.float32)
-            reproject(both, warped, src_transform=src_transform, src_crs=tile.crs, dst_transform=block.transform,
-                      dst_crs=grid.crs, resampling=resampling, src_nodata=None, dst_nodata=None, init_dest_nodata=False)
-            bd, bv = warped[:count], warped[count]
-            # the part of the block inside the window
-            ir0, ir1 = max(br, r0), min(br + WARP_BLOCK, r0 + h)
-            ic0, ic1 = max(bc, c0), min(bc + WARP_BLOCK, c0 + w)
-            dst[:, ir0 - r0 : ir1 - r0, ic0 - c0 : ic1 - c0] = bd[:, ir0 - br : ir1 - br, ic0 - bc : ic1 - bc]
-            dst_valid[ir0 - r0 : ir1 - r0, ic0 - c0 : ic1 - c0] = bv[ir0 - br : ir1 - br, ic0 - bc : ic1 - bc]
+            if swin is not None:
+                blocks.append((br, bc, block, swin))
+    if not blocks:
+        return dst, dst_valid
+    # one read of the tile for all blocks (each block then takes its own window of it)
+    c_lo = min(int(b[3].col_off) for b in blocks)
+    r_lo = min(int(b[3].row_off) for b in blocks)
+    c_hi = max(int(b[3].col_off + b[3].width) for b in blocks)
+    r_hi = max(int(b[3].row_off + b[3].height) for b in blocks)
+    whole, whole_declared, whole_transform = read_tile(tile, Window(c_lo, r_lo, c_hi - c_lo, r_hi - r_lo))
+    for br, bc, block, swin in blocks:
+        r, c = int(swin.row_off) - r_lo, int(swin.col_off) - c_lo
+        cut = (slice(r, r + int(swin.height)), slice(c, c + int(swin.width)))
+        data = whole[(slice(None), *cut)]
+        declared = None if whole_declared is None else whole_declared[cut]
+        src_transform = whole_transform @ Affine.translation(c, r)
+        src_valid = source_valid(data, declared, black_fill).astype(np.float32)
+        # the validity rides along as one more band: one warp, the same kernel for both
+        both = np.concatenate([data.astype(np.float32), src_valid[None]])
+        warped = np.zeros((count + 1, WARP_BLOCK, WARP_BLOCK), dtype=np.float32)
+        reproject(both, warped, src_transform=src_transform, src_crs=tile.crs, dst_transform=block.transform,
+                  dst_crs=grid.crs, resampling=resampling, src_nodata=None, dst_nodata=None, init_dest_nodata=False)
+        bd, bv = warped[:count], warped[count]
+        # the part of the block inside the window
+        ir0, ir1 = max(br, r0), min(br + WARP_BLOCK, r0 + h)
+        ic0, ic1 = max(bc, c0), min(bc + WARP_BLOCK, c0 + w)
+        dst[:, ir0 - r0 : ir1 - r0, ic0 - c0 : ic1 - c0] = bd[:, ir0 - br : ir1 - br, ic0 - bc : ic1 - bc]
+        dst_valid[ir0 - r0 : ir1 - r0, ic0 - c0 : ic1 - c0] = bv[ir0 - br : ir1 - br, ic0 - bc : ic1 - bc]
     return dst, dst_valid
 
 

@@ -159,23 +159,31 @@ def clouds(
     shadow = np.zeros(valid.shape, bool)
     if valid.sum() < min_pixels:
         return cloud, {"cloud_share": 0.0, "shadow_share": 0.0}
-    lum, rank, sat = [], [], []
+    lum = []
     for e in (before, after):
         x = e.mean(axis=0, dtype=np.float32)
-        x = np.where(valid, x, float(np.median(x[valid])))
-        lum.append(x)
-        rank.append(ndimage.gaussian_filter(_rank(x, valid), 4.0))
-        sat.append(ndimage.gaussian_filter((e.max(axis=0) - e.min(axis=0)).astype(np.float32), 2.0))
-    for k in (0, 1):
+        lum.append(np.where(valid, x, float(np.median(x[valid]))))
+    rank: list[np.ndarray] = []  # brightness ranks, only computed once a candidate is found
+
+    def ranks() -> list[np.ndarray]:
+        if not rank:
+            rank.extend(ndimage.gaussian_filter(_rank(x, valid), 4.0) for x in lum)
+        return rank
+
+    for k, e in enumerate((before, after)):
         other = 1 - k
-        med, p99 = np.percentile(lum[k][valid], [50, 99])
-        lo = np.percentile(lum[k][valid], 0.5)
+        lo, med, p99 = np.percentile(lum[k][valid], [0.5, 50, 99])
+        bright = lum[k] > med + 0.5 * (p99 - med)  # cheap first test: most scenes stop here
+        if bright.sum() < min_pixels // 2:  # (halved: smoothing below can grow a region's rim)
+            continue
         mean_k, std_k = _local(lum[k], 2.0)
         bright = mean_k > med + 0.5 * (p99 - med)
         flat = std_k < 0.04 * max(p99 - lo, 1e-6)
-        grey = sat[k] < 0.12 * np.maximum(mean_k, 1e-6)
-        lift = rank[k] - rank[other]
+        grey = ndimage.gaussian_filter((e.max(axis=0) - e.min(axis=0)).astype(np.float32), 2.0) < 0.12 * np.maximum(mean_k, 1e-6)
         candidate = ndimage.binary_fill_holes(ndimage.binary_opening(bright & flat & grey & valid, iterations=2))
+        if candidate.sum() < min_pixels:
+            continue
+        lift = ranks()[k] - ranks()[other]
         c = _large(candidate, min_pixels, lift, 0.2)  # and, on the whole, far brighter than the other epoch
         if not c.any():
             continue
