@@ -193,6 +193,55 @@ def fit_region(before, after, geoms: np.ndarray, grid: Grid, cfg: Config) -> Sce
     return dataclasses.replace(partial, calibration=calib)
 
 
+@dataclasses.dataclass
+class _Plan:
+    footprints: gpd.GeoDataFrame  # with the _INDEX column (input order)
+    geoms: np.ndarray  # in the grid CRS
+    usable: np.ndarray  # on the grid, not empty
+    chunk_of: np.ndarray  # chunk id per footprint ("" when not usable)
+    grid: Grid
+    cfg: Config  # with the grid's CRS and resolution fixed, so every chunk is on its lattice
+    inputs: dict
+
+
+def _plan(before, after, fp: gpd.GeoDataFrame, cfg: Config, chunk_size: int) -> _Plan:
+    """The region's grid, and each footprint's chunk; footprints off the imagery get none."""
+    be, ae = open_epoch(before, "before"), open_epoch(after, "after")
+    usable = ~(shapely.is_missing(fp.geometry.values) | shapely.is_empty(fp.geometry.values))
+    grid = common_grid(be, ae, lambda crs: tuple(fp.geometry[usable].to_crs(crs).total_bounds), crs=cfg.crs,
+                       resolution=cfg.resolution)
+    geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
+    usable &= _on_grid(geoms, grid)
+    chunk_of = np.where(usable, plan_chunks(np.where(usable, geoms, shapely.Point(0, 0)), grid, chunk_size), "")
+    return _Plan(fp.assign(**{_INDEX: np.arange(len(fp))}), geoms, usable, chunk_of, grid,
+                 cfg.replace(crs=grid.crs.to_string(), resolution=grid.res),
+                 {"before": be.describe(), "after": ae.describe()})
+
+
+def _assemble(parts: list[gpd.GeoDataFrame], tagged: gpd.GeoDataFrame, cfg: Config, fit: SceneFit,
+              record: dict) -> gpd.GeoDataFrame:
+    """Every footprint once, in input order (those of no chunk as not analysed), graded region-wide."""
+    got = pd.concat(parts, ignore_index=True) if parts else tagged.iloc[:0]
+    missing = tagged[~tagged[_INDEX].isin(got[_INDEX])]
+    if len(missing):
+        got = pd.concat([got, missing.assign(damage_grade=NOT_ANALYSED, damage_score=np.nan, valid_fraction=0.0)],
+                        ignore_index=True)
+    result = gpd.GeoDataFrame(got, geometry=tagged.geometry.name, crs=tagged.crs).sort_values(_INDEX, kind="stable")
+    result = result.drop(columns=[c for c in (_INDEX, _CHUNK) if c in result]).reset_index(drop=True)
+    calibration = _regrade(result, cfg, fit)
+    grades = result["damage_grade"].to_numpy()
+    result.attrs["damage"] = {
+        "version": __version__,
+        "config": cfg.to_dict(),
+        **record,
+        **fit.to_dict(),
+        **calibration,
+        "fitted_on": "region sample",
+        "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
+    }
+    return result
+
+
 def _regrade(result: gpd.GeoDataFrame, cfg: Config, fitted) -> dict:
     """Grade every footprint against the intact reference of the whole region.
 
@@ -223,21 +272,13 @@ def assess_chunked(before, after, footprints, cfg: Config, chunk_size: int, want
     Peak memory is that of one chunk (plus the footprints); the result is the same
     as :func:`batch` gives, with nothing written to disk.
     """
-    fp = read_footprints(footprints)
-    be, ae = open_epoch(before, "before"), open_epoch(after, "after")
-    usable = ~(shapely.is_missing(fp.geometry.values) | shapely.is_empty(fp.geometry.values))
-    grid = common_grid(be, ae, lambda crs: tuple(fp.geometry[usable].to_crs(crs).total_bounds), crs=cfg.crs,
-                       resolution=cfg.resolution)
-    cfg = cfg.replace(crs=grid.crs.to_string(), resolution=grid.res)
-    geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
-    usable &= _on_grid(geoms, grid)  # footprints off the imagery are merged as not analysed
-    chunk_of = np.where(usable, plan_chunks(np.where(usable, geoms, shapely.Point(0, 0)), grid, chunk_size), "")
-    fit = fit_region(before, after, geoms[usable], grid, cfg)
+    plan = _plan(before, after, read_footprints(footprints), cfg, chunk_size)
+    cfg = plan.cfg
+    fit = fit_region(before, after, plan.geoms[plan.usable], plan.grid, cfg)
     parts, polys = [], []
-    tagged = fp.assign(**{_INDEX: np.arange(len(fp))})
-    chunks = sorted(set(chunk_of[usable]))
+    chunks = sorted(set(plan.chunk_of[plan.usable]))
     for chunk in tqdm(chunks, disable=not progress, unit="chunk", desc="chunks", leave=False):
-        sub = tagged[chunk_of == chunk]
+        sub = plan.footprints[plan.chunk_of == chunk]
         try:
             res = _assess(before, after, sub, cfg, want_polygons, _Steps(False, 8), fit=fit)
         except (FootprintsOutsideImageryError, NoOverlapError, NoValidDataError) as exc:
@@ -247,30 +288,17 @@ def assess_chunked(before, after, footprints, cfg: Config, chunk_size: int, want
         if want_polygons:
             p = res.attrs["damage_polygons"]
             polys.append(p.assign(footprint=res[_INDEX].to_numpy()[p["footprint"].to_numpy()]))
-    got = pd.concat(parts, ignore_index=True) if parts else tagged.iloc[:0]
-    missing = tagged[~tagged[_INDEX].isin(got[_INDEX])]
-    if len(missing):
-        got = pd.concat([got, missing.assign(damage_grade=NOT_ANALYSED, damage_score=np.nan, valid_fraction=0.0)],
-                        ignore_index=True)
-    result = gpd.GeoDataFrame(got, geometry=fp.geometry.name, crs=fp.crs).sort_values(_INDEX, kind="stable")
-    result = result.drop(columns=[_INDEX]).reset_index(drop=True)
-    calibration = _regrade(result, cfg, fit)
-    grades = result["damage_grade"].to_numpy()
-    result.attrs["damage"] = {
-        "version": __version__,
-        "config": cfg.to_dict(),
-        "inputs": {"before": be.describe(), "after": ae.describe(),
-                   "footprints": "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints)},
+    grid = plan.grid
+    record = {
+        "inputs": {**plan.inputs, "footprints": "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints)},
         "grid": {"crs": grid.crs.to_string(), "resolution": grid.res, "shape": list(grid.shape), "chunks": len(chunks),
                  "chunk_size": chunk_size},
-        **fit.to_dict(),
-        **calibration,
-        "fitted_on": "region sample",
-        "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
     }
+    result = _assemble(parts, plan.footprints, cfg, fit, record)
     if want_polygons:
-        result.attrs["damage_polygons"] = gpd.GeoDataFrame(pd.concat(polys, ignore_index=True), crs=fp.crs) if polys else \
-            gpd.GeoDataFrame({"footprint": [], "damage_grade": [], "area_m2": []}, geometry=[], crs=fp.crs)
+        crs = plan.footprints.crs
+        result.attrs["damage_polygons"] = gpd.GeoDataFrame(pd.concat(polys, ignore_index=True), crs=crs) if polys else \
+            gpd.GeoDataFrame({"footprint": [], "damage_grade": [], "area_m2": []}, geometry=[], crs=crs)
     return result
 
 
@@ -385,22 +413,16 @@ def batch(
     # -- validate, plan and fit (once; reused on resume)
     fit_path = folder / "fit.pkl"
     if manifest is None or not fit_path.exists() or not (folder / "footprints.parquet").exists():
-        fp = _select(read_footprints(footprints), where, aoi)
-        be, ae = open_epoch(before, "before"), open_epoch(after, "after")
-        usable = ~(shapely.is_missing(fp.geometry.values) | shapely.is_empty(fp.geometry.values))
-        grid = common_grid(be, ae, lambda crs: tuple(fp.geometry[usable].to_crs(crs).total_bounds), crs=cfg.crs,
-                           resolution=cfg.resolution)
-        cfg = cfg.replace(crs=grid.crs.to_string(), resolution=grid.res)  # every chunk on the region's lattice
-        geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
-        usable &= _on_grid(geoms, grid)  # footprints off the imagery are merged as not analysed
-        chunk_of = np.where(usable, plan_chunks(np.where(usable, geoms, shapely.Point(0, 0)), grid, chunk_size), "none")
-        fp = fp.assign(**{_INDEX: np.arange(len(fp)), _CHUNK: chunk_of}).sort_values([_CHUNK, _INDEX], kind="stable")
-        fit = fit_region(before, after, geoms[usable], grid, cfg)
+        plan = _plan(before, after, _select(read_footprints(footprints), where, aoi), cfg, chunk_size)
+        cfg, grid, usable = plan.cfg, plan.grid, plan.usable
+        fp = plan.footprints.assign(**{_CHUNK: np.where(usable, plan.chunk_of, "none")})
+        fp = fp.sort_values([_CHUNK, _INDEX], kind="stable")
+        fit = fit_region(before, after, plan.geoms[usable], grid, cfg)
         with _atomic(fit_path) as tmp:
             tmp.write_bytes(pickle.dumps(fit))
         with _atomic(folder / "footprints.parquet") as tmp:
             fp.to_parquet(tmp, index=False, row_group_size=4096)
-        chunks = pd.Series(chunk_of[usable]).value_counts().sort_index()
+        chunks = pd.Series(plan.chunk_of[usable]).value_counts().sort_index()
         manifest = {
             "signature": signature,
             "version": __version__,
@@ -484,25 +506,11 @@ def _merge(folder: Path, manifest: dict, cfg: Config) -> gpd.GeoDataFrame:
     # only the plan's chunks: a temporary file left by a killed run is never read
     files = [folder / "chunks" / f"{c}.parquet" for c in sorted(manifest["chunks"])]
     parts = [gpd.read_parquet(p) for p in files if p.exists()]
-    got = pd.concat(parts, ignore_index=True) if parts else fp.iloc[:0]
-    missing = fp[~fp[_INDEX].isin(got[_INDEX])] if len(got) else fp
-    if len(missing):
-        filler = missing.assign(damage_grade=NOT_ANALYSED, damage_score=np.nan, valid_fraction=0.0)
-        got = pd.concat([got, filler], ignore_index=True)
-    merged = gpd.GeoDataFrame(got, geometry=fp.geometry.name, crs=fp.crs).sort_values(_INDEX, kind="stable")
-    merged = merged.drop(columns=[_INDEX, _CHUNK]).reset_index(drop=True)
     with open(folder / "fit.pkl", "rb") as fh:
-        calibration = _regrade(merged, cfg, pickle.load(fh))
-    grades = merged["damage_grade"].to_numpy()
-    merged.attrs["damage"] = {
-        "version": __version__,
-        "config": manifest["config"],
-        "region": {"grid": manifest["grid"], "chunk_size": manifest["chunk_size"], "chunks": len(manifest["chunks"]),
-                   "failed": manifest["failed"]},
-        **manifest["fit"],
-        **calibration,
-        "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
-    }
+        fit = pickle.load(fh)
+    region = {"grid": manifest["grid"], "chunk_size": manifest["chunk_size"], "chunks": len(manifest["chunks"]),
+              "failed": manifest["failed"]}
+    merged = _assemble(parts, fp, cfg, fit, {"region": region})
     write(merged, folder / "damage.parquet")
     write(merged, folder / "damage.geojson")
     return merged
