@@ -324,7 +324,12 @@ def run_chunk(task: _Task) -> tuple[str, int, str | None]:
         with open(task.fit_path, "rb") as fh:
             fit = pickle.load(fh)
         cfg = Config.from_dict(task.config)
-        result = _assess(task.before, task.after, fp, cfg, False, _Steps(False, 8), fit=fit)
+        try:
+            result = _assess(task.before, task.after, fp, cfg, False, _Steps(False, 8), fit=fit)
+        except (FootprintsOutsideImageryError, NoOverlapError, NoValidDataError) as exc:
+            # the imagery has nothing here (fill, edge of a scene): done, nothing to analyse
+            log.info("chunk %s: %s; its %d footprints are not analysed", task.chunk, exc, len(fp))
+            result = fp.assign(damage_grade=NOT_ANALYSED, damage_score=np.nan, valid_fraction=0.0)
         result.attrs = {}
         write(result, folder / "chunks" / f"{task.chunk}.parquet")
         return task.chunk, len(fp), None
