@@ -35,10 +35,6 @@ class Grid:
         xs, ys = zip(*(self.transform * (c, r) for c in (0, w) for r in (0, h)))
         return (min(xs), min(ys), max(xs), max(ys))
 
-    def shifted(self, dy: float, dx: float) -> Grid:
-        """The grid moved by ``(dy, dx)`` pixels (positive: down and right)."""
-        return self.moved(Affine.translation(dx, dy))
-
     def moved(self, pixel_affine: Affine) -> Grid:
         """The grid whose pixel ``(col, row)`` lies at ``pixel_affine * (col, row)`` of this one."""
         return Grid(self.crs, self.transform @ pixel_affine, self.shape)
