@@ -20,6 +20,9 @@ GDAL's cache capped at 64 MB).
 
 ``region``: ``damage.batch`` over a tiled town with 1 and 2 local workers and on a
 2-worker Dask LocalCluster: buildings per second.
+
+``workers``: the same planned chunks timed one by one on 2 Dask workers and in a
+2-process pool (to see where Dask's time goes).
 """
 
 from __future__ import annotations
@@ -220,6 +223,52 @@ def region(size: int, chunk: int) -> None:
             print(f"| {name} | {res.chunks} | {len(res.result):,} | {secs:.1f} | {len(res.result) / secs:.0f} |", flush=True)
 
 
+# -- per-chunk time on Dask workers and pool processes ----------------------------------------------------
+def _timed_chunk(task):
+    import importlib
+
+    run_chunk = importlib.import_module("damage.batch").run_chunk  # damage.batch is also the function
+    t0 = time.perf_counter()
+    chunk = run_chunk(task)[0]
+    return os.getpid(), time.perf_counter() - t0, chunk
+
+
+def workers(size: int, chunk: int) -> None:
+    """Time each chunk of one planned region on 2 Dask workers and in a 2-process pool."""
+    import importlib
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    import damage
+
+    batch_module = importlib.import_module("damage.batch")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        b, a, f = _town_pair(folder, size)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            damage.batch(b, a, f, folder / "run", chunk_size=chunk)  # the plan, the fit and the files
+        manifest = json.loads((folder / "run" / "manifest.json").read_text())
+        tasks = [batch_module._Task(c, b, a, str(folder / "run"), manifest["config"], str(folder / "run" / "fit.pkl"))
+                 for c in manifest["chunks"]]
+        with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster, \
+                Client(cluster) as client:
+            client.run(lambda: __import__("damage"))
+            t0 = time.perf_counter()
+            dask_runs = [fut.result() for fut in as_completed(client.map(_timed_chunk, tasks, pure=False))]
+            dask_wall = time.perf_counter() - t0
+        with ProcessPoolExecutor(2) as pool:
+            t0 = time.perf_counter()
+            pool_runs = list(pool.map(_timed_chunk, tasks))
+            pool_wall = time.perf_counter() - t0
+        print(f"{len(tasks)} chunks of {chunk} px over {size} px\n")
+        print("| runner | processes used | wall s | seconds per chunk (min-max) |\n| --- | ---: | ---: | --- |")
+        for name, runs, wall in (("Dask LocalCluster, 2 workers", dask_runs, dask_wall), ("process pool, 2", pool_runs, pool_wall)):
+            secs = [r[1] for r in runs]
+            print(f"| {name} | {len({r[0] for r in runs})} | {wall:.1f} | {min(secs):.2f}-{max(secs):.2f} |")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "child":
         _child(sys.argv[2], Path(sys.argv[3]))
@@ -234,13 +283,18 @@ def main() -> None:
     r = sub.add_parser("region")
     r.add_argument("--size", type=int, default=4000)
     r.add_argument("--chunk", type=int, default=1024)
+    w = sub.add_parser("workers")
+    w.add_argument("--size", type=int, default=3000)
+    w.add_argument("--chunk", type=int, default=1024)
     args = ap.parse_args()
     if args.what == "zonal":
         zonal(args.raster, [int(v) for v in args.counts.split(",")])
     elif args.what == "assess":
         assess([int(v) for v in args.sizes.split(",")])
-    else:
+    elif args.what == "region":
         region(args.size, args.chunk)
+    else:
+        workers(args.size, args.chunk)
 
 
 if __name__ == "__main__":
