@@ -52,12 +52,12 @@ from .errors import (
     OutputError,
 )
 from .grading import NOT_ANALYSED, SCALES, calibrate
-from .grid import common_grid, warp_epoch
+from .grid import footprint_grid, warp_epoch
 from .masks import clouds
 from .metrics import scene_stats
 from .normalize import normalize
-from .pipeline import SceneFit, _assess, _Steps
-from .raster import Grid
+from .pipeline import SceneFit, _assess, _Steps, cloud_min_pixels
+from .raster import Grid, present
 from .register import block_shifts, consensus, luminance
 from .sources import PathSpec, open_epoch, read_footprints
 from .writers import _atomic, write, write_json
@@ -109,7 +109,7 @@ def plan_chunks(geoms: np.ndarray, grid: Grid, chunk_px: int) -> np.ndarray:
 def _on_grid(geoms: np.ndarray, grid: Grid) -> np.ndarray:
     """Which footprints meet the grid (the overlap of the epochs around the footprints)."""
     out = np.zeros(len(geoms), bool)
-    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    ok = present(geoms)
     out[ok] = shapely.intersects(geoms[ok], shapely.box(*grid.bounds))
     return out
 
@@ -169,8 +169,7 @@ def fit_region(before, after, geoms: np.ndarray, grid: Grid, cfg: Config) -> Sce
             ra = warp_epoch(ae, moved, black_fill=cfg.black_fill, check_valid=False)
         valid = rb.valid & ra.valid
         if cfg.cloud_mask:
-            metres2 = float(grid.crs.linear_units_factor[1]) ** 2 if grid.crs.is_projected else 1.0
-            cloudy, _ = clouds(rb.array, ra.array, valid, min_pixels=max(int(cfg.min_cloud_area / (grid.res**2 * metres2)), 16))
+            cloudy, _ = clouds(rb.array, ra.array, valid, min_pixels=cloud_min_pixels(cfg, grid))
             valid &= ~cloudy
         pad = ((0, 0), (0, FIT_BLOCK - h), (0, FIT_BLOCK - w))
         b_parts.append(np.pad(rb.array, pad))
@@ -207,9 +206,8 @@ class _Plan:
 def _plan(before, after, fp: gpd.GeoDataFrame, cfg: Config, chunk_size: int) -> _Plan:
     """The region's grid, and each footprint's chunk; footprints off the imagery get none."""
     be, ae = open_epoch(before, "before"), open_epoch(after, "after")
-    usable = ~(shapely.is_missing(fp.geometry.values) | shapely.is_empty(fp.geometry.values))
-    grid = common_grid(be, ae, lambda crs: tuple(fp.geometry[usable].to_crs(crs).total_bounds), crs=cfg.crs,
-                       resolution=cfg.resolution)
+    usable = present(fp.geometry.values)
+    grid = footprint_grid(be, ae, fp.geometry, crs=cfg.crs, resolution=cfg.resolution)
     geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
     usable &= _on_grid(geoms, grid)
     chunk_of = np.where(usable, plan_chunks(np.where(usable, geoms, shapely.Point(0, 0)), grid, chunk_size), "")

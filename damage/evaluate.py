@@ -26,6 +26,7 @@ from scipy.stats import rankdata
 
 from .errors import InvalidLabelsError
 from .grading import NOT_ANALYSED, SCALES
+from .raster import present
 
 __all__ = ["Evaluation", "evaluate", "match", "confusion_matrix", "class_scores", "binary_scores", "roc_auc"]
 
@@ -130,7 +131,7 @@ def match(footprints: np.ndarray, labels: np.ndarray, severity: np.ndarray | Non
     severity = np.zeros(n) if severity is None else np.asarray(severity, dtype=float)
     index = np.full(n, -1, dtype=np.int64)
     duplicate = np.zeros(n, dtype=bool)
-    usable = ~(shapely.is_missing(labels) | shapely.is_empty(labels))
+    usable = present(labels)
     tree = shapely.STRtree(footprints)
     is_point = shapely.get_type_id(labels) == 0
     weights, pairs = [], []

@@ -20,12 +20,12 @@ from rasterio.windows import Window
 
 from .errors import FootprintsOutsideImageryError, NoOverlapError, NoValidDataError
 from .masks import source_valid
-from .raster import Grid, Raster
+from .raster import Grid, Raster, present
 from .sources import Epoch, Tile, read_tile
 
 log = logging.getLogger(__name__)
 
-__all__ = ["choose_crs", "epoch_bounds", "native_resolution", "common_grid", "warp_epoch"]
+__all__ = ["choose_crs", "epoch_bounds", "native_resolution", "common_grid", "footprint_grid", "warp_epoch"]
 
 Bounds = tuple[float, float, float, float]
 
@@ -134,6 +134,18 @@ def common_grid(
     row1 = math.ceil((anchor_y - area[1]) / resolution)
     transform = Affine(resolution, 0.0, anchor_x + col0 * resolution, 0.0, -resolution, anchor_y - row0 * resolution)
     return Grid(crs, transform, (row1 - row0, col1 - col0))
+
+
+def footprint_grid(
+    before: Epoch | Sequence[Epoch],
+    after: Epoch | Sequence[Epoch],
+    geometry,
+    crs: CRS | str | None = None,
+    resolution: float | None = None,
+) -> Grid:
+    """:func:`common_grid` around a GeoSeries of footprints (missing and empty ones ignored)."""
+    kept = geometry[present(geometry.values)]
+    return common_grid(before, after, lambda c: tuple(kept.to_crs(c).total_bounds), crs=crs, resolution=resolution)
 
 
 def _pixel_window(transform: Affine, shape: tuple[int, int], bounds: Bounds, pad: int) -> Window | None:

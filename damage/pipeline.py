@@ -24,14 +24,14 @@ from . import __version__
 from .config import Config
 from .errors import BandMismatchError, ConfigError, FootprintsOutsideImageryError, NoOverlapError
 from .grading import NOT_ANALYSED, SCALES, Calibration, calibrate, grade, score
-from .grid import common_grid, warp_epoch
+from .grid import footprint_grid, warp_epoch
 from .masks import clouds, erode
 from .metrics import METRIC_RADIUS, SceneStats, combined, scene_stats
 from .normalize import apply as apply_normalization
 from .normalize import normalize
 from .normalize import record as norm_record
 from .polygons import changed_polygons
-from .raster import Grid, Raster
+from .raster import Grid, Raster, present
 from .register import Shift, estimate_shift, luminance
 from .sources import PathSpec, open_epoch, read_footprints
 from .timeseries import assess_stack
@@ -194,13 +194,8 @@ def _assess(
             raise BandMismatchError(
                 f"{be.describe()} has {be.count} band(s) but {ae.describe()} has {ae.count}; epochs must have the same bands"
             )
-        usable = ~(shapely.is_missing(fp.geometry.values) | shapely.is_empty(fp.geometry.values))
-        fp_usable = fp.geometry[usable]
-
-        def footprint_bounds(crs):
-            return tuple(fp_usable.to_crs(crs).total_bounds)
-
-        grid = common_grid(be, ae, footprint_bounds, crs=cfg.crs, resolution=cfg.resolution)
+        usable = present(fp.geometry.values)
+        grid = footprint_grid(be, ae, fp.geometry, crs=cfg.crs, resolution=cfg.resolution)
         geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
         geoms[~usable] = None
         if not shapely.intersects(geoms[usable], shapely.box(*grid.bounds)).any():
@@ -226,8 +221,7 @@ def _assess(
     with steps.step("normalising"):
         cloud_info: dict[str, Any] = {"applied": False}
         if cfg.cloud_mask:  # before the radiometric fit, which clouds would bias
-            min_pixels = max(int(cfg.min_cloud_area / (grid.res**2 * _unit_m2(grid.crs))), 16)
-            cloudy, cloud_info = clouds(rb.array, ra.array, valid, min_pixels=min_pixels)
+            cloudy, cloud_info = clouds(rb.array, ra.array, valid, min_pixels=cloud_min_pixels(cfg, grid))
             cloud_info = {"applied": True, **cloud_info}
             valid = valid & ~cloudy
         if fit is not None:
@@ -312,8 +306,7 @@ def _assess(
 
 def _warp_after(ae, grid: Grid, shift: Shift, cfg: Config, unmoved: Raster | None = None) -> Raster:
     """The after epoch on ``grid`` with ``shift`` removed (``unmoved`` when there is none to remove)."""
-    affine = shift.gradient != ((0.0, 0.0), (0.0, 0.0))
-    if not (shift.applied and (shift.magnitude >= 0.05 or affine)):
+    if not (shift.applied and (shift.magnitude >= 0.05 or shift.is_affine)):
         return unmoved if unmoved is not None else warp_epoch(ae, grid, black_fill=cfg.black_fill)
     moved = warp_epoch(ae, grid.moved(shift.pixel_affine()), black_fill=cfg.black_fill, check_valid=False)
     return Raster(moved.array, moved.valid, grid)
@@ -321,11 +314,13 @@ def _warp_after(ae, grid: Grid, shift: Shift, cfg: Config, unmoved: Raster | Non
 
 def _grid_shape(before, after, fp: gpd.GeoDataFrame, cfg: Config) -> tuple[int, int]:
     """Shape of the common grid an assessment would use (headers only)."""
-    usable = ~(shapely.is_missing(fp.geometry.values) | shapely.is_empty(fp.geometry.values))
     be, ae = open_epoch(before, "before"), open_epoch(after, "after")
-    grid = common_grid(be, ae, lambda crs: tuple(fp.geometry[usable].to_crs(crs).total_bounds), crs=cfg.crs,
-                       resolution=cfg.resolution)
-    return grid.shape
+    return footprint_grid(be, ae, fp.geometry, crs=cfg.crs, resolution=cfg.resolution).shape
+
+
+def cloud_min_pixels(cfg: Config, grid: Grid) -> int:
+    """Config.min_cloud_area (m2) in pixels of ``grid`` (at least 16)."""
+    return max(int(cfg.min_cloud_area / (grid.res**2 * _unit_m2(grid.crs))), 16)
 
 
 def _unit_m2(crs) -> float:

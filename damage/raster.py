@@ -9,10 +9,17 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import shapely
 from affine import Affine
 from rasterio.crs import CRS
 
-__all__ = ["Grid", "Raster"]
+__all__ = ["Grid", "Raster", "present"]
+
+
+def present(geoms: np.ndarray) -> np.ndarray:
+    """True for geometries that are neither missing nor empty."""
+    geoms = np.asarray(geoms, dtype=object)
+    return ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
 
 
 @dataclasses.dataclass(frozen=True)

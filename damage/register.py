@@ -46,6 +46,11 @@ class Shift:
     centre: tuple[float, float] = (0.0, 0.0)
 
     @property
+    def is_affine(self) -> bool:
+        """Whether the displacement varies across the scene (a rotation or scale, not just a shift)."""
+        return self.gradient != ((0.0, 0.0), (0.0, 0.0))
+
+    @property
     def magnitude(self) -> float:
         """Largest displacement, in pixels, over a scene twice the centre's distance from the origin."""
         (a, b), (c, d) = self.gradient
@@ -83,7 +88,7 @@ class Shift:
             "spread_px": round(self.spread, 3),
             "applied": self.applied,
         }
-        if self.gradient != ((0.0, 0.0), (0.0, 0.0)):
+        if self.is_affine:
             out["rotation_deg"] = round(self.rotation_deg, 4)
             out["gradient"] = [[round(v, 7) for v in row] for row in self.gradient]
             out["centre_px"] = [round(v, 1) for v in self.centre]

@@ -28,8 +28,8 @@ from . import __version__
 from .config import Config
 from .errors import BandMismatchError, DamageWarning, FootprintsOutsideImageryError, InvalidRasterError, NoValidDataError
 from .grading import NOT_ANALYSED, SCALES, grade
-from .grid import common_grid, warp_epoch
-from .raster import Grid
+from .grid import footprint_grid, warp_epoch
+from .raster import Grid, present
 from .sar import Moments, lee_filter, log_ratio_sigma, pwtt, t_statistic, to_log, to_power
 from .masks import source_valid
 from .sources import Acquisition, PathSpec, open_stack, read_decimated, read_footprints
@@ -124,12 +124,9 @@ def assess_stack(
         raise BandMismatchError(f"stacks mix band counts {sorted(counts)}: {pre[0].describe()} has {pre[0].epoch.count}")
     bands = next(iter(counts))
     units = {id(a): _units(a, cfg) for a in pre + post}
-    usable = ~(shapely.is_missing(fp.geometry.values) | shapely.is_empty(fp.geometry.values))
-    fp_usable = fp.geometry[usable]
-    grid = common_grid(
-        [a.epoch for a in pre], [a.epoch for a in post], lambda crs: tuple(fp_usable.to_crs(crs).total_bounds),
-        crs=cfg.crs, resolution=cfg.resolution,
-    )
+    usable = present(fp.geometry.values)
+    grid = footprint_grid([a.epoch for a in pre], [a.epoch for a in post], fp.geometry, crs=cfg.crs,
+                          resolution=cfg.resolution)
     geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
     geoms[~usable] = None
     if not shapely.intersects(geoms[usable], shapely.box(*grid.bounds)).any():

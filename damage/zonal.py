@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import shapely
 
-from .raster import Grid
+from .raster import Grid, present
 
 __all__ = ["STATS", "Zones", "zones", "spans", "span_sums", "zonal_stats", "grouped_quantile", "overlap_layers"]
 
@@ -71,7 +71,7 @@ def spans(geoms: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray, np.nda
     t = grid.transform
     height, width = grid.shape
     geoms = np.asarray(geoms, dtype=object)
-    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    ok = present(geoms)
     empty = np.empty(0, np.int64)
     if not ok.any():
         return empty, empty, empty, empty
@@ -196,7 +196,7 @@ def zones(geoms: np.ndarray, grid: Grid, min_pixels: int = 4, small: np.ndarray 
     """
     geoms = np.asarray(geoms, dtype=object)
     n = len(geoms)
-    usable = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    usable = present(geoms)
     owner, row, start, end = spans(geoms, grid)
     counts = np.bincount(owner, weights=end - start, minlength=n)
     inside = np.zeros(n, bool)
