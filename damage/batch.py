@@ -57,6 +57,7 @@ from .masks import clouds
 from .metrics import scene_stats
 from .normalize import normalize
 from .pipeline import SceneFit, _assess, _Steps, cloud_min_pixels
+from .query import select
 from .raster import Grid, present
 from .register import block_shifts, consensus, luminance
 from .sources import PathSpec, open_epoch, read_footprints
@@ -116,11 +117,7 @@ def _on_grid(geoms: np.ndarray, grid: Grid) -> np.ndarray:
 
 def _select(fp: gpd.GeoDataFrame, where: str | None, aoi: Any) -> gpd.GeoDataFrame:
     if where:
-        try:
-            keep = fp.eval(where)
-        except Exception as exc:  # pandas raises many kinds for a bad expression
-            raise ConfigError(f"--where {where!r}: not a valid expression over the footprint columns ({exc})") from None
-        fp = fp[np.asarray(keep, bool)]
+        fp = fp[select(fp, where)]  # parsed, never executed: DataFrame.eval ran code
     if aoi is not None:
         area = aoi if isinstance(aoi, gpd.GeoDataFrame) else read_footprints(aoi)
         zone = shapely.union_all(area.to_crs(fp.crs).geometry.values)
