@@ -2,8 +2,12 @@
 
 Run by hand (not a test):
 
-    python benchmarks/accuracy.py                # the whole suite, ~3 min on 2 cores
+    python benchmarks/accuracy.py xbd            # real tiles graded by people: see benchmarks/xbd.py
+    python benchmarks/accuracy.py                # the generated suite, ~3 min on 2 cores
     python benchmarks/accuracy.py --size 384 --only clean,all
+
+The real tiles decide whether a change to the method is better; the generated suite
+isolates one nuisance at a time.
 
 Each synthetic scene is a town from :func:`damage.town.make_town` with one nuisance
 switched on (and one with all of them); the real pair is the Joplin crop in
@@ -138,6 +142,13 @@ def _fmt(v: float, spec: str = ".3f") -> str:
 
 
 def main() -> None:
+    import sys
+
+    if sys.argv[1:2] == ["xbd"]:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from xbd import main as xbd_main
+
+        return xbd_main(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=512, help="side of each synthetic scene in pixels")
     ap.add_argument("--seed", type=int, default=1)

@@ -51,12 +51,12 @@ from .errors import (
     NoValidDataError,
     OutputError,
 )
-from .grading import NOT_ANALYSED, SCALES, calibrate
+from .grading import NOT_ANALYSED, SCALES
 from .grid import footprint_grid, warp_epoch
-from .masks import clouds
-from .metrics import scene_stats
+from .masks import clouds, erode
+from .metrics import METRIC_RADIUS, combined, scene_stats
 from .normalize import normalize
-from .pipeline import SceneFit, _assess, _Steps, cloud_min_pixels
+from .pipeline import SceneFit, _assess, _Steps, cloud_min_pixels, scene_calibration
 from .query import select
 from .raster import Grid, present
 from .register import block_shifts, consensus, luminance
@@ -175,18 +175,12 @@ def fit_region(before, after, geoms: np.ndarray, grid: Grid, cfg: Config) -> Sce
     b_all, a_all, v_all = (np.concatenate(p, axis=-1) for p in (b_parts, a_parts, v_parts))
     after_norm, norm_params = normalize(b_all, a_all, v_all, cfg.normalize)
     stats = scene_stats(b_all, after_norm, v_all)
-    partial = SceneFit(shift, norm_params, stats, None, grid.transform)
-    # The intact reference: the footprints of the sample blocks, measured with that fit.
-    means = []
-    for i in order:  # block by block: each a small grid
-        sample = gpd.GeoDataFrame(geometry=gpd.GeoSeries(np.asarray(geoms, dtype=object)[keys == names[i]], crs=grid.crs))
-        try:
-            res = _assess(before, after, sample, cfg, False, _Steps(False, 8), fit=partial)
-        except (FootprintsOutsideImageryError, NoOverlapError, NoValidDataError):
-            continue
-        means.append(res.loc[res["damage_grade"] != NOT_ANALYSED, "change_mean"].to_numpy())
-    calib = calibrate(np.concatenate(means) if means else np.empty(0), np.empty(0), delta_full=cfg.full_damage)
-    return dataclasses.replace(partial, calibration=calib)
+    # the scene's typical structural change, on the sample blocks side by side, as one scene would
+    after_norm = np.where(v_all[None], after_norm, 0.0)
+    _, maps = combined(b_all, after_norm, v_all, cfg.metrics, sigma=cfg.ssim_sigma, tolerance=cfg.shift_tolerance, stats=stats)
+    radius = max(METRIC_RADIUS[name] for name, _ in cfg.metrics) + cfg.shift_tolerance
+    calib = scene_calibration(maps, b_all, after_norm, v_all, erode(v_all, radius), cfg, stats)
+    return SceneFit(shift, norm_params, stats, calib, grid.transform)
 
 
 @dataclasses.dataclass
@@ -223,40 +217,16 @@ def _assemble(parts: list[gpd.GeoDataFrame], tagged: gpd.GeoDataFrame, cfg: Conf
                         ignore_index=True)
     result = gpd.GeoDataFrame(got, geometry=tagged.geometry.name, crs=tagged.crs).sort_values(_INDEX, kind="stable")
     result = result.drop(columns=[c for c in (_INDEX, _CHUNK) if c in result]).reset_index(drop=True)
-    calibration = _regrade(result, cfg, fit)
     grades = result["damage_grade"].to_numpy()
     result.attrs["damage"] = {
         "version": __version__,
         "config": cfg.to_dict(),
         **record,
         **fit.to_dict(),
-        **calibration,
         "fitted_on": "region sample",
         "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
     }
     return result
-
-
-def _regrade(result: gpd.GeoDataFrame, cfg: Config, fitted) -> dict:
-    """Grade every footprint against the intact reference of the whole region.
-
-    The chunks were graded against the sample blocks' reference; with every footprint's
-    change at hand, the reference is taken from all of them, as a single assessment
-    of the region would. ``changed_fraction`` and damage polygons keep the sample
-    reference (they are per pixel, measured in the chunks).
-    """
-    from .grading import MIN_REFERENCE, grade, score
-
-    analysed = (result["damage_grade"] != NOT_ANALYSED).to_numpy()
-    change = result["change_mean"].to_numpy(dtype=float) if "change_mean" in result else np.full(len(result), np.nan)
-    if (analysed & np.isfinite(change)).sum() < MIN_REFERENCE:
-        return fitted.to_dict()
-    calib = calibrate(np.where(analysed, change, np.nan), np.empty(0), delta_full=cfg.full_damage)
-    scores = np.where(analysed, score(change, calib), np.nan)
-    result["damage_score"] = scores
-    result["damage_grade"] = grade(scores, analysed, cfg.scale)
-    result["change_delta"] = np.where(analysed, calib.delta(change), np.nan)
-    return {"calibration": calib.to_dict(), "sample_calibration": fitted.to_dict()["calibration"]}
 
 
 # -- large scenes in memory ------------------------------------------------------------------------

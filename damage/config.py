@@ -109,6 +109,17 @@ class Config:
     window : int
         PWTT: side, in pixels, of the windows the grid is processed in; memory
         depends on it, not on the size of the grid or the number of images.
+    context : float
+        Metres of imagery around the footprints that co-registration, radiometric
+        normalisation and scene statistics are fitted on (and the grid covers), so a
+        handful of targets (five hospitals) is judged with the same context as a
+        whole town.
+    ring_width : float
+        Metres around each footprint whose change (debris, scorch, water) is
+        evidence for it (see :mod:`damage.evidence`).
+    building_shift : int
+        Largest displacement, in pixels, over which each building is aligned on its
+        own (local misregistration, parallax) before its evidence is measured.
     """
 
     resolution: float | None = None
@@ -136,6 +147,9 @@ class Config:
     by_orbit: bool = False
     smoothing_radii: tuple[float, ...] = ()
     window: int = 1024
+    context: float = 250.0
+    ring_width: float = 6.0
+    building_shift: int = 2
 
     def __post_init__(self) -> None:
         # Accept a mapping for metrics ({"ssim": 1.0}) and store it as pairs.
@@ -192,6 +206,10 @@ class Config:
             raise ConfigError(f"smoothing_radii must be positive metres, got {self.smoothing_radii}")
         if self.window < 64:
             raise ConfigError(f"window must be at least 64 pixels, got {self.window}")
+        if self.context < 0 or self.ring_width <= 0:
+            raise ConfigError(f"context must be >= 0 and ring_width > 0 metres, got {self.context} and {self.ring_width}")
+        if not 0 <= self.building_shift <= 6:
+            raise ConfigError(f"building_shift must be 0 to 6 pixels, got {self.building_shift}")
         if self.min_polygon_pixels < 1:
             raise ConfigError(f"min_polygon_pixels must be >= 1, got {self.min_polygon_pixels}")
 

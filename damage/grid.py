@@ -142,10 +142,24 @@ def footprint_grid(
     geometry,
     crs: CRS | str | None = None,
     resolution: float | None = None,
+    margin: float = 0.0,
 ) -> Grid:
-    """:func:`common_grid` around a GeoSeries of footprints (missing and empty ones ignored)."""
+    """:func:`common_grid` around a GeoSeries of footprints (missing and empty ones ignored).
+
+    ``margin`` metres of context are added on every side (clipped to the imagery).
+    """
     kept = geometry[present(geometry.values)]
-    return common_grid(before, after, lambda c: tuple(kept.to_crs(c).total_bounds), crs=crs, resolution=resolution)
+
+    def bounds(c: CRS) -> Bounds:
+        x0, y0, x1, y1 = kept.to_crs(c).total_bounds
+        if c.is_geographic:  # metres to degrees at the footprints' latitude
+            dy = margin / 111_320.0
+            dx = dy / max(math.cos(math.radians((y0 + y1) / 2)), 0.01)
+        else:
+            dx = dy = margin / float(c.linear_units_factor[1])
+        return (x0 - dx, y0 - dy, x1 + dx, y1 + dy)
+
+    return common_grid(before, after, bounds, crs=crs, resolution=resolution)
 
 
 def _pixel_window(transform: Affine, shape: tuple[int, int], bounds: Bounds, pad: int) -> Window | None:

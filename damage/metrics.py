@@ -18,12 +18,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["METRICS", "register", "ssim", "absdiff", "gradient", "robust_range", "METRIC_RADIUS", "tolerant", "displacements", "shift_edge", "SceneStats", "scene_stats", "noise_sigma"]
+__all__ = ["METRICS", "register", "ssim", "absdiff", "gradient", "robust_range", "METRIC_RADIUS", "tolerant", "displacements", "shift_edge", "ssim_maps", "SceneStats", "scene_stats", "noise_sigma"]
 
 Metric = Callable[..., np.ndarray]
 METRICS: dict[str, Metric] = {}
@@ -51,13 +51,22 @@ def register(name: str, radius: int = 0) -> Callable[[Metric], Metric]:
     return wrap
 
 
-def robust_range(array: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Per-band spread (0.5th to 99.5th percentile) of the valid pixels; at least 1e-6."""
+def _percentiles(array: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     flat = array.reshape(array.shape[0], -1)[:, valid.ravel()]
     if flat.shape[1] > 400_000:
         flat = flat[:, :: flat.shape[1] // 400_000]
-    lo, hi = np.percentile(flat, [0.5, 99.5], axis=1) if flat.size else (np.zeros(array.shape[0]), np.ones(array.shape[0]))
+    return np.percentile(flat, [0.5, 99.5], axis=1) if flat.size else (np.zeros(array.shape[0]), np.ones(array.shape[0]))
+
+
+def robust_range(array: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per-band spread (0.5th to 99.5th percentile) of the valid pixels; at least 1e-6."""
+    lo, hi = _percentiles(array, valid)
     return np.maximum(hi - lo, 1e-6)
+
+
+def robust_low(array: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per-band 0.5th percentile of the valid pixels."""
+    return np.asarray(_percentiles(array, valid)[0], dtype=np.float64)
 
 
 #: The Laplacian-difference kernel of Immerkaer (1996): flat and linear ramps give 0.
@@ -92,18 +101,22 @@ class SceneStats:
         Robust range of the before epoch's band mean.
     noise_before, noise_after : numpy.ndarray
         Per-band pixel noise (:func:`noise_sigma`) of each epoch.
+    lows : numpy.ndarray
+        Per-band 0.5th percentile of the before epoch (where :func:`robust_range` starts).
     """
 
     ranges: np.ndarray
     luminance_range: float
     noise_before: np.ndarray
     noise_after: np.ndarray
+    lows: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, list[float] | float]:
         return {
             "ranges": [round(float(v), 4) for v in self.ranges],
             "noise_before": [round(float(v), 4) for v in self.noise_before],
             "noise_after": [round(float(v), 4) for v in self.noise_after],
+            "lows": [round(float(v), 4) for v in self.lows] if self.lows is not None else None,
         }
 
 
@@ -114,6 +127,7 @@ def scene_stats(before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> Sce
         float(robust_range(before.mean(axis=0)[None], valid)[0]),
         noise_sigma(before, valid),
         noise_sigma(after, valid),
+        robust_low(before, valid),
     )
 
 
@@ -152,6 +166,44 @@ def tolerant(metric: Metric) -> Metric:
     return wrapped
 
 
+def ssim_maps(
+    before: np.ndarray,
+    after: np.ndarray,
+    sigma: float,
+    moves: list[tuple[int, int]],
+    stats: SceneStats,
+) -> Iterator[np.ndarray]:
+    """One minus SSIM (band mean, clipped to [0, 1]) for each displacement of ``after`` in ``moves``, in order.
+
+    Each band's local means and (noise-free) variances are computed once; a
+    displacement only moves the after image's (views into arrays padded once) and
+    recomputes the covariance: one Gaussian filter per band and displacement.
+    """
+    bands, rows, cols = before.shape
+    t = max((max(abs(dy), abs(dx)) for dy, dx in moves), default=0)
+    prepared = []
+    for band in range(bands):
+        x = before[band].astype(np.float32)
+        # the after band and its local moments, padded once; displacements are views
+        y = np.pad(after[band].astype(np.float32), t, mode="edge")
+        mx, my = _gauss(x, sigma), _gauss(y, sigma)
+        # Local variances without each epoch's sensor noise: an intact roof seen through
+        # noise is as similar as one seen without, and scores mean the same at any noise.
+        vx = np.maximum(_gauss(x * x, sigma) - mx * mx - float(stats.noise_before[band]) ** 2, 0.0)
+        vy = np.maximum(_gauss(y * y, sigma) - my * my - float(stats.noise_after[band]) ** 2, 0.0)
+        c1 = np.float32((0.01 * stats.ranges[band]) ** 2)
+        c2 = np.float32((0.03 * stats.ranges[band]) ** 2)
+        prepared.append((x, y, mx, my, vy, c1, c2, mx * mx + c1, vx + c2))
+    for dy, dx in moves:
+        view = (slice(t - dy, t - dy + rows), slice(t - dx, t - dx + cols))
+        total = np.zeros((rows, cols), dtype=np.float32)
+        for x, y, mx, my, vy, c1, c2, lum_x, con_x in prepared:
+            ys, mys, vys = y[view], my[view], vy[view]
+            cov = _gauss(x * ys, sigma) - mx * mys
+            total += 1.0 - (2.0 * mx * mys + c1) * (2.0 * cov + c2) / ((lum_x + mys * mys) * (con_x + vys))
+        yield np.clip(total / bands, 0.0, 1.0)
+
+
 @register("ssim", radius=6)
 def ssim(
     before: np.ndarray,
@@ -170,40 +222,14 @@ def ssim(
     sensor's brightness scale.
 
     Each epoch's pixel noise (:func:`noise_sigma`) is taken out of its local
-    variances, so noise alone does not lower the similarity.
-
-    With a ``tolerance``, the after image's local means and variances are only moved
-    (they do not depend on the displacement: views into arrays padded once); one
-    filter per band and displacement recomputes the covariance.
+    variances, so noise alone does not lower the similarity. With a ``tolerance``,
+    each pixel takes the smallest value over displacements (:func:`ssim_maps`).
     """
     stats = stats or scene_stats(before, after, valid)
-    bands, rows, cols = before.shape
-    t = tolerance
-    out = np.full((rows, cols), np.inf, dtype=np.float32)
-    moves = displacements(t)
-    sums = [np.zeros((rows, cols), dtype=np.float32) for _ in moves]
-    for band in range(bands):
-        x = before[band].astype(np.float32)
-        # the after band and its local moments, padded once; displacements are views
-        y = np.pad(after[band].astype(np.float32), t, mode="edge")
-        mx, my = _gauss(x, sigma), _gauss(y, sigma)
-        # Local variances without each epoch's sensor noise: an intact roof seen through
-        # noise is as similar as one seen without, and scores mean the same at any noise.
-        vx = np.maximum(_gauss(x * x, sigma) - mx * mx - float(stats.noise_before[band]) ** 2, 0.0)
-        vy = np.maximum(_gauss(y * y, sigma) - my * my - float(stats.noise_after[band]) ** 2, 0.0)
-        c1 = np.float32((0.01 * stats.ranges[band]) ** 2)
-        c2 = np.float32((0.03 * stats.ranges[band]) ** 2)
-        lum_x, con_x, two_mx = mx * mx + c1, vx + c2, 2.0 * mx
-        for k, (dy, dx) in enumerate(moves):
-            view = (slice(t - dy, t - dy + rows), slice(t - dx, t - dx + cols))
-            ys, mys, vys = y[view], my[view], vy[view]
-            cov = _gauss(x * ys, sigma) - mx * mys
-            num = (two_mx * mys + c1) * (2.0 * cov + c2)
-            den = (lum_x + mys * mys) * (con_x + vys)
-            sums[k] += 1.0 - num / den  # the mean over bands comes before the smallest over moves
-    for total in sums:
-        np.minimum(out, total / bands, out=out)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    out = None
+    for loss in ssim_maps(before, after, sigma, displacements(tolerance), stats):
+        out = loss if out is None else np.minimum(out, loss)
+    return out.astype(np.float32)
 
 
 @register("absdiff", radius=0)

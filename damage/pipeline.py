@@ -23,10 +23,11 @@ from tqdm.auto import tqdm
 from . import __version__
 from .config import Config
 from .errors import BandMismatchError, ConfigError, FootprintsOutsideImageryError, NoOverlapError
-from .grading import NOT_ANALYSED, SCALES, Calibration, calibrate, grade, score
+from .evidence import FEATURES, building_evidence, scene_typical
+from .grading import MODEL, NOT_ANALYSED, SCALES, Calibration, block_means, calibrate, grade
 from .grid import footprint_grid, warp_epoch
 from .masks import clouds, erode
-from .metrics import METRIC_RADIUS, SceneStats, combined, scene_stats
+from .metrics import METRIC_RADIUS, METRICS, SceneStats, combined, scene_stats
 from .normalize import apply as apply_normalization
 from .normalize import normalize
 from .normalize import record as norm_record
@@ -45,13 +46,22 @@ __all__ = ["assess", "EVIDENCE_COLUMNS", "SceneFit"]
 EVIDENCE_COLUMNS = (
     "damage_grade",
     "damage_score",
+    "p_damaged",
+    "not_analysed_reason",
     "valid_fraction",
     "change_delta",
     "change_mean",
     "change_median",
     "change_p90",
     "changed_fraction",
+    *FEATURES,
 )
+#: Pixels of imagery a fitted window needs around its footprints' rings (SSIM window, alignment, erosion).
+_CONTEXT_PIXELS = 24
+#: Why a footprint is not analysed (``not_analysed_reason``).
+REASONS = ("outside imagery", "partial coverage", "cloud or shadow", "no building before")
+#: ``before_contrast`` below which a footprint holds no building in the before image.
+EMPTY_LOT_CONTRAST = 0.0
 #: Side, in pixels, of the blocks that calibrate a scene with few footprints.
 BLOCK = 16
 
@@ -195,7 +205,9 @@ def _assess(
                 f"{be.describe()} has {be.count} band(s) but {ae.describe()} has {ae.count}; epochs must have the same bands"
             )
         usable = present(fp.geometry.values)
-        grid = footprint_grid(be, ae, fp.geometry, crs=cfg.crs, resolution=cfg.resolution)
+        # the scene's context to fit on; a window of a fitted region only needs the evidence's own
+        margin = cfg.context if fit is None else cfg.ring_width + _CONTEXT_PIXELS * (cfg.resolution or 1.0)
+        grid = footprint_grid(be, ae, fp.geometry, crs=cfg.crs, resolution=cfg.resolution, margin=margin)
         geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
         geoms[~usable] = None
         if not shapely.intersects(geoms[usable], shapely.box(*grid.bounds)).any():
@@ -210,16 +222,18 @@ def _assess(
         # with a fitted shift the after epoch is warped once, straight onto the moved grid
         ra = _warp_after(ae, grid, shift, cfg) if shift is not None else warp_epoch(ae, grid, black_fill=cfg.black_fill)
         valid = rb.valid & ra.valid
+        covered = valid
         if not valid.any():
             raise NoOverlapError(f"{be.describe()} and {ae.describe()} hold no valid pixel in common")
     with steps.step("co-registering"):
         if cfg.register and fit is None:
             shift = estimate_shift(luminance(rb.array), luminance(ra.array), valid, max_shift=cfg.max_shift)
             ra = _warp_after(ae, grid, shift, cfg, unmoved=ra)
-            valid = rb.valid & ra.valid
+            valid = covered = rb.valid & ra.valid
     # -- radiometry and change ---------------------------------------------------------------
     with steps.step("normalising"):
         cloud_info: dict[str, Any] = {"applied": False}
+        cloudy = np.zeros(grid.shape, bool)
         if cfg.cloud_mask:  # before the radiometric fit, which clouds would bias
             cloudy, cloud_info = clouds(rb.array, ra.array, valid, min_pixels=cloud_min_pixels(cfg, grid))
             cloud_info = {"applied": True, **cloud_info}
@@ -243,17 +257,26 @@ def _assess(
         valid_fraction[zs.area_pixels == 0] = 0.0
         stats = zonal_stats(zs, change, mvalid, ("mean", "median", "p90"))
         metric_means = {name: zonal_stats(zs, m, mvalid)["mean"] for name, m in maps.items()}
-        analysed = (valid_fraction >= cfg.min_valid_fraction) & (valid_count > 0)
-    # -- grading -------------------------------------------------------------------------------
-    with steps.step("grading"):
+        # evidence: each building aligned on its own, with a ring around it, against the scene's typical change
         if fit is not None and fit.calibration is not None:
             calib = fit.calibration
         else:
-            calib = calibrate(np.where(analysed, stats["mean"], np.nan), _block_means(change, mvalid), delta_full=cfg.full_damage)
-        scores = np.where(analysed, score(stats["mean"], calib), np.nan)
-        grades = grade(scores, analysed, cfg.scale)
-        # A pixel changed when its loss of similarity beyond the intact reference
-        # reaches the start of major damage.
+            calib = scene_calibration(maps, rb.array, after_norm, valid, mvalid, cfg, sstats)
+        evalid = erode(valid, METRIC_RADIUS["ssim"] + cfg.building_shift)
+        rings = np.full(len(geoms), None, dtype=object)
+        ring_width = _grid_units(grid, cfg.ring_width)
+        rings[usable] = shapely.difference(shapely.buffer(geoms[usable], ring_width), geoms[usable])
+        ev = building_evidence(rb.array, after_norm, evalid, zs, zones(rings, grid), sstats, calib,
+                               max_shift=cfg.building_shift, sigma=cfg.ssim_sigma)
+        reason = _reasons(zs, covered, cloudy, valid_fraction, ev, cfg)
+        analysed = reason == ""
+    # -- grading -------------------------------------------------------------------------------
+    with steps.step("grading"):
+        p_damaged = np.where(analysed, MODEL.probability(ev), np.nan)
+        scores = p_damaged  # the damage score of the optical method is the probability itself
+        grades = grade(scores, analysed, cfg.scale, thresholds=MODEL.cuts)
+        # A pixel changed when its loss of similarity beyond the scene's typical change
+        # reaches change_threshold.
         changed = (calib.delta(change) >= cfg.change_threshold) & mvalid
         changed_fraction = zs.count(changed) / np.maximum(valid_count, 1)
     # -- assemble ------------------------------------------------------------------------------
@@ -261,7 +284,9 @@ def _assess(
         nan_unless = lambda a: np.where(analysed, a, np.nan)  # noqa: E731
         evidence = {
             "damage_grade": grades,
-            "damage_score": scores,
+            "damage_score": np.round(scores, 4),
+            "p_damaged": np.round(p_damaged, 4),
+            "not_analysed_reason": np.where(analysed, None, reason).astype(object),
             "valid_fraction": np.round(valid_fraction, 4),
             "change_delta": nan_unless(calib.delta(stats["mean"])),
             "change_mean": nan_unless(stats["mean"]),
@@ -269,6 +294,7 @@ def _assess(
             "change_p90": nan_unless(stats["p90"]),
             "changed_fraction": nan_unless(changed_fraction),
         }
+        evidence.update({name: nan_unless(ev[name]) for name in FEATURES})
         evidence.update({f"{name}_mean": nan_unless(v) for name, v in metric_means.items()})
         clash = [c for c in evidence if c in fp.columns]
         base = fp.drop(columns=clash) if clash else fp
@@ -288,6 +314,8 @@ def _assess(
             "fitted_on": "region sample" if fit is not None else "this scene",
             "clouds": cloud_info,
             "calibration": calib.to_dict(),
+            "model": MODEL.to_dict(),
+            "not_analysed": {r: int((reason == r).sum()) for r in REASONS},
             "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
         }
         result.attrs["damage"] = record
@@ -312,10 +340,56 @@ def _warp_after(ae, grid: Grid, shift: Shift, cfg: Config, unmoved: Raster | Non
     return Raster(moved.array, moved.valid, grid)
 
 
+def scene_calibration(maps: dict[str, np.ndarray], before: np.ndarray, after: np.ndarray, valid: np.ndarray,
+                      mvalid: np.ndarray, cfg: Config, stats: SceneStats) -> Calibration:
+    """The scene's typical change: medians over building-sized blocks of all valid imagery.
+
+    Of 1 - SSIM (the reference of ``change_delta`` and ``ssim_excess``) and of the
+    colour, edge and lightness changes (:func:`damage.evidence.scene_typical`);
+    buildings and ground alike, whichever footprints are assessed; fitted once per
+    scene. ``maps`` are metric maps already computed.
+    """
+    loss = maps.get("ssim")
+    if loss is None:
+        loss = METRICS["ssim"](before, after, valid, sigma=cfg.ssim_sigma, tolerance=cfg.shift_tolerance, stats=stats)
+    typical = scene_typical(before, after, valid, mvalid, stats, BLOCK, tolerance=cfg.shift_tolerance)
+    return calibrate(np.empty(0), block_means(loss, mvalid, BLOCK), quantile=0.5, delta_full=cfg.full_damage,
+                     typical=typical)
+
+
+def _reasons(zs, covered: np.ndarray, cloudy: np.ndarray, valid_fraction: np.ndarray, ev: dict[str, np.ndarray],
+             cfg: Config) -> np.ndarray:
+    """Why each footprint is not analysed (one of :data:`REASONS`), or "" when it is.
+
+    Too little valid imagery is "outside imagery" where the footprint has no pixel
+    with data in both epochs, "cloud or shadow" where clouds or their shadows cover
+    more of it than ``min_valid_fraction`` allows, and "partial coverage" otherwise
+    (the edge of the imagery or of its nodata).
+    """
+    area = np.maximum(zs.area_pixels, 1e-9)
+    on_image = zs.count(covered) / area
+    clouded = zs.count(cloudy & covered) / area
+    reason = np.full(zs.n, "", dtype=object)
+    short = (valid_fraction < cfg.min_valid_fraction) | ~np.isfinite(ev["ssim_loss"]) | ~np.isfinite(ev["colour_change"])
+    reason[short] = "partial coverage"
+    reason[short & (clouded > 1.0 - cfg.min_valid_fraction)] = "cloud or shadow"
+    reason[short & (on_image == 0)] = "outside imagery"
+    reason[~short & (np.nan_to_num(ev["before_contrast"], nan=np.inf) < EMPTY_LOT_CONTRAST)] = "no building before"
+    return reason
+
+
+def _grid_units(grid: Grid, metres: float) -> float:
+    """``metres`` in the grid CRS's units (degrees approximately, at the grid's centre)."""
+    if grid.crs.is_projected:
+        return metres / float(grid.crs.linear_units_factor[1])
+    lat = (grid.bounds[1] + grid.bounds[3]) / 2
+    return metres / (111_320.0 * max(np.cos(np.radians(lat)), 0.01))
+
+
 def _grid_shape(before, after, fp: gpd.GeoDataFrame, cfg: Config) -> tuple[int, int]:
     """Shape of the common grid an assessment would use (headers only)."""
     be, ae = open_epoch(before, "before"), open_epoch(after, "after")
-    return footprint_grid(be, ae, fp.geometry, crs=cfg.crs, resolution=cfg.resolution).shape
+    return footprint_grid(be, ae, fp.geometry, crs=cfg.crs, resolution=cfg.resolution, margin=cfg.context).shape
 
 
 def cloud_min_pixels(cfg: Config, grid: Grid) -> int:
@@ -326,17 +400,6 @@ def cloud_min_pixels(cfg: Config, grid: Grid) -> int:
 def _unit_m2(crs) -> float:
     factor = crs.linear_units_factor[1] if crs.is_projected else 1.0
     return float(factor) ** 2
-
-
-def _block_means(change: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Mean change of BLOCK x BLOCK blocks that are fully valid."""
-    h, w = (s // BLOCK * BLOCK for s in change.shape)
-    if h == 0 or w == 0:
-        return np.empty(0)
-    c = change[:h, :w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK)
-    v = valid[:h, :w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK)
-    full = v.all(axis=(1, 3))
-    return c.mean(axis=(1, 3))[full]
 
 
 def _describe(source: Any) -> str:

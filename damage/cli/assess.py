@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 @click.option("--crs", help="Grid CRS, e.g. EPSG:32615 (default: the before epoch's if projected).")
 @click.option("--normalize", type=click.Choice(["regression", "histogram", "none"]), help="Radiometric normalisation.")
 @click.option("--no-register", is_flag=True, help="Skip co-registration.")
+@click.option("--no-cloud-mask", is_flag=True, help="Do not mask clouds (on a cloud-free pair, bright rubble is then never taken for cloud).")
+@click.option("--context", type=click.FloatRange(0), help="Metres of imagery around the footprints to fit the scene on (default 250).")
 @click.option("--min-valid-fraction", type=click.FloatRange(0, 1), help="Below this valid share a building is not analysed.")
 @click.option("--metric", "metrics", multiple=True, metavar="NAME[=WEIGHT]", help="Change metric and weight; repeatable (default ssim).")
 @click.option("--name-column", help="Column with building names for the summary (default: name, if present).")
@@ -55,6 +57,8 @@ def assess_cmd(
     crs: str | None,
     normalize: str | None,
     no_register: bool,
+    no_cloud_mask: bool,
+    context: float | None,
     min_valid_fraction: float | None,
     metrics: tuple[str, ...],
     name_column: str | None,
@@ -81,6 +85,8 @@ def assess_cmd(
         crs=crs,
         normalize=normalize,
         register=False if no_register else None,
+        cloud_mask=False if no_cloud_mask else None,
+        context=context,
         min_valid_fraction=min_valid_fraction,
         metrics=_parse_metrics(metrics) if metrics else None,
         method=method,

@@ -1,0 +1,192 @@
+"""Fit the default evidence model on the xBD development tiles, with leave-one-event-out figures.
+
+Run by hand (not a test), on the evidence of a cached run of the real tiles:
+
+    python benchmarks/accuracy.py xbd --cache rows.parquet --no-baseline
+    python benchmarks/fit_model.py rows.parquet
+
+It fits ``p_damaged`` (major damage or worse) as a logistic model of standardised
+evidence features, each event weighing the same whatever its number of buildings,
+with an L2 penalty (few, stable weights), then chooses the probability cuts where
+minor damage, major damage and destroyed begin. It prints the model as the Python
+literal that ``damage/grading.py`` holds as ``MODEL``, and a table of in-sample and
+leave-one-event-out (fit on the other events, measured on the held-out one) figures,
+per event and pooled. Needs scikit-learn (``pip install scikit-learn``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from xbd import DOMINANT, LEVELS, _fmt, best_f1  # noqa: E402
+
+from damage.evaluate import binary_scores, class_scores, roc_auc  # noqa: E402
+from damage.evidence import FEATURES  # noqa: E402
+from damage.grading import EvidenceModel  # noqa: E402
+
+
+def _weights(events: np.ndarray) -> np.ndarray:
+    names, inverse, counts = np.unique(events, return_inverse=True, return_counts=True)
+    w = 1.0 / counts[inverse]
+    return w * len(w) / w.sum()
+
+
+#: With PRIOR["weights"] set, the standardised features weigh as given (up to one common
+#: slope): only the intercept and the slope are fitted, on the features' weighted average.
+PRIOR: dict = {"weights": None}
+
+
+def fit(frame: pd.DataFrame, features: tuple[str, ...], c: float) -> EvidenceModel:
+    """The logistic model and its cuts, fitted on ``frame`` (analysed buildings of several events)."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = frame[list(features)].to_numpy(dtype=float)
+    centre = np.nanmedian(x, axis=0)
+    q1, q3 = np.nanpercentile(x, [25, 75], axis=0)
+    spread = np.maximum((q3 - q1) / 1.349, 1e-6)
+    z = np.nan_to_num((x - centre) / spread)
+    y = frame["ref_grade"].to_numpy() >= 2
+    w = _weights(frame["event"].to_numpy())
+    if PRIOR["weights"] is not None:
+        prior = np.asarray(PRIOR["weights"], dtype=float) / np.abs(PRIOR["weights"]).sum()
+        lr = LogisticRegression(C=c, max_iter=2000).fit((z * prior).sum(axis=1, keepdims=True), y, sample_weight=w)
+        coef = prior * lr.coef_[0][0]
+    else:
+        lr = LogisticRegression(C=c, max_iter=2000).fit(z, y, sample_weight=w)
+        coef = lr.coef_[0]
+    model = EvidenceModel(tuple(features), tuple(float(v) for v in np.round(centre, 5)),
+                          tuple(float(v) for v in np.round(spread, 5)), tuple(float(v) for v in np.round(coef, 4)),
+                          round(float(lr.intercept_[0]), 4), (0.1, 0.5, 0.9), fitted_on="")
+    p = model.probability({f: frame[f].to_numpy(dtype=float) for f in model.features})
+    return _with_cuts(model, p, frame["ref_grade"].to_numpy(), w)
+
+
+#: Largest share of no-damage buildings the major-damage cut may call major-damage or worse.
+MAX_FALSE_ALARMS = 0.03
+
+
+def _with_cuts(model: EvidenceModel, p: np.ndarray, grade: np.ndarray, w: np.ndarray) -> EvidenceModel:
+    """Cuts: major where binary F1 is best while at most MAX_FALSE_ALARMS of intact buildings are called
+    major+; minor and destroyed where their own class's F1 is best (all counted over buildings, pooled)."""
+    grid = np.unique(np.round(np.quantile(p, np.linspace(0.02, 0.998, 400)), 4))
+    grid = grid[(grid > 0.005) & (grid < 0.995)]
+    y = grade >= 2
+
+    def f1(pred: np.ndarray, truth: np.ndarray) -> float:
+        return 2 * (pred & truth).sum() / max(pred.sum() + truth.sum(), 1)
+
+    allowed = [t for t in grid if (p[grade == 0] >= t).mean() <= MAX_FALSE_ALARMS] or [grid[-1]]
+    major = max(allowed, key=lambda t: f1(p >= t, y))
+    minor_grid = grid[grid < major]
+    dest_grid = grid[grid > major]
+    minor = max(minor_grid, key=lambda t: f1((p >= t) & (p < major), grade == 1)) if minor_grid.size else major / 2
+    dest = max(dest_grid, key=lambda t: f1(p >= t, grade == 3)) if dest_grid.size else (1 + major) / 2
+    minor = min(minor, major - 1e-4)
+    dest = max(dest, major + 1e-4)
+    return EvidenceModel(model.features, model.centre, model.spread, model.weights, model.intercept,
+                         (round(float(minor), 4), round(float(major), 4), round(float(dest), 4)), model.fitted_on)
+
+
+def predict(model: EvidenceModel, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    p = model.probability({f: frame[f].to_numpy(dtype=float) for f in model.features})
+    score = model.score(p)
+    level = np.searchsorted(np.array([0.25, 0.5, 0.75]), score, side="right")
+    return p, level
+
+
+def measures(truth: np.ndarray, p: np.ndarray, level: np.ndarray, n_all: int) -> dict[str, float]:
+    conf = np.zeros((4, 4), dtype=np.int64)
+    np.add.at(conf, (truth, level), 1)
+    damaged = truth >= 2
+    return {
+        "buildings": n_all,
+        "damaged": int(damaged.sum()),
+        "auc": roc_auc(damaged, p),
+        "f1": binary_scores(damaged, level >= 2)["f1"] if damaged.any() else float("nan"),
+        "best_f1": best_f1(damaged, p),
+        "hm_f1": class_scores(conf, LEVELS)[1],
+        "intact_major": float((level[truth == 0] >= 2).mean()) if (truth == 0).any() else float("nan"),
+        "brier": float(np.mean((p - damaged) ** 2)),
+    }
+
+
+def loeo(frame: pd.DataFrame, features: tuple[str, ...], c: float) -> tuple[np.ndarray, np.ndarray]:
+    """Leave-one-event-out predictions of every row."""
+    p = np.full(len(frame), np.nan)
+    level = np.zeros(len(frame), dtype=int)
+    events = frame["event"].to_numpy()
+    for e in np.unique(events):
+        held = events == e
+        model = fit(frame[~held], features, c)
+        p[held], level[held] = predict(model, frame[held])
+    return p, level
+
+
+def report(frame: pd.DataFrame, all_rows: pd.DataFrame, preds: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
+    lines = ["| events | buildings (damaged) | fit | AUC | F1 damaged | best F1 (oracle) | 4-class hm F1 | intact called major+ | Brier |",
+             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    events = frame["event"].to_numpy()
+    groups = [(e, events == e) for e in sorted(set(events))]
+    groups += [("**pooled**", np.ones(len(frame), bool)), (f"pooled without {DOMINANT}", events != DOMINANT)]
+    truth = frame["ref_grade"].to_numpy().astype(int)
+    for name, sel in groups:
+        n_all = int((all_rows["event"] == name).sum()) if name in set(events) else (
+            len(all_rows) if name == "**pooled**" else int((all_rows["event"] != DOMINANT).sum()))
+        for how, (p, level) in preds.items():
+            r = measures(truth[sel], p[sel], level[sel], n_all)
+            lines.append(f"| {name} | {r['buildings']} ({r['damaged']}) | {how} | {_fmt(r['auc'])} | {_fmt(r['f1'])} | "
+                         f"{_fmt(r['best_f1'])} | {_fmt(r['hm_f1'])} | {_fmt(r['intact_major'], '.1%')} | {_fmt(r['brier'])} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("cache", type=Path)
+    ap.add_argument("--features", default=",".join(FEATURES), help="comma-separated evidence columns")
+    ap.add_argument("--c", type=float, default=0.1, help="inverse L2 penalty of the logistic fit")
+    ap.add_argument("--prior", metavar="W1,W2,...",
+                    help="fixed relative weights of the standardised features: only a slope and the intercept are fitted")
+    ap.add_argument("--search", action="store_true", help="also compare feature sets and penalties (leave-one-event-out)")
+    args = ap.parse_args()
+    rows = pd.read_parquet(args.cache)
+    rows = rows[rows["method"] == "default"].reset_index(drop=True)
+    frame = rows[rows["damage_grade"] != "not-analysed"].reset_index(drop=True)
+    features = tuple(args.features.split(","))
+    PRIOR["weights"] = [float(v) for v in args.prior.split(",")] if args.prior else None
+    if args.search:
+        print("| features | C | LOEO AUC pooled | without fire | mean per-event AUC | LOEO F1 | LOEO intact major+ |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        sets = {"all": FEATURES, "chosen": features,
+                "structure+colour": ("ssim_loss", "colour_change"),
+                "no ring": tuple(f for f in FEATURES if not f.startswith("ring_") and "contrast" not in f)}
+        for label, fs in sets.items():
+            for c in (0.01, 0.1, 1.0):
+                p, level = loeo(frame, fs, c)
+                truth = frame["ref_grade"].to_numpy() >= 2
+                nofire = frame["event"].to_numpy() != DOMINANT
+                per = [roc_auc(truth[frame["event"] == e], p[frame["event"] == e]) for e in frame["event"].unique()]
+                print(f"| {label} | {c} | {roc_auc(truth, p):.3f} | {roc_auc(truth[nofire], p[nofire]):.3f} | "
+                      f"{np.nanmean(per):.3f} | {binary_scores(truth, level >= 2)['f1']:.3f} | "
+                      f"{(level[~truth & (frame['ref_grade'].to_numpy() == 0)] >= 2).mean():.1%} |", flush=True)
+        print()
+    model = fit(frame, features, args.c)
+    insample = predict(model, frame)
+    held = loeo(frame, features, args.c)
+    print(f"{len(frame)} analysed buildings of {len(rows)}, {frame['event'].nunique()} events\n")
+    print(report(frame, rows, {"in-sample": insample, "leave-one-event-out": held}))
+    how = f"prior weights {args.prior}" if args.prior else f"logistic, C={args.c}"
+    print("\nMODEL = EvidenceModel(")
+    for k, v in model.to_dict().items():
+        if k != "fitted_on":
+            print(f"    {k}={tuple(v) if isinstance(v, list) else v!r},".replace("'", '"'))
+    print(f'    fitted_on="xBD dev tiles: {len(frame)} buildings, {frame["event"].nunique()} events weighted equally; {how}",\n)')
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+"""Per-building evidence of damage: array code over the whole grid, one value per footprint.
+
+Each feature is measured on the footprint and, where it says so, on a *ring* around it
+(the band between the outline and the outline grown by ``ring_width``, without the
+footprint itself; other buildings do not take part, so a building's evidence does not
+depend on which other footprints are assessed with it):
+
+``ssim_loss``
+    One minus the structural similarity (noise-corrected, see :func:`damage.metrics.ssim`),
+    averaged over the footprint, the smallest over whole-pixel displacements of the
+    after image up to ``max_shift`` px: the building's own best alignment, which copes
+    with local misregistration and parallax that a scene-wide shift leaves.
+``ssim_excess``
+    ``ssim_loss`` as a loss of similarity on a log scale, ``-log(1 - ssim_loss)``,
+    minus the scene's typical structural change (``reference``: the median over
+    building-sized blocks of all imagery in the context, buildings and ground
+    alike, fitted once per scene): how much less similar this building is than the
+    scene as a whole, so that pairs with more parallax or seasonal change (where
+    everything changes a little) are not called damaged.
+``colour_excess``
+    Log ratio of ``colour_change`` to the scene's typical colour difference (the
+    median over building-sized blocks, like the structural one).
+``colour_change``
+    Mean absolute difference of the bands (as a share of the before epoch's robust
+    range), the smallest over the same displacements.
+``ssim_contrast``, ``colour_contrast``
+    The same on the footprint minus on its ring: a change of the building itself,
+    not of the whole neighbourhood (season, haze, view angle).
+``ring_ssim_loss``, ``ring_colour_change``
+    Debris, scorch, water and mud around the building.
+``edge_change``
+    Log ratio of the mean gradient magnitude after to before: rubble adds edges,
+    a flattened or burned-out building loses them.
+``edge_excess``
+    ``edge_change`` minus the scene's typical edge change (a sharper or blurrier
+    sensor changes every edge).
+``lightness_change``, ``red_change``, ``yellow_change``
+    Mean change of CIELAB L*, a* and b* over the footprint (the after epoch
+    normalised to the before's radiometry): charred roofs darken, ash greys, mud and
+    water change hue.
+``lightness_excess``
+    ``lightness_change`` minus the scene's typical lightness change.
+
+The scene's typical values (:func:`scene_typical`) are medians over building-sized
+blocks of all valid imagery in the scene's context, fitted once per scene.
+``before_contrast``
+    How far the before image of the footprint differs in colour from its ring
+    (CIELAB ΔE of their means): near zero where nothing stands out from its
+    surroundings, such as an empty lot under a footprint newer than the imagery.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .grading import Calibration, log_change
+from .metrics import SceneStats, displacements, shift_edge, ssim_maps
+from .zonal import Zones
+
+__all__ = ["FEATURES", "building_evidence", "scene_typical", "lab"]
+
+#: Evidence columns, in output order.
+FEATURES = (
+    "ssim_excess",
+    "colour_excess",
+    "ssim_loss",
+    "colour_change",
+    "ssim_contrast",
+    "colour_contrast",
+    "ring_ssim_loss",
+    "ring_colour_change",
+    "edge_change",
+    "edge_excess",
+    "lightness_change",
+    "lightness_excess",
+    "red_change",
+    "yellow_change",
+    "before_contrast",
+)
+
+
+#: Added to colour differences (shares of the band range) before their ratio: flat, unchanged scenes stay finite.
+_COLOUR_FLOOR = 0.01
+
+
+def lab(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """CIELAB ``(3, rows, cols)`` of an image whose first three bands are red, green, blue.
+
+    ``lo`` and ``hi`` map the image's values to [0, 1] sRGB. A single-band image is
+    taken as grey.
+    """
+    from skimage.color import rgb2lab
+
+    rgb = image[:3] if image.shape[0] >= 3 else np.repeat(image[:1], 3, axis=0)
+    unit = np.clip((rgb.astype(np.float32) - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+    return np.moveaxis(rgb2lab(np.moveaxis(unit, 0, -1)), -1, 0).astype(np.float32)
+
+
+def _gradient(luminance: np.ndarray) -> np.ndarray:
+    return np.hypot(ndimage.sobel(luminance, 1), ndimage.sobel(luminance, 0)).astype(np.float32)
+
+
+#: Gradient magnitude (share of the luminance range per pixel) added before edge ratios: flat areas stay finite.
+_EDGE_FLOOR = 0.05
+
+
+def _gradients(before: np.ndarray, after: np.ndarray, stats: SceneStats) -> tuple[np.ndarray, np.ndarray]:
+    lrange = max(float(stats.luminance_range), 1e-6)
+    return _gradient(before.mean(axis=0)) / lrange, _gradient(after.mean(axis=0)) / lrange
+
+
+def _labs(before: np.ndarray, after: np.ndarray, stats: SceneStats) -> tuple[np.ndarray, np.ndarray]:
+    """CIELAB of both epochs, mapping the before epoch's robust range (fitted per scene) to [0, 1]."""
+    lo = float(np.min(stats.lows)) if stats.lows is not None else 0.0
+    hi = lo + float(np.max(stats.ranges))
+    return lab(before, lo, hi), lab(after, lo, hi)
+
+
+def scene_typical(before: np.ndarray, after: np.ndarray, valid: np.ndarray, mvalid: np.ndarray, stats: SceneStats,
+                  block: int = 16, tolerance: int = 1) -> dict[str, float]:
+    """The scene's typical colour difference, edge change and lightness change.
+
+    Each is the median over the ``block`` x ``block`` blocks of the grid that are fully
+    valid (``mvalid``), buildings and ground alike.
+    """
+    from .grading import block_means
+    from .metrics import METRICS
+
+    if not mvalid.any():
+        return {"colour": 0.0, "edge": 0.0, "lightness": 0.0}
+    colour = METRICS["absdiff"](before, after, valid, tolerance=tolerance, stats=stats)
+    grad_b, grad_a = _gradients(before, after, stats)
+    lab_b, lab_a = _labs(before, after, stats)
+    gb, ga = block_means(grad_b, mvalid, block), block_means(grad_a, mvalid, block)
+
+    def median(x: np.ndarray) -> float:
+        return float(np.median(x)) if x.size else 0.0
+
+    return {
+        "colour": median(block_means(colour, mvalid, block)),
+        "edge": median(np.log((ga + _EDGE_FLOOR) / (gb + _EDGE_FLOOR))),
+        "lightness": median(block_means(lab_a[0] - lab_b[0], mvalid, block)),
+    }
+
+
+class _Means:
+    """Means of maps over the valid pixels of each zone, from the zones' pixel lists (computed once)."""
+
+    def __init__(self, zs: Zones, valid: np.ndarray) -> None:
+        labels, idx = zs.pixels()
+        keep = valid.ravel()[idx]
+        self.labels, self.idx, self.n = labels[keep], idx[keep], zs.n
+        self.count = np.bincount(self.labels, minlength=self.n)
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        total = np.bincount(self.labels, weights=values.ravel()[self.idx].astype(np.float64), minlength=self.n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.count > 0, total / np.maximum(self.count, 1), np.nan)
+
+
+def building_evidence(
+    before: np.ndarray,
+    after: np.ndarray,
+    valid: np.ndarray,
+    footprints: Zones,
+    rings: Zones,
+    stats: SceneStats,
+    reference: Calibration,
+    max_shift: int = 2,
+    sigma: float = 1.5,
+) -> dict[str, np.ndarray]:
+    """Every feature of :data:`FEATURES` for every footprint.
+
+    Parameters
+    ----------
+    before, after : numpy.ndarray
+        ``(bands, rows, cols)`` float32 epochs on one grid, the after one registered
+        and normalised to the before.
+    valid : numpy.ndarray
+        ``(rows, cols)`` bool: pixels that count (already eroded by the context the
+        metrics need and by ``max_shift``).
+    footprints, rings : Zones
+        The footprints' pixels and their rings' pixels (same order).
+    stats : SceneStats
+        Scene-wide scaling (robust ranges and noise), fitted once per scene.
+    reference : Calibration
+        The scene's typical structural change and colour difference, fitted once
+        per scene.
+    max_shift : int
+        Largest displacement, in whole pixels, of each building's own alignment.
+    sigma : float
+        Gaussian window of the structural similarity.
+
+    Returns
+    -------
+    dict
+        Feature name -> ``(n,)`` float64, NaN where a footprint has no valid pixel.
+    """
+    fp_mean, ring_mean = _Means(footprints, valid), _Means(rings, valid)
+    n = footprints.n
+    ranges = np.asarray(stats.ranges, dtype=np.float32)[:, None, None]
+    best = {key: np.full(n, np.inf) for key in ("ssim", "colour", "ring_ssim", "ring_colour")}
+    moves = displacements(max_shift)
+    for (dy, dx), loss in zip(moves, ssim_maps(before, after, sigma, moves, stats)):
+        diff = (np.abs(shift_edge(after, dy, dx) - before) / ranges).mean(axis=0)
+        for key, mean, values in (("ssim", fp_mean, loss), ("colour", fp_mean, diff),
+                                  ("ring_ssim", ring_mean, loss), ("ring_colour", ring_mean, diff)):
+            np.fmin(best[key], mean(values), out=best[key])
+    best = {k: np.where(np.isfinite(v), v, np.nan) for k, v in best.items()}
+
+    grad_b, grad_a = _gradients(before, after, stats)
+    edge_change = np.log((fp_mean(grad_a) + _EDGE_FLOOR) / (fp_mean(grad_b) + _EDGE_FLOOR))
+    lab_b, lab_a = _labs(before, after, stats)
+    d_lab = {name: fp_mean(lab_a[i]) - fp_mean(lab_b[i]) for i, name in enumerate(("lightness", "red", "yellow"))}
+    delta_e = np.sqrt(sum((fp_mean(lab_b[i]) - ring_mean(lab_b[i])) ** 2 for i in range(3)))
+    before_contrast = delta_e
+
+    return {
+        "ssim_excess": log_change(best["ssim"]) - reference.reference,
+        "colour_excess": np.log((best["colour"] + _COLOUR_FLOOR) / (reference.typical.get("colour", 0.0) + _COLOUR_FLOOR)),
+        "ssim_loss": best["ssim"],
+        "colour_change": best["colour"],
+        "ssim_contrast": best["ssim"] - best["ring_ssim"],
+        "colour_contrast": best["colour"] - best["ring_colour"],
+        "ring_ssim_loss": best["ring_ssim"],
+        "ring_colour_change": best["ring_colour"],
+        "edge_change": edge_change,
+        "edge_excess": edge_change - reference.typical.get("edge", 0.0),
+        "lightness_change": d_lab["lightness"],
+        "lightness_excess": d_lab["lightness"] - reference.typical.get("lightness", 0.0),
+        "red_change": d_lab["red"],
+        "yellow_change": d_lab["yellow"],
+        "before_contrast": before_contrast,
+    }

@@ -1,0 +1,114 @@
+"""Per-building evidence (array code) and the evidence model."""
+
+from __future__ import annotations
+
+import warnings
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from affine import Affine
+from rasterio.crs import CRS
+
+import damage
+from damage.evidence import FEATURES, building_evidence
+from damage.grading import MODEL, Calibration, EvidenceModel
+from damage.metrics import scene_stats
+from damage.raster import Grid
+from damage.zonal import zones
+
+RES = 0.5
+
+
+def _scene(seed: int = 0, size: int = 160) -> np.ndarray:
+    """A textured ground with a few roofs (bright, with ridges), 3 bands."""
+    rng = np.random.default_rng(seed)
+    from scipy import ndimage
+
+    ground = ndimage.gaussian_filter(rng.normal(90, 25, (size, size)), 1.5)
+    img = np.stack([ground, ground * 1.05, ground * 0.9]).astype(np.float32)
+    for r0, c0 in ((30, 30), (30, 100), (100, 30), (100, 100)):
+        roof = 170 + 25 * np.sign(np.sin(np.arange(30) / 3.0))[None, :] * np.ones((30, 1))
+        img[:, r0 : r0 + 30, c0 : c0 + 30] = roof[None] * np.array([1.0, 0.95, 0.9])[:, None, None]
+    return img
+
+
+def _zones(boxes, size=160):
+    grid = Grid(CRS.from_epsg(32615), Affine(RES, 0, 0, 0, -RES, size * RES), (size, size))
+    geoms = np.array([shapely.box(c0 * RES, (size - r0 - 30) * RES, (c0 + 30) * RES, (size - r0) * RES) for r0, c0 in boxes],
+                     dtype=object)
+    rings = shapely.difference(shapely.buffer(geoms, 6.0), geoms)
+    return zones(geoms, grid), zones(rings, grid)
+
+
+BOXES = ((30, 30), (30, 100), (100, 30), (100, 100))
+
+
+def _evidence(before, after, boxes=BOXES):
+    valid = np.ones(before.shape[1:], bool)
+    valid[:8], valid[-8:], valid[:, :8], valid[:, -8:] = False, False, False, False
+    fz, rz = _zones(boxes)
+    return building_evidence(before, after, valid, fz, rz, scene_stats(before, after, valid), Calibration(0.05, 0.8, "blocks", 1, {"colour": 0.02, "edge": 0.0, "lightness": 0.0}),
+                             max_shift=2)
+
+
+def test_unchanged_buildings_show_no_change_even_when_moved_by_two_pixels():
+    before = _scene()
+    moved = np.roll(before, (2, -1), axis=(1, 2))
+    ev = _evidence(before, moved)
+    assert set(ev) == set(FEATURES)
+    assert np.all(ev["ssim_loss"] < 0.05) and np.all(ev["colour_change"] < 0.02)
+
+
+def test_rubble_is_structural_and_colour_change():
+    before = _scene()
+    after = before.copy()
+    rng = np.random.default_rng(1)
+    after[:, 100:130, 100:130] = rng.uniform(40, 200, (1, 30, 30)) * np.array([1.0, 0.9, 0.8])[:, None, None]
+    ev = _evidence(before, after)
+    assert ev["ssim_loss"][3] > 0.5 > 0.05 > ev["ssim_loss"][:3].max()
+    assert ev["colour_change"][3] > 5 * ev["colour_change"][:3].max()
+    assert ev["ssim_contrast"][3] > ev["ssim_contrast"][:3].max()
+    p = MODEL.probability(ev)
+    assert p[3] > 0.5 > p[:3].max()
+
+
+def test_a_buildings_evidence_does_not_depend_on_the_others():
+    before = _scene()
+    after = before.copy()
+    after[:, 100:130, 100:130] = 60.0
+    every = _evidence(before, after)
+    alone = _evidence(before, after, boxes=BOXES[3:])
+    for name in FEATURES:
+        assert alone[name][0] == pytest.approx(every[name][3], rel=1e-9, abs=1e-12), name
+
+
+def test_the_model_scores_through_its_cuts_and_round_trips():
+    m = EvidenceModel(("a",), (0.0,), (1.0,), (2.0,), 0.0, (0.2, 0.5, 0.8))
+    p = m.probability({"a": np.array([-10.0, 0.0, 10.0, np.nan])})
+    assert p[0] < 0.01 and p[1] == pytest.approx(0.5) and p[2] > 0.99 and p[3] == pytest.approx(0.5)
+    from damage.grading import grade
+
+    g = grade(np.array([0.1, 0.2, 0.6, 0.8, np.nan]), np.array([True] * 4 + [False]), "xbd", thresholds=m.cuts)
+    assert g.tolist() == ["no-damage", "minor-damage", "major-damage", "destroyed", "not-analysed"]
+    assert EvidenceModel.from_dict(m.to_dict()) == m
+    with pytest.raises(ValueError):
+        EvidenceModel(("a",), (0.0,), (1.0,), (2.0,), 0.0, (0.5, 0.2, 0.8))
+
+
+def test_not_analysed_buildings_say_why(pair_factory):
+    b, a, f, scene = pair_factory()
+    fp = gpd.read_file(f)
+    far = shapely.affinity.translate(fp.geometry.iloc[0], 5_000, 0)  # off the imagery
+    fp = gpd.GeoDataFrame(geometry=[*fp.geometry, far], crs=fp.crs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = damage.assess(b, a, fp)
+    assert r["not_analysed_reason"].iloc[-1] == "outside imagery"
+    assert r["damage_grade"].iloc[-1] == "not-analysed"
+    ok = r["damage_grade"] != "not-analysed"
+    assert r.loc[ok, "not_analysed_reason"].isna().all()
+    assert r.loc[ok, "p_damaged"].between(0, 1).all()
+    assert r.attrs["damage"]["not_analysed"]["outside imagery"] == 1
+    assert r.attrs["damage"]["model"]["features"] == list(MODEL.features)

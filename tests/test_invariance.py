@@ -1,0 +1,118 @@
+"""A building's score does not depend on what else is assessed with it, nor on how much of the scene is damaged."""
+
+from __future__ import annotations
+
+import warnings
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+
+import damage
+from damage.synthetic import write_pair
+from damage.town import Nuisances, make_town
+
+TOLERANCE = 0.02  # damage_score, on a 0-1 scale
+
+
+def _assess(*args, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return damage.assess(*args, **kw)
+
+
+@pytest.fixture(scope="module")
+def town(tmp_path_factory):
+    s = make_town(size=448, seed=3, nuisances=Nuisances(shift=(1.2, -0.7), noise=3.0))
+    b, a, f = write_pair(s, tmp_path_factory.mktemp("town"), after_crs="EPSG:4326")
+    full = _assess(b, a, f)
+    return b, a, gpd.read_file(f), full
+
+
+def _picked(full: gpd.GeoDataFrame) -> np.ndarray:
+    """Two damaged and three intact analysed buildings (five hospitals)."""
+    ok = full["damage_grade"] != "not-analysed"
+    damaged = np.flatnonzero(ok & full["true_grade"].isin(["major-damage", "destroyed"]))[:2]
+    intact = np.flatnonzero(ok & (full["true_grade"] == "no-damage"))[:3]
+    return np.concatenate([damaged, intact])
+
+
+def test_five_buildings_alone_score_as_in_the_whole_scene(town):
+    b, a, fp, full = town
+    pick = _picked(full)
+    alone = _assess(b, a, fp.iloc[pick])
+    np.testing.assert_allclose(alone["damage_score"], full["damage_score"].iloc[pick], atol=TOLERANCE)
+    assert (alone["damage_grade"].to_numpy() == full["damage_grade"].iloc[pick].to_numpy()).all()
+    # the damaged ones are found and the intact ones are not, alone too
+    assert (alone["p_damaged"].iloc[:2] > alone["p_damaged"].iloc[2:].max()).all()
+
+
+def test_one_building_alone_scores_as_in_the_whole_scene(town):
+    b, a, fp, full = town
+    for i in _picked(full)[[0, 2]]:
+        one = _assess(b, a, fp.iloc[[i]])
+        assert one["damage_score"].iloc[0] == pytest.approx(full["damage_score"].iloc[i], abs=TOLERANCE)
+
+
+def test_batch_at_any_chunk_size_scores_as_assess(town, tmp_path):
+    b, a, fp, full = town
+    for chunk in (128, 256):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = damage.batch(b, a, fp, tmp_path / f"run{chunk}", chunk_size=chunk).result
+        ok = full["damage_grade"] != "not-analysed"
+        diff = np.abs(out["damage_score"][ok].to_numpy() - full["damage_score"][ok].to_numpy())
+        assert np.nanmax(diff) <= TOLERANCE, f"chunk {chunk}: {np.nanmax(diff):.3f}"
+        assert (out["damage_grade"] != "not-analysed").sum() >= ok.sum() - 1
+
+
+def _windows(scene, pad: int = 6) -> list[tuple[slice, slice]]:
+    """Pixel window of each footprint, with ``pad`` pixels around."""
+    inv = ~scene.transform
+    out = []
+    for geom in scene.footprints.geometry:
+        x0, y0, x1, y1 = geom.bounds
+        c0, r0 = (int(v) for v in inv * (x0, y1))
+        c1, r1 = (int(np.ceil(v)) for v in inv * (x1, y0))
+        out.append((slice(max(r0 - pad, 0), r1 + pad), slice(max(c0 - pad, 0), c1 + pad)))
+    return out
+
+
+def test_an_intact_building_grades_the_same_at_any_share_of_damage(tmp_path):
+    """The same town with 0, 30, 60 and 90 % of its houses damaged; every other pixel identical."""
+    calm = make_town(size=512, seed=5, damage_share=0.0)
+    hit = make_town(size=512, seed=5, damage_share=0.9)  # the houses hit first in the swath come first
+    truth = hit.footprints["true_grade"].to_numpy()
+    windows = _windows(calm)
+    damaged_order = [i for i in np.argsort(-hit.footprints["true_grade"].map(
+        {"no-damage": 0, "minor-damage": 1, "major-damage": 2, "destroyed": 3}).to_numpy(), kind="stable") if truth[i] != "no-damage"]
+    results, damaged_sets = [], []
+    for share in (0.0, 0.3, 0.6, 0.9):
+        chosen = damaged_order[: int(round(share / 0.9 * len(damaged_order)))]
+        after = calm.after.copy()
+        for i in chosen:
+            after[(slice(None), *windows[i])] = hit.after[(slice(None), *windows[i])]
+        scene = type(calm)(calm.before, after, calm.transform, calm.crs, calm.footprints)
+        b, a, f = write_pair(scene, tmp_path / f"share{share}")
+        results.append(_assess(b, a, f))
+        damaged_sets.append(set(chosen))
+    # intact in every scene, and no damaged window within a ring's reach
+    far = np.ones(len(truth), bool)
+    boxes = [shapely.box(w[1].start, w[0].start, w[1].stop, w[0].stop) for w in windows]
+    for i in damaged_sets[-1]:
+        far &= ~np.array([boxes[i].distance(bx) < 14 for bx in boxes])
+    intact = far & np.logical_and.reduce([(r["damage_grade"] != "not-analysed").to_numpy() for r in results])
+    intact[list(damaged_sets[-1])] = False
+    assert intact.sum() >= 3
+    grades = np.array([r["damage_grade"].to_numpy()[intact] for r in results])
+    assert (grades == grades[0]).all(), "an intact building changed grade with the share of damage around it"
+    scores = np.array([r["damage_score"].to_numpy()[intact] for r in results])
+    assert np.abs(scores - scores[0]).max() <= TOLERANCE
+    # a damaged house is graded the same whether 30 % or 90 % of the town is damaged
+    first = sorted(damaged_sets[1])
+    g30 = results[1]["damage_grade"].iloc[first].to_numpy()
+    g90 = results[-1]["damage_grade"].iloc[first].to_numpy()
+    assert (g30 == g90).mean() >= 0.9
+    major = [i for i in first if truth[i] in ("major-damage", "destroyed") and g30[first.index(i)] != "not-analysed"]
+    assert np.isin(g30[[first.index(i) for i in major]], ["major-damage", "destroyed"]).mean() >= 0.8
