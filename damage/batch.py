@@ -28,7 +28,6 @@ import hashlib
 import json
 import logging
 import os
-import pickle
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ from .errors import (
     NoValidDataError,
     OutputError,
 )
+from .fitstore import read_fit, write_fit
 from .grading import NOT_ANALYSED, SCALES
 from .grid import footprint_grid, warp_epoch
 from .masks import clouds, erode
@@ -286,8 +286,7 @@ def run_chunk(task: _Task) -> tuple[str, int, str | None]:
     folder = Path(task.folder)
     try:
         fp = gpd.read_parquet(folder / "footprints.parquet", filters=[(_CHUNK, "==", task.chunk)])
-        with open(task.fit_path, "rb") as fh:
-            fit = pickle.load(fh)
+        fit = read_fit(Path(task.fit_path))
         cfg = Config.from_dict(task.config)
         try:
             result = _assess(task.before, task.after, fp, cfg, False, _Steps(False, 8), fit=fit)
@@ -340,7 +339,7 @@ def batch(
     footprints : path or GeoDataFrame
         The region's footprints (GeoParquet, GeoPackage, GeoJSON, ...).
     folder : path
-        Output folder: ``manifest.json``, ``fit.pkl``, ``footprints.parquet``,
+        Output folder: ``manifest.json``, ``fit.json``, ``footprints.parquet``,
         ``chunks/``, and the merged ``damage.parquet`` and ``damage.geojson``. Running
         again with the same arguments resumes; other arguments are refused.
     config : Config, optional
@@ -381,7 +380,7 @@ def batch(
     if manifest is not None and manifest.get("signature") != signature:
         raise OutputError(f"{folder}: holds a run with other inputs or settings; use another folder or empty it")
     # -- validate, plan and fit (once; reused on resume)
-    fit_path = folder / "fit.pkl"
+    fit_path = folder / "fit.json"  # data only: a run folder is never code (no pickle)
     if manifest is None or not fit_path.exists() or not (folder / "footprints.parquet").exists():
         plan = _plan(before, after, _select(read_footprints(footprints), where, aoi), cfg, chunk_size)
         cfg, grid, usable = plan.cfg, plan.grid, plan.usable
@@ -389,7 +388,7 @@ def batch(
         fp = fp.sort_values([_CHUNK, _INDEX], kind="stable")
         fit = fit_region(before, after, plan.geoms[usable], grid, cfg)
         with _atomic(fit_path) as tmp:
-            tmp.write_bytes(pickle.dumps(fit))
+            write_fit(fit, tmp)
         with _atomic(folder / "footprints.parquet") as tmp:
             fp.to_parquet(tmp, index=False, row_group_size=4096)
         chunks = pd.Series(plan.chunk_of[usable]).value_counts().sort_index()
@@ -405,6 +404,8 @@ def batch(
             "failed": {},
         }
         write_json(manifest, manifest_path)
+    else:
+        read_fit(fit_path)  # a hand-edited or foreign fit is refused here, before any chunk uses it
     cfg = Config.from_dict(manifest["config"])
     for stale in (folder / "chunks").glob(".*.tmp.*"):  # left by a run killed while writing
         stale.unlink()
@@ -476,8 +477,7 @@ def _merge(folder: Path, manifest: dict, cfg: Config) -> gpd.GeoDataFrame:
     # only the plan's chunks: a temporary file left by a killed run is never read
     files = [folder / "chunks" / f"{c}.parquet" for c in sorted(manifest["chunks"])]
     parts = [gpd.read_parquet(p) for p in files if p.exists()]
-    with open(folder / "fit.pkl", "rb") as fh:
-        fit = pickle.load(fh)
+    fit = read_fit(folder / "fit.json")
     region = {"grid": manifest["grid"], "chunk_size": manifest["chunk_size"], "chunks": len(manifest["chunks"]),
               "failed": manifest["failed"]}
     merged = _assemble(parts, fp, cfg, fit, {"region": region})

@@ -22,6 +22,7 @@ __all__ = [
     "ConfigError",
     "InvalidLabelsError",
     "OutputError",
+    "CorruptRunError",
     "DamageWarning",
 ]
 
@@ -76,6 +77,10 @@ class InvalidLabelsError(DamageError, ValueError):
 
 class OutputError(DamageError, OSError):
     """An output could not be written (unknown format, unwritable place)."""
+
+
+class CorruptRunError(DamageError, ValueError):
+    """A run folder holds a file that is not what the run wrote (truncated, hand-edited, foreign)."""
 
 
 class DamageWarning(UserWarning):

@@ -199,3 +199,43 @@ def test_a_large_scene_is_assessed_in_chunks_like_a_batch(reference, region):
     assert len(polys) and set(polys["footprint"]) <= set(np.flatnonzero(chunked["damage_grade"] != "not-analysed"))
     owners = chunked.geometry.iloc[polys["footprint"]].to_crs(polys.crs).buffer(1.0).values
     assert shapely.within(polys.geometry.values, owners).mean() > 0.95
+
+
+def test_the_fit_is_stored_as_data_and_a_planted_pickle_never_runs(reference, region, tmp_path):
+    import json
+    import pickle
+
+    from damage.errors import CorruptRunError
+    from damage.fitstore import fit_from_json, fit_to_json, read_fit
+
+    folder = reference.folder
+    assert (folder / "fit.json").exists() and not (folder / "fit.pkl").exists()
+    fit = read_fit(folder / "fit.json")
+    assert fit_to_json(fit_from_json(fit_to_json(fit))) == fit_to_json(fit)  # lossless round trip
+
+    # someone plants a pickle that would run code; a resume never opens it
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (folder / "fit.pkl").write_bytes(pickle.dumps(Evil()))
+    b, a, f, _ = region
+    again = _quiet(damage.batch, b, a, f, folder, chunk_size=128)
+    assert not marker.exists()
+    _same(again.result, reference.result)
+
+    # a hand-edited fit is refused with one line naming the file
+    doc = json.loads((folder / "fit.json").read_text())
+    broken = tmp_path / "broken"
+    import shutil
+
+    shutil.copytree(folder, broken)
+    doc["stats"]["ranges"] = "rm -rf /"
+    (broken / "fit.json").write_text(json.dumps(doc))
+    with pytest.raises(CorruptRunError, match="fit.json"):
+        _quiet(damage.batch, b, a, f, broken, chunk_size=128)
+    (broken / "fit.json").write_text("{not json")
+    with pytest.raises(CorruptRunError, match="fit.json"):
+        _quiet(damage.batch, b, a, f, broken, chunk_size=128)

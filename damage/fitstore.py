@@ -1,0 +1,140 @@
+"""A region's fit (:class:`damage.pipeline.SceneFit`) as plain JSON, and back, validated.
+
+A run folder may come from someone else: it is data, never code. The fit is stored as
+JSON (floats written with ``repr`` precision, so a fit read back gives the same
+results bit for bit) and every field is checked when read; anything else is a
+:class:`~damage.errors.CorruptRunError` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from affine import Affine
+
+from .errors import CorruptRunError
+from .grading import Calibration
+from .metrics import SceneStats
+from .pipeline import SceneFit
+from .register import Shift
+
+__all__ = ["fit_to_json", "fit_from_json", "write_fit", "read_fit"]
+
+#: Version of the stored form; a file of another version is refused.
+FORMAT = 1
+
+
+def fit_to_json(fit: SceneFit) -> dict[str, Any]:
+    """The fit as JSON-ready data."""
+    s, st, c = fit.shift, fit.stats, fit.calibration
+    return {
+        "format": FORMAT,
+        "shift": None if s is None else {
+            "dy": s.dy, "dx": s.dx, "blocks": s.blocks, "spread": s.spread, "applied": s.applied,
+            "gradient": [list(r) for r in s.gradient], "centre": list(s.centre),
+        },
+        "normalization": _plain(fit.normalization),
+        "stats": {
+            "ranges": [float(v) for v in st.ranges], "luminance_range": float(st.luminance_range),
+            "noise_before": [float(v) for v in st.noise_before], "noise_after": [float(v) for v in st.noise_after],
+            "lows": None if st.lows is None else [float(v) for v in st.lows],
+        },
+        "calibration": None if c is None else {
+            "reference": c.reference, "delta_full": c.delta_full, "population": c.population, "size": c.size,
+            "typical": dict(c.typical),
+        },
+        "origin": None if fit.origin is None else list(fit.origin)[:6],
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def fit_from_json(doc: Any, source: str = "fit") -> SceneFit:
+    """A :class:`SceneFit` from :func:`fit_to_json` data; anything malformed is a CorruptRunError."""
+    def bad(what: str) -> CorruptRunError:
+        return CorruptRunError(f"{source}: not a fit this library wrote ({what}); delete the run folder and run again")
+
+    def num(v: Any, what: str) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise bad(f"{what} is not a finite number")
+        return float(v)
+
+    def nums(v: Any, what: str, n: int | None = None) -> list[float]:
+        if not isinstance(v, list) or (n is not None and len(v) != n):
+            raise bad(f"{what} is not a list of {n or 'some'} numbers")
+        return [num(x, what) for x in v]
+
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise bad("missing or unknown format")
+    try:
+        s = doc["shift"]
+        shift = None
+        if s is not None:
+            if not isinstance(s, dict) or not isinstance(s.get("applied"), bool):
+                raise bad("shift")
+            grad = s["gradient"]
+            if not isinstance(grad, list) or len(grad) != 2:
+                raise bad("shift gradient")
+            shift = Shift(num(s["dy"], "dy"), num(s["dx"], "dx"), int(num(s["blocks"], "blocks")), num(s["spread"], "spread"),
+                          s["applied"], tuple(tuple(nums(r, "gradient", 2)) for r in grad),  # type: ignore[arg-type]
+                          tuple(nums(s["centre"], "centre", 2)))  # type: ignore[arg-type]
+        norm = doc["normalization"]
+        if not isinstance(norm, dict) or norm.get("method") not in ("regression", "histogram", "none"):
+            raise bad("normalization")
+        if norm.get("applied"):
+            if norm["method"] == "regression":
+                nums(norm.get("gain"), "gain"), nums(norm.get("offset"), "offset")
+            else:
+                tables = norm.get("tables")
+                if not isinstance(tables, list):
+                    raise bad("histogram tables")
+                norm = {**norm, "tables": [tuple(np.asarray(nums(t, "table"), dtype=np.float64) for t in pair) for pair in tables]}
+        st = doc["stats"]
+        bands = len(nums(st["ranges"], "ranges"))
+        stats = SceneStats(np.asarray(nums(st["ranges"], "ranges", bands)), num(st["luminance_range"], "luminance_range"),
+                           np.asarray(nums(st["noise_before"], "noise_before", bands)),
+                           np.asarray(nums(st["noise_after"], "noise_after", bands)),
+                           None if st.get("lows") is None else np.asarray(nums(st["lows"], "lows", bands)))
+        c = doc["calibration"]
+        calib = None
+        if c is not None:
+            typical = c.get("typical", {})
+            if not isinstance(typical, dict) or not isinstance(c.get("population"), str):
+                raise bad("calibration")
+            calib = Calibration(num(c["reference"], "reference"), num(c["delta_full"], "delta_full"), c["population"],
+                                int(num(c["size"], "size")), {str(k): num(v, k) for k, v in typical.items()})
+        o = doc["origin"]
+        origin = None if o is None else Affine(*nums(o, "origin", 6))
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, CorruptRunError):
+            raise
+        raise bad(f"{type(exc).__name__}: {exc}") from None
+    return SceneFit(shift, norm, stats, calib, origin)
+
+
+def write_fit(fit: SceneFit, path: Path) -> None:
+    """Write the fit as JSON to ``path`` (the caller makes the write atomic)."""
+    Path(path).write_text(json.dumps(fit_to_json(fit), allow_nan=False), encoding="utf-8")
+
+
+def read_fit(path: Path) -> SceneFit:
+    """Read a fit written by :func:`write_fit`; a file that is not one is a CorruptRunError."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptRunError(f"{path}: not a readable fit ({exc}); delete the run folder and run again") from None
+    return fit_from_json(doc, str(path))
