@@ -95,8 +95,7 @@ def _with_cuts(model: EvidenceModel, p: np.ndarray, grade: np.ndarray, w: np.nda
 
 def predict(model: EvidenceModel, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     p = model.probability({f: frame[f].to_numpy(dtype=float) for f in model.features})
-    score = model.score(p)
-    level = np.searchsorted(np.array([0.25, 0.5, 0.75]), score, side="right")
+    level = np.searchsorted(np.asarray(model.cuts), p, side="right")
     return p, level
 
 

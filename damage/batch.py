@@ -51,12 +51,12 @@ from .errors import (
     OutputError,
 )
 from .fitstore import read_fit, write_fit
-from .grading import NOT_ANALYSED, SCALES
+from .grading import MODEL, NOT_ANALYSED, SCALES
 from .grid import footprint_grid, warp_epoch
 from .masks import clouds, erode
 from .metrics import METRIC_RADIUS, combined, scene_stats
 from .normalize import normalize
-from .pipeline import SceneFit, _assess, _Steps, cloud_min_pixels, scene_calibration
+from .pipeline import REASONS, SceneFit, _assess, _Steps, cloud_min_pixels, scene_calibration
 from .query import select
 from .raster import Grid, present
 from .register import block_shifts, consensus, luminance
@@ -213,7 +213,10 @@ def _assemble(parts: list[gpd.GeoDataFrame], tagged: gpd.GeoDataFrame, cfg: Conf
     got = pd.concat(parts, ignore_index=True) if parts else tagged.iloc[:0]
     missing = tagged[~tagged[_INDEX].isin(got[_INDEX])]
     if len(missing):
-        got = pd.concat([got, missing.assign(damage_grade=NOT_ANALYSED, damage_score=np.nan, valid_fraction=0.0)],
+        off = missing[_CHUNK].eq("none").to_numpy() if _CHUNK in missing else np.ones(len(missing), bool)
+        reason = np.where(off, "outside imagery", "chunk failed")
+        got = pd.concat([got, missing.assign(damage_grade=NOT_ANALYSED, damage_score=np.nan, valid_fraction=0.0,
+                                             not_analysed_reason=reason)],
                         ignore_index=True)
     result = gpd.GeoDataFrame(got, geometry=tagged.geometry.name, crs=tagged.crs).sort_values(_INDEX, kind="stable")
     result = result.drop(columns=[c for c in (_INDEX, _CHUNK) if c in result]).reset_index(drop=True)
@@ -224,6 +227,8 @@ def _assemble(parts: list[gpd.GeoDataFrame], tagged: gpd.GeoDataFrame, cfg: Conf
         **record,
         **fit.to_dict(),
         "fitted_on": "region sample",
+        "model": MODEL.to_dict(),
+        "not_analysed": {r: int((result["not_analysed_reason"] == r).sum()) for r in REASONS} if "not_analysed_reason" in result else {},
         "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
     }
     return result
@@ -293,7 +298,8 @@ def run_chunk(task: _Task) -> tuple[str, int, str | None]:
         except (FootprintsOutsideImageryError, NoOverlapError, NoValidDataError) as exc:
             # the imagery has nothing here (fill, edge of a scene): done, nothing to analyse
             log.info("chunk %s: %s; its %d footprints are not analysed", task.chunk, exc, len(fp))
-            result = fp.assign(damage_grade=NOT_ANALYSED, damage_score=np.nan, valid_fraction=0.0)
+            result = fp.assign(damage_grade=NOT_ANALYSED, damage_score=np.nan, valid_fraction=0.0,
+                               not_analysed_reason="outside imagery")
         result.attrs = {}
         write(result, folder / "chunks" / f"{task.chunk}.parquet")
         return task.chunk, len(fp), None

@@ -56,14 +56,10 @@ class Config:
         Whole pixels of displacement, in each direction, that change metrics forgive:
         the change at a pixel is the smallest over these displacements of the after
         image (residual misregistration, parallax). 0 turns it off.
-    full_damage : float
-        Calibrated change (log-similarity lost beyond the scene's intact reference,
-        see :mod:`damage.grading`) that scores 1; the xBD grades begin at a quarter,
-        half and three quarters of it.
     change_threshold : float
         A pixel counts as changed (for ``changed_fraction`` and damage polygons) when
-        its calibrated change (log-similarity lost beyond the scene's intact
-        reference, see :mod:`damage.grading`) reaches this value.
+        its change (log-similarity lost beyond the scene's steadiest blocks, see
+        :mod:`damage.grading`) reaches this value.
     cloud_mask : bool
         Mask opaque clouds and their shadows in either epoch (see
         :func:`damage.masks.clouds`); buildings under them are ``not-analysed``.
@@ -131,7 +127,6 @@ class Config:
     metrics: tuple[tuple[str, float], ...] = (("ssim", 1.0),)
     ssim_sigma: float = 1.5
     shift_tolerance: int = 1
-    full_damage: float = 0.8
     change_threshold: float = 0.6
     cloud_mask: bool = True
     min_cloud_area: float = 1000.0
@@ -149,7 +144,7 @@ class Config:
     window: int = 1024
     context: float = 250.0
     ring_width: float = 6.0
-    building_shift: int = 2
+    building_shift: int = 4
 
     def __post_init__(self) -> None:
         # Accept a mapping for metrics ({"ssim": 1.0}) and store it as pairs.
@@ -186,8 +181,6 @@ class Config:
             raise ConfigError(f"max_shift must be positive, got {self.max_shift}")
         if not 0 <= self.shift_tolerance <= 4:
             raise ConfigError(f"shift_tolerance must be 0 to 4 pixels, got {self.shift_tolerance}")
-        if self.full_damage <= 0:
-            raise ConfigError(f"full_damage must be positive, got {self.full_damage}")
         if self.ssim_sigma <= 0:
             raise ConfigError(f"ssim_sigma must be positive, got {self.ssim_sigma}")
         if self.min_cloud_area <= 0:

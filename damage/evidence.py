@@ -117,30 +117,40 @@ def _labs(before: np.ndarray, after: np.ndarray, stats: SceneStats) -> tuple[np.
     return lab(before, lo, hi), lab(after, lo, hi)
 
 
-def scene_typical(before: np.ndarray, after: np.ndarray, valid: np.ndarray, mvalid: np.ndarray, stats: SceneStats,
-                  block: int = 16, tolerance: int = 1) -> dict[str, float]:
-    """The scene's typical colour difference, edge change and lightness change.
+#: Share of the scene's blocks, the least changed in structure, that the scene's typical change is taken over.
+STEADY_SHARE = 0.25
 
-    Each is the median over the ``block`` x ``block`` blocks of the grid that are fully
-    valid (``mvalid``), buildings and ground alike.
+
+def scene_typical(before: np.ndarray, after: np.ndarray, valid: np.ndarray, mvalid: np.ndarray, stats: SceneStats,
+                  loss: np.ndarray, block: int = 16, tolerance: int = 1) -> dict[str, float]:
+    """The scene's typical change where nothing happened: over its steadiest blocks.
+
+    The ``block`` x ``block`` blocks of the grid that are fully valid (``mvalid``),
+    buildings and ground alike, are ranked by their mean structural change ``loss``
+    (1 - SSIM); over the :data:`STEADY_SHARE` least changed (roads, fields, roofs that
+    stood), the medians of the structural change (on the log scale of
+    :func:`damage.grading.log_change`), colour difference, edge change and lightness
+    change are what the two epochs differ by without damage: sensor, season, view.
+    A scene where the tornado or the fire took most buildings and the trees keeps
+    its roads and fields, so the reference does not rise with the share of damage.
     """
-    from .grading import block_means
+    from .grading import block_means, log_change
     from .metrics import METRICS
 
-    if not mvalid.any():
-        return {"colour": 0.0, "edge": 0.0, "lightness": 0.0}
+    blocks = block_means(loss, mvalid, block)
+    if blocks.size == 0:
+        return {"structure": 0.0, "colour": 0.0, "edge": 0.0, "lightness": 0.0, "blocks": 0}
+    steady = blocks <= np.quantile(blocks, STEADY_SHARE)
     colour = METRICS["absdiff"](before, after, valid, tolerance=tolerance, stats=stats)
     grad_b, grad_a = _gradients(before, after, stats)
     lab_b, lab_a = _labs(before, after, stats)
     gb, ga = block_means(grad_b, mvalid, block), block_means(grad_a, mvalid, block)
-
-    def median(x: np.ndarray) -> float:
-        return float(np.median(x)) if x.size else 0.0
-
     return {
-        "colour": median(block_means(colour, mvalid, block)),
-        "edge": median(np.log((ga + _EDGE_FLOOR) / (gb + _EDGE_FLOOR))),
-        "lightness": median(block_means(lab_a[0] - lab_b[0], mvalid, block)),
+        "structure": float(np.median(log_change(blocks[steady]))),
+        "colour": float(np.median(block_means(colour, mvalid, block)[steady])),
+        "edge": float(np.median(np.log((ga + _EDGE_FLOOR) / (gb + _EDGE_FLOOR))[steady])),
+        "lightness": float(np.median(block_means(lab_a[0] - lab_b[0], mvalid, block)[steady])),
+        "blocks": int(steady.sum()),
     }
 
 

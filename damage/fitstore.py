@@ -44,7 +44,7 @@ def fit_to_json(fit: SceneFit) -> dict[str, Any]:
             "lows": None if st.lows is None else [float(v) for v in st.lows],
         },
         "calibration": None if c is None else {
-            "reference": c.reference, "delta_full": c.delta_full, "population": c.population, "size": c.size,
+            "reference": c.reference, "population": c.population, "size": c.size,
             "typical": dict(c.typical),
         },
         "origin": None if fit.origin is None else list(fit.origin)[:6],
@@ -115,7 +115,7 @@ def fit_from_json(doc: Any, source: str = "fit") -> SceneFit:
             typical = c.get("typical", {})
             if not isinstance(typical, dict) or not isinstance(c.get("population"), str):
                 raise bad("calibration")
-            calib = Calibration(num(c["reference"], "reference"), num(c["delta_full"], "delta_full"), c["population"],
+            calib = Calibration(num(c["reference"], "reference"), c["population"],
                                 int(num(c["size"], "size")), {str(k): num(v, k) for k, v in typical.items()})
         o = doc["origin"]
         origin = None if o is None else Affine(*nums(o, "origin", 6))

@@ -7,13 +7,13 @@ damage score that the scale cuts into grades. Nothing is fitted on the buildings
 the scene at hand, so a building's grade does not depend on which other buildings are
 assessed with it, nor on how many of them are damaged.
 
-What is measured per scene is its *typical change* (:class:`Calibration`): the median,
-over building-sized blocks of all valid imagery in the scene's context (buildings and
-ground alike), of the structural change ``d = -log(1 - c)`` (``c`` is 1 - SSIM) and of
-the colour difference. Evidence is taken relative to it (``ssim_excess``,
-``colour_excess``), so a pair where everything changes a little (parallax, season,
-another sensor) does not read as damage. The median of the whole scene moves little
-with the share of damaged buildings, which cover a small part of any scene.
+What is measured per scene is its *typical change without damage* (:class:`Calibration`):
+over the quarter of its building-sized blocks that changed least in structure (roads,
+fields, roofs that stood; :func:`damage.evidence.scene_typical`), the median structural
+change ``d = -log(1 - c)`` (``c`` is 1 - SSIM) and the median colour, edge and lightness
+changes. Evidence is taken relative to it (``ssim_excess``, ``edge_excess``, ...), so a
+pair where everything changes a little (parallax, season, another sensor) does not read
+as damage, while a town where most houses fell keeps its roads and fields as reference.
 """
 
 from __future__ import annotations
@@ -22,11 +22,9 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["Scale", "SCALES", "Calibration", "calibrate", "log_change", "score", "grade", "NOT_ANALYSED", "EvidenceModel", "MODEL", "block_means"]
+__all__ = ["Scale", "SCALES", "Calibration", "log_change", "grade", "NOT_ANALYSED", "EvidenceModel", "MODEL", "block_means"]
 
 NOT_ANALYSED = "not-analysed"
-#: Fewer reference footprints than this and the calibration uses blocks of the scene.
-MIN_REFERENCE = 30
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,33 +62,30 @@ SCALES: dict[str, Scale] = {
 
 @dataclasses.dataclass(frozen=True)
 class Calibration:
-    """The scene's typical (log) structural change and colour difference.
+    """The scene's typical change without damage, over its steadiest blocks.
 
-    ``reference`` is on the log scale of :func:`log_change`; ``delta_full`` the
-    change beyond it that makes a pixel fully changed (``change_delta``, changed
-    pixels and polygons); ``typical`` the scene's typical value of other evidence
-    (colour difference, edge change, lightness change; see
-    :func:`damage.evidence.scene_typical`).
+    ``reference`` is the structural change on the log scale of :func:`log_change`
+    (the zero of ``change_delta``, changed pixels and polygons); ``typical`` holds the
+    typical colour difference, edge change and lightness change (see
+    :func:`damage.evidence.scene_typical`); ``size`` is how many blocks they come from.
     """
 
     reference: float
-    delta_full: float
     population: str
     size: int
     typical: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def __hash__(self) -> int:
-        return hash((self.reference, self.delta_full, self.population, self.size, tuple(sorted(self.typical.items()))))
+        return hash((self.reference, self.population, self.size, tuple(sorted(self.typical.items()))))
 
     def delta(self, change: np.ndarray) -> np.ndarray:
-        """Calibrated change: log-similarity lost beyond the scene's intact reference."""
+        """Log-similarity lost beyond the scene's typical change without damage."""
         return log_change(change) - self.reference
 
     def to_dict(self) -> dict[str, float | int | str]:
         return {
             "reference": round(self.reference, 5),
             "typical": {k: round(float(v), 5) for k, v in self.typical.items()},
-            "delta_full": self.delta_full,
             "population": self.population,
             "size": self.size,
         }
@@ -101,36 +96,6 @@ def log_change(change: np.ndarray) -> np.ndarray:
     return -np.log1p(-np.clip(np.asarray(change, dtype=np.float64), 0.0, 0.999))
 
 
-def calibrate(
-    footprint_change: np.ndarray, block_change: np.ndarray, quantile: float = 0.15, delta_full: float = 0.8,
-    typical: dict[str, float] | None = None,
-) -> Calibration:
-    """Calibrate from the scene's footprints, or from blocks of the scene when too few.
-
-    Parameters
-    ----------
-    footprint_change : numpy.ndarray
-        Mean change of each analysed footprint (NaN for the others).
-    block_change : numpy.ndarray
-        Mean change of building-sized blocks over the valid scene.
-    quantile : float
-        Which quantile of the population is the intact reference.
-    delta_full : float
-        Calibrated change that counts as full change.
-    typical : dict, optional
-        The scene's typical value of other evidence, kept with the calibration.
-    """
-    fc = footprint_change[np.isfinite(footprint_change)]
-    if fc.size >= MIN_REFERENCE:
-        values, population = log_change(fc), "footprints"
-    else:
-        values, population = log_change(block_change[np.isfinite(block_change)]), "blocks"
-    typical = dict(typical or {})
-    if values.size == 0:
-        return Calibration(0.0, delta_full, "none", 0, typical)
-    return Calibration(float(np.quantile(values, quantile)), delta_full, population, int(values.size), typical)
-
-
 def block_means(change: np.ndarray, valid: np.ndarray, block: int = 16) -> np.ndarray:
     """Mean change of the ``block`` x ``block`` blocks of a grid that are fully valid."""
     h, w = (s // block * block for s in change.shape)
@@ -139,11 +104,6 @@ def block_means(change: np.ndarray, valid: np.ndarray, block: int = 16) -> np.nd
     c = change[:h, :w].reshape(h // block, block, w // block, block)
     v = valid[:h, :w].reshape(h // block, block, w // block, block)
     return c.mean(axis=(1, 3))[v.all(axis=(1, 3))]
-
-
-def score(change: np.ndarray, calibration: Calibration) -> np.ndarray:
-    """Damage score in [0, 1] from mean change (NaN stays NaN)."""
-    return np.clip(calibration.delta(change) / calibration.delta_full, 0.0, 1.0)
 
 
 def grade(scores: np.ndarray, analysed: np.ndarray, scale: Scale | str = "xbd",
@@ -230,10 +190,10 @@ class EvidenceModel:
 #: cuts the best F1 of their class. Leave-one-event-out figures are in the README.
 MODEL = EvidenceModel(
     features=("ssim_excess", "edge_excess", "ssim_contrast"),
-    centre=(0.20771, -0.00323, -0.04736),
-    spread=(0.38217, 0.259, 0.12902),
-    weights=(0.5781, 0.289, 0.289),
-    intercept=-1.5903,
-    cuts=(0.257, 0.4438, 0.4566),
-    fitted_on="xBD dev tiles: 2787 buildings, 9 events weighted equally; prior weights 2,1,1",
+    centre=(0.38523, -0.0743, -0.0677),
+    spread=(0.34355, 0.26251, 0.12978),
+    weights=(0.6564, 0.3282, 0.3282),
+    intercept=-1.6735,
+    cuts=(0.2736, 0.4557, 0.4868),
+    fitted_on="xBD dev tiles: 2786 buildings, 9 events weighted equally; prior weights 2,1,1",
 )

@@ -24,7 +24,7 @@ from . import __version__
 from .config import Config
 from .errors import BandMismatchError, ConfigError, FootprintsOutsideImageryError, NoOverlapError
 from .evidence import FEATURES, building_evidence, scene_typical
-from .grading import MODEL, NOT_ANALYSED, SCALES, Calibration, block_means, calibrate, grade
+from .grading import MODEL, NOT_ANALYSED, SCALES, Calibration, grade
 from .grid import footprint_grid, warp_epoch
 from .masks import clouds, erode
 from .metrics import METRIC_RADIUS, METRICS, SceneStats, combined, scene_stats
@@ -59,9 +59,7 @@ EVIDENCE_COLUMNS = (
 #: Pixels of imagery a fitted window needs around its footprints' rings (SSIM window, alignment, erosion).
 _CONTEXT_PIXELS = 24
 #: Why a footprint is not analysed (``not_analysed_reason``).
-REASONS = ("outside imagery", "partial coverage", "cloud or shadow", "no building before")
-#: ``before_contrast`` below which a footprint holds no building in the before image.
-EMPTY_LOT_CONTRAST = 0.0
+REASONS = ("outside imagery", "partial coverage", "cloud or shadow", "chunk failed")
 #: Side, in pixels, of the blocks that calibrate a scene with few footprints.
 BLOCK = 16
 
@@ -342,19 +340,19 @@ def _warp_after(ae, grid: Grid, shift: Shift, cfg: Config, unmoved: Raster | Non
 
 def scene_calibration(maps: dict[str, np.ndarray], before: np.ndarray, after: np.ndarray, valid: np.ndarray,
                       mvalid: np.ndarray, cfg: Config, stats: SceneStats) -> Calibration:
-    """The scene's typical change: medians over building-sized blocks of all valid imagery.
+    """The scene's typical change without damage, over its steadiest building-sized blocks.
 
-    Of 1 - SSIM (the reference of ``change_delta`` and ``ssim_excess``) and of the
-    colour, edge and lightness changes (:func:`damage.evidence.scene_typical`);
-    buildings and ground alike, whichever footprints are assessed; fitted once per
-    scene. ``maps`` are metric maps already computed.
+    See :func:`damage.evidence.scene_typical`: the reference of ``change_delta`` and
+    ``ssim_excess`` and the typical colour, edge and lightness changes; buildings and
+    ground alike, whichever footprints are assessed; fitted once per scene. ``maps``
+    are metric maps already computed.
     """
     loss = maps.get("ssim")
     if loss is None:
         loss = METRICS["ssim"](before, after, valid, sigma=cfg.ssim_sigma, tolerance=cfg.shift_tolerance, stats=stats)
-    typical = scene_typical(before, after, valid, mvalid, stats, BLOCK, tolerance=cfg.shift_tolerance)
-    return calibrate(np.empty(0), block_means(loss, mvalid, BLOCK), quantile=0.5, delta_full=cfg.full_damage,
-                     typical=typical)
+    typical = scene_typical(before, after, valid, mvalid, stats, loss, BLOCK, tolerance=cfg.shift_tolerance)
+    blocks = int(typical.pop("blocks"))
+    return Calibration(typical.pop("structure"), "steadiest blocks" if blocks else "none", blocks, typical)
 
 
 def _reasons(zs, covered: np.ndarray, cloudy: np.ndarray, valid_fraction: np.ndarray, ev: dict[str, np.ndarray],
@@ -374,7 +372,6 @@ def _reasons(zs, covered: np.ndarray, cloudy: np.ndarray, valid_fraction: np.nda
     reason[short] = "partial coverage"
     reason[short & (clouded > 1.0 - cfg.min_valid_fraction)] = "cloud or shadow"
     reason[short & (on_image == 0)] = "outside imagery"
-    reason[~short & (np.nan_to_num(ev["before_contrast"], nan=np.inf) < EMPTY_LOT_CONTRAST)] = "no building before"
     return reason
 
 

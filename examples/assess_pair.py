@@ -15,10 +15,10 @@ result = damage.assess(before, after, footprints, polygons=True, progress=True)
 print(result["damage_grade"].value_counts().to_string())
 record = result.attrs["damage"]
 print("registration:", record["registration"])
-print("calibration:", record["calibration"])
+print("scene reference (steadiest blocks):", record["calibration"])
 
 damaged = result[result["damage_grade"].isin(["major-damage", "destroyed"])]
-columns = ["damage_grade", "damage_score", "valid_fraction", "change_mean", "changed_fraction"]
+columns = ["damage_grade", "p_damaged", "ssim_excess", "edge_excess", "ssim_contrast", "valid_fraction"]
 print(damaged.sort_values("damage_score", ascending=False)[columns].head(20).to_string())
 
 damage.write(result, output)

@@ -29,4 +29,4 @@ print(f"{out.chunks} chunks ({out.done} assessed in this run); failed: {out.fail
 print(out.result["damage_grade"].value_counts().to_string())
 fit = out.result.attrs["damage"]
 print("registration:", fit["registration"])
-print("intact reference:", fit["calibration"])
+print("scene reference (steadiest blocks):", fit["calibration"])

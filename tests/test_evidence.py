@@ -49,7 +49,7 @@ def _evidence(before, after, boxes=BOXES):
     valid = np.ones(before.shape[1:], bool)
     valid[:8], valid[-8:], valid[:, :8], valid[:, -8:] = False, False, False, False
     fz, rz = _zones(boxes)
-    return building_evidence(before, after, valid, fz, rz, scene_stats(before, after, valid), Calibration(0.05, 0.8, "blocks", 1, {"colour": 0.02, "edge": 0.0, "lightness": 0.0}),
+    return building_evidence(before, after, valid, fz, rz, scene_stats(before, after, valid), Calibration(0.05, "blocks", 1, {"colour": 0.02, "edge": 0.0, "lightness": 0.0}),
                              max_shift=2)
 
 

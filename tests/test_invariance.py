@@ -42,6 +42,12 @@ def test_five_buildings_alone_score_as_in_the_whole_scene(town):
     b, a, fp, full = town
     pick = _picked(full)
     alone = _assess(b, a, fp.iloc[pick])
+    # the five are fitted on the imagery around them (Config.context: here the whole town), not on their bounding box
+    np.testing.assert_allclose(alone.attrs["damage"]["grid"]["bounds"], full.attrs["damage"]["grid"]["bounds"], atol=1.0)
+    squeezed = _assess(b, a, fp.iloc[pick], context=0.0)
+    box = np.array(squeezed.attrs["damage"]["grid"]["bounds"])
+    assert np.prod(box[2:] - box[:2]) < 0.8 * np.prod(np.subtract(full.attrs["damage"]["grid"]["bounds"][2:],
+                                                                   full.attrs["damage"]["grid"]["bounds"][:2]))
     np.testing.assert_allclose(alone["damage_score"], full["damage_score"].iloc[pick], atol=TOLERANCE)
     assert (alone["damage_grade"].to_numpy() == full["damage_grade"].iloc[pick].to_numpy()).all()
     # the damaged ones are found and the intact ones are not, alone too

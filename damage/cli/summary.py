@@ -29,7 +29,10 @@ def summary(result: gpd.GeoDataFrame, name_col: str | None = None, max_named: in
         n = int(counts.get(level, 0))
         share = f"{100 * n / analysed:5.1f}% of analysed" if analysed else ""
         lines.append(f"  {level:<14}{n:>8}  {share}")
-    lines.append(f"  {NOT_ANALYSED:<14}{int(counts.get(NOT_ANALYSED, 0)):>8}  (too little valid imagery in both epochs)")
+    reasons = result["not_analysed_reason"].value_counts() if "not_analysed_reason" in result else None
+    why = ", ".join(f"{r}: {int(n)}" for r, n in reasons.items()) if reasons is not None and len(reasons) else \
+        "too little valid imagery in both epochs"
+    lines.append(f"  {NOT_ANALYSED:<14}{int(counts.get(NOT_ANALYSED, 0)):>8}  ({why})")
     reg = record.get("registration", {})
     if reg.get("applied"):
         lines.append(f"co-registration shift: dy={reg['dy_px']:+.2f} px, dx={reg['dx_px']:+.2f} px (spread {reg['spread_px']:.2f} px)")
