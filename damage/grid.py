@@ -299,7 +299,8 @@ def warp_epoch(
             dst_valid[inner] = source_valid(data, declared, black_fill)
         else:
             dst, dst_valid = _resample(tile, epoch.count, grid, (r0, c0, h, w), black_fill, resampling)
-        take = (dst_valid > 0.999) & ~valid[r0 : r0 + h, c0 : c0 + w]
+        # a NaN or infinity the resampling let through (float imagery) is no data, not a value
+        take = (dst_valid > 0.999) & ~valid[r0 : r0 + h, c0 : c0 + w] & np.isfinite(dst).all(axis=0)
         out[:, r0 : r0 + h, c0 : c0 + w][:, take] = dst[:, take]
         valid[r0 : r0 + h, c0 : c0 + w] |= take
     if check_valid and not valid.any():

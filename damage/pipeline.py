@@ -154,11 +154,14 @@ def assess(
             log.info("grid of %d x %d pixels: assessing in chunks of %d px", *shape, chunk)
             result = assess_chunked(before, after, fp, cfg, chunk, polygons, progress)
             result.attrs["damage"]["inputs"]["footprints"] = label
+            result.attrs["damage_input_files"] = _input_files(open_epoch(before, "before"), open_epoch(after, "after"), footprints)
             return result
     steps = _Steps(progress, 8)
     try:
         result = _assess(before, after, fp, cfg, polygons, steps)
         result.attrs["damage"]["inputs"]["footprints"] = label
+        if not isinstance(footprints, gpd.GeoDataFrame):
+            result.attrs["damage_input_files"].append(str(footprints))
         return result
     finally:
         steps.close()
@@ -317,6 +320,7 @@ def _assess(
             "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
         }
         result.attrs["damage"] = record
+        result.attrs["damage_input_files"] = _input_files(be, ae, footprints)  # never written over (writers.write)
         if want_polygons:
             pgeoms, owner = changed_polygons(changed, zs, grid, cfg.min_polygon_pixels)
             result.attrs["damage_polygons"] = gpd.GeoDataFrame(
@@ -397,6 +401,14 @@ def cloud_min_pixels(cfg: Config, grid: Grid) -> int:
 def _unit_m2(crs) -> float:
     factor = crs.linear_units_factor[1] if crs.is_projected else 1.0
     return float(factor) ** 2
+
+
+def _input_files(be, ae, footprints: Any) -> list[str]:
+    """Every file an assessment read: tiles of both epochs and the footprints file."""
+    files = [str(t.path) for t in (*be.tiles, *ae.tiles)]
+    if not isinstance(footprints, gpd.GeoDataFrame):
+        files.append(str(footprints))
+    return files
 
 
 def _describe(source: Any) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
@@ -118,6 +118,20 @@ WRITERS: dict[str, Callable[[gpd.GeoDataFrame, Path], None]] = {
 }
 
 
+def check_not_input(path: str | PathLike, inputs: Iterable[str | PathLike]) -> None:
+    """Raise OutputError if ``path`` is the same file as one of ``inputs``."""
+    path = Path(path)
+    if not path.exists():
+        return
+    for item in inputs:
+        try:
+            same = Path(item).exists() and os.path.samefile(path, item)
+        except OSError:  # unreadable or vanished: cannot be the same file
+            same = False
+        if same:
+            raise OutputError(f"{path}: is an input of this assessment; refusing to write over it")
+
+
 def write(result: gpd.GeoDataFrame, path: str | PathLike) -> Path:
     """Write an assessment (or its damage polygons) atomically.
 
@@ -129,7 +143,8 @@ def write(result: gpd.GeoDataFrame, path: str | PathLike) -> Path:
     result : geopandas.GeoDataFrame
         What :func:`damage.assess` returned, or ``result.attrs["damage_polygons"]``.
     path : path
-        Where to write; an existing file is replaced.
+        Where to write; an existing file is replaced, unless it is one of the
+        assessment's inputs (``result.attrs["damage_input_files"]``): never over an input.
 
     Returns
     -------
@@ -139,6 +154,7 @@ def write(result: gpd.GeoDataFrame, path: str | PathLike) -> Path:
     writer = WRITERS.get(path.suffix.lower())
     if writer is None:
         raise OutputError(f"{path}: unknown output format {path.suffix!r}; use one of {sorted(WRITERS)}")
+    check_not_input(path, result.attrs.get("damage_input_files", ()))
     try:
         with _atomic(path) as tmp:
             writer(result, tmp)

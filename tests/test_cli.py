@@ -49,3 +49,60 @@ def test_bad_option_value_is_a_usage_error(pair_factory, tmp_path):
 def test_version():
     res = CliRunner().invoke(main, ["--version"])
     assert damage.__version__ in res.output
+
+
+def _one_error_line(res) -> str:
+    lines = [line for line in (res.stderr if hasattr(res, "stderr") else res.output).splitlines() if line.strip()]
+    assert res.exit_code == 1 and len(lines) == 1 and lines[0].startswith("Error:"), res.output
+    return lines[0]
+
+
+def test_outputs_never_overwrite_an_input_nor_each_other(pair_factory, tmp_path):
+    b, a, f, _ = pair_factory()
+    before_bytes = f.read_bytes()
+    res = CliRunner().invoke(main, ["assess", str(b), str(a), str(f), "-o", str(f), "-q"])
+    assert "is an input" in _one_error_line(res)
+    assert f.read_bytes() == before_bytes
+    out = tmp_path / "o.geojson"
+    res = CliRunner().invoke(main, ["assess", str(b), str(a), str(f), "-o", str(out), "--polygons", str(out), "-q"])
+    assert "same file" in _one_error_line(res) and not out.exists()
+    res = CliRunner().invoke(main, ["assess", str(b), str(a), str(f), "-o", str(out), "--polygons",
+                                    str(tmp_path / "nodir" / "p.geojson"), "-q"])
+    assert "does not exist" in _one_error_line(res) and not out.exists()  # refused before -o was written
+
+
+def test_the_library_never_writes_over_an_input(pair_factory, tmp_path):
+    import shutil
+
+    import pytest
+
+    from damage.errors import OutputError
+
+    b, a, f, _ = pair_factory()
+    copy = tmp_path / "fp.geojson"
+    shutil.copy(f, copy)
+    result = damage.assess(b, a, copy)
+    with pytest.raises(OutputError, match="is an input"):
+        damage.write(result, copy)
+    assert copy.read_bytes() == f.read_bytes()
+
+
+def test_float_imagery_with_nan_nodata_is_analysed(pair_factory, tmp_path):
+    import numpy as np
+    import rasterio
+
+    b, a, f, _ = pair_factory(damaged=(2,), after_crs="EPSG:4326")  # resampled: NaN meets the kernel
+    paths = []
+    for src in (b, a):
+        with rasterio.open(src) as ds:
+            data, profile = ds.read().astype(np.float32), ds.profile
+        data[:, -40:, :] = np.nan  # a strip of no data, declared as NaN
+        profile.update(dtype="float32", nodata=None)  # NaN, not declared: the reader must find it
+        dst = tmp_path / f"float_{src.name}"
+        with rasterio.open(dst, "w", **profile) as ds:
+            ds.write(data)
+        paths.append(dst)
+    result = damage.assess(*paths, f)
+    analysed = result["damage_grade"] != "not-analysed"
+    assert analysed.mean() > 0.7 and np.isfinite(result.loc[analysed, "damage_score"]).all()
+    assert result.loc[result["building_id"] == 2, "damage_grade"].item() in ("major-damage", "destroyed")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import click
 
 from ..config import Config
 from ..pipeline import assess as run_assess
-from ..writers import write
+from ..errors import OutputError
+from ..writers import check_not_input, write
 from .options import config_opt, configure_logging, quiet_opt, verbose_opt
 from .summary import summary
 
@@ -79,6 +81,7 @@ def assess_cmd(
     --method pwtt they are stacks: every file one dated image.
     """
     configure_logging(verbose, quiet)
+    _check_outputs(output, polygons_path, [before, *more_before, after, *more_after, footprints])
     config = Config.from_toml(config_path) if config_path else Config()
     config = config.replace(
         resolution=resolution,
@@ -108,11 +111,22 @@ def assess_cmd(
     write(result, output)
     if polygons_path:
         polys = result.attrs["damage_polygons"]
-        polys.attrs = {"damage": result.attrs["damage"]}
+        polys.attrs = {"damage": result.attrs["damage"], "damage_input_files": result.attrs.get("damage_input_files", [])}
         write(polys, polygons_path)
     if quiet < 2:
         click.echo(summary(result, name_column))
         click.echo(f"wrote {output}" + (f" and {polygons_path}" if polygons_path else ""))
+
+
+def _check_outputs(output: str, polygons_path: str | None, inputs: list[str]) -> None:
+    """Before any work: each output in an existing folder, not an input, and not the other output."""
+    outs = [Path(output)] + ([Path(polygons_path)] if polygons_path else [])
+    for out in outs:
+        if not out.parent.is_dir():
+            raise OutputError(f"{out}: folder {out.parent} does not exist")
+        check_not_input(out, inputs)
+    if len(outs) == 2 and outs[0].resolve() == outs[1].resolve():
+        raise OutputError(f"{outs[1]}: --polygons names the same file as -o; give each its own file")
 
 
 def _parse_metrics(items: tuple[str, ...]) -> dict[str, float]:
