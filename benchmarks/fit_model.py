@@ -73,7 +73,7 @@ MAX_FALSE_ALARMS = 0.03
 
 def _with_cuts(model: EvidenceModel, p: np.ndarray, grade: np.ndarray, w: np.ndarray) -> EvidenceModel:
     """Cuts: major where binary F1 is best while at most MAX_FALSE_ALARMS of intact buildings are called
-    major+; minor and destroyed where their own class's F1 is best (all counted over buildings, pooled)."""
+    major+; minor and destroyed where the four classes' harmonic-mean F1 is best (over buildings, pooled)."""
     grid = np.unique(np.round(np.quantile(p, np.linspace(0.02, 0.998, 400)), 4))
     grid = grid[(grid > 0.005) & (grid < 0.995)]
     y = grade >= 2
@@ -83,10 +83,18 @@ def _with_cuts(model: EvidenceModel, p: np.ndarray, grade: np.ndarray, w: np.nda
 
     allowed = [t for t in grid if (p[grade == 0] >= t).mean() <= MAX_FALSE_ALARMS] or [grid[-1]]
     major = max(allowed, key=lambda t: f1(p >= t, y))
-    minor_grid = grid[grid < major]
-    dest_grid = grid[grid > major]
-    minor = max(minor_grid, key=lambda t: f1((p >= t) & (p < major), grade == 1)) if minor_grid.size else major / 2
-    dest = max(dest_grid, key=lambda t: f1(p >= t, grade == 3)) if dest_grid.size else (1 + major) / 2
+    # minor and destroyed: the pair that makes the four classes' harmonic-mean F1 best
+    lows = np.unique(np.quantile(p[p < major], np.linspace(0.0, 1.0, 60))) if (p < major).any() else np.array([major / 2])
+    highs = np.unique(np.quantile(p[p >= major], np.linspace(0.0, 1.0, 60))) if (p >= major).any() else np.array([major])
+
+    def harmonic(minor: float, dest: float) -> float:
+        level = np.searchsorted(np.array([minor, major, dest]), p, side="right")
+        conf = np.zeros((4, 4))
+        np.add.at(conf, (grade, level), 1)
+        return class_scores(conf, LEVELS)[1]
+
+    minor, dest = max(((lo, hi) for lo in lows for hi in highs if lo < major <= hi), key=lambda c: harmonic(*c),
+                      default=(major / 2, (1 + major) / 2))
     minor = min(minor, major - 1e-4)
     dest = max(dest, major + 1e-4)
     return EvidenceModel(model.features, model.centre, model.spread, model.weights, model.intercept,
