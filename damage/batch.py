@@ -24,8 +24,6 @@ masks are found per chunk and may differ along chunk seams).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import os
 from collections.abc import Iterable
@@ -43,6 +41,7 @@ from . import __version__
 from .config import Config
 from .errors import (
     ConfigError,
+    CorruptRunError,
     DamageError,
     EmptyFootprintsError,
     FootprintsOutsideImageryError,
@@ -58,6 +57,7 @@ from .metrics import METRIC_RADIUS, combined, scene_stats
 from .normalize import normalize
 from .pipeline import REASONS, SceneFit, _assess, _Steps, cloud_min_pixels, scene_calibration
 from .query import select
+from .runfolder import check_chunks, lock, read_manifest, signature
 from .raster import Grid, present
 from .register import block_shifts, consensus, luminance
 from .sources import PathSpec, open_epoch, read_footprints
@@ -308,17 +308,6 @@ def run_chunk(task: _Task) -> tuple[str, int, str | None]:
 
 
 # -- the region ----------------------------------------------------------------------------------
-def _paths(spec: Any) -> list[str]:
-    items = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)
-    return [str(Path(p).resolve()) for p in items]
-
-
-def _signature(before, after, footprints, cfg: Config, where, aoi, chunk_px: int) -> str:
-    """What identifies a run: a rerun with the same signature resumes it."""
-    doc = json.dumps([_paths(before), _paths(after), str(footprints), cfg.to_dict(), where, str(aoi), chunk_px], default=str)
-    return hashlib.sha256(doc.encode()).hexdigest()[:16]
-
-
 def batch(
     before: PathSpec,
     after: PathSpec,
@@ -377,14 +366,27 @@ def batch(
     if chunk_size < 64 or workers < 1:
         raise ConfigError(f"chunk_size must be >= 64 pixels and workers >= 1, got {chunk_size} and {workers}")
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "chunks").mkdir(exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "chunks").mkdir(exist_ok=True)
+    except FileExistsError:
+        raise CorruptRunError(f"{folder}: 'chunks' (or the folder itself) is a file, not a folder") from None
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot create the run folder ({exc.strerror or exc})") from None
+    with lock(folder):
+        return _run(before, after, footprints, folder, cfg, chunk_size, workers, client, scheduler, where, aoi, progress)
+
+
+def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, workers: int, client: Any,
+         scheduler: str | None, where: str | None, aoi: Any, progress: bool) -> BatchResult:
+    """The body of :func:`batch`, run while holding the folder's lock."""
     manifest_path = folder / "manifest.json"
-    fp_id = "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(Path(footprints).resolve())
-    signature = _signature(before, after, fp_id, cfg, where, aoi, chunk_size)
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
-    if manifest is not None and manifest.get("signature") != signature:
-        raise OutputError(f"{folder}: holds a run with other inputs or settings; use another folder or empty it")
+    sig = signature(before, after, footprints, cfg.to_dict(), where, aoi, chunk_size)
+    manifest = read_manifest(manifest_path)
+    if manifest is not None and manifest["signature"] != sig:
+        raise OutputError(f"{folder}: holds a run with other inputs or settings (or another library version); "
+                          "use another folder or empty it")
+
     # -- validate, plan and fit (once; reused on resume)
     fit_path = folder / "fit.json"  # data only: a run folder is never code (no pickle)
     if manifest is None or not fit_path.exists() or not (folder / "footprints.parquet").exists():
@@ -399,7 +401,7 @@ def batch(
             fp.to_parquet(tmp, index=False, row_group_size=4096)
         chunks = pd.Series(plan.chunk_of[usable]).value_counts().sort_index()
         manifest = {
-            "signature": signature,
+            "signature": sig,
             "version": __version__,
             "config": cfg.to_dict(),
             "grid": {"crs": grid.crs.to_string(), "resolution": grid.res, "shape": list(grid.shape)},
@@ -415,6 +417,8 @@ def batch(
     cfg = Config.from_dict(manifest["config"])
     for stale in (folder / "chunks").glob(".*.tmp.*"):  # left by a run killed while writing
         stale.unlink()
+    for bad in check_chunks(folder, manifest["chunks"]):
+        log.warning("chunk %s: its file is damaged or from another run; redoing it", bad)
     todo = [c for c in manifest["chunks"] if not (folder / "chunks" / f"{c}.parquet").exists()]
     tasks = [_Task(c, before, after, str(folder), manifest["config"], str(fit_path)) for c in todo]
     log.info("region: %d chunks, %d to do", len(manifest["chunks"]), len(tasks))

@@ -82,11 +82,14 @@ def test_killed_and_rerun_gives_the_same_result(reference, region, tmp_path):
     cmd = [sys.executable, "-m", "damage", "batch", str(b), str(a), str(f), "-o", str(out), "--chunk-size", "64", "-qq"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while time.time() < deadline and len(list((out / "chunks").glob("*.parquet"))) < 3 and proc.poll() is None:
+    def finished() -> int:  # chunk files, not the hidden temporary ones a write in flight holds
+        return len([p for p in (out / "chunks").glob("*.parquet") if not p.name.startswith(".")])
+
+    while time.time() < deadline and finished() < 3 and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    written = len(list((out / "chunks").glob("*.parquet")))
+    written = finished()
     assert written >= 3 and not (out / "damage.parquet").exists(), "the run ended before it could be killed"
     stale = out / "chunks" / ".r0_c0.x1y2.tmp.parquet"
     stale.write_bytes(b"half a parquet file")  # as a kill during a write leaves it
@@ -239,3 +242,80 @@ def test_the_fit_is_stored_as_data_and_a_planted_pickle_never_runs(reference, re
     (broken / "fit.json").write_text("{not json")
     with pytest.raises(CorruptRunError, match="fit.json"):
         _quiet(damage.batch, b, a, f, broken, chunk_size=128)
+
+
+def test_other_footprints_under_the_same_name_are_not_answered_with_old_results(region, tmp_path):
+    b, a, f, _ = region
+    fp = gpd.read_file(f)
+    path = tmp_path / "fp.geojson"
+    fp.iloc[:20].to_file(path)
+    _quiet(damage.batch, b, a, path, tmp_path / "run", chunk_size=256)
+    fp.iloc[20:40].to_file(path)  # same file name, other buildings
+    with pytest.raises(OutputError, match="other inputs"):
+        _quiet(damage.batch, b, a, path, tmp_path / "run", chunk_size=256)
+    # a GeoDataFrame counts by content too
+    _quiet(damage.batch, b, a, fp.iloc[:20], tmp_path / "run2", chunk_size=256)
+    with pytest.raises(OutputError, match="other inputs"):
+        _quiet(damage.batch, b, a, fp.iloc[20:40], tmp_path / "run2", chunk_size=256)
+
+
+def test_a_folder_another_live_run_writes_into_is_refused_and_a_stale_lock_is_taken_over(reference, region, tmp_path):
+    import json
+    import shutil
+
+    b, a, f, _ = region
+    folder = tmp_path / "copy"
+    shutil.copytree(reference.folder, folder)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        import socket
+
+        (folder / ".lock").write_text(json.dumps({"pid": sleeper.pid, "host": socket.gethostname()}))
+        with pytest.raises(OutputError, match="another run"):
+            _quiet(damage.batch, b, a, f, folder, chunk_size=128)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    out = _quiet(damage.batch, b, a, f, folder, chunk_size=128)  # its holder is gone: taken over
+    _same(out.result, reference.result)
+    assert not (folder / ".lock").exists()
+
+
+@pytest.mark.parametrize("damage_it", ["not json", "a list", "no chunks", "chunks is a file"])
+def test_a_damaged_run_folder_is_named_in_one_line(reference, region, tmp_path, damage_it):
+    import shutil
+
+    from damage.errors import CorruptRunError
+
+    b, a, f, _ = region
+    folder = tmp_path / "copy"
+    shutil.copytree(reference.folder, folder)
+    manifest = folder / "manifest.json"
+    if damage_it == "not json":
+        manifest.write_text("{broken")
+    elif damage_it == "a list":
+        manifest.write_text("[1, 2]")
+    elif damage_it == "no chunks":
+        import json
+
+        doc = json.loads(manifest.read_text())
+        del doc["chunks"]
+        manifest.write_text(json.dumps(doc))
+    else:
+        shutil.rmtree(folder / "chunks")
+        (folder / "chunks").write_text("not a folder")
+    with pytest.raises(CorruptRunError) as err:
+        _quiet(damage.batch, b, a, f, folder, chunk_size=128)
+    assert len(str(err.value).splitlines()) == 1 and ("manifest.json" in str(err.value) or "chunks" in str(err.value))
+
+
+def test_a_truncated_chunk_file_is_redone(reference, region, tmp_path):
+    import shutil
+
+    b, a, f, _ = region
+    folder = tmp_path / "copy"
+    shutil.copytree(reference.folder, folder)
+    victim = sorted((folder / "chunks").glob("*.parquet"))[0]
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    out = _quiet(damage.batch, b, a, f, folder, chunk_size=128)
+    _same(out.result, reference.result)
