@@ -7,10 +7,13 @@ output (``to_dict``) so that a result can be reproduced.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .errors import ConfigError, InputNotFoundError
 
@@ -20,6 +23,17 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = ["Config"]
+
+
+#: Declared type -> kind of value checked by :meth:`Config._check_types`.
+_SCALAR_KINDS = {"bool": "bool", "int": "int", "float": "float", "str": "str", "float | None": "float",
+                 "int | None": "int", "str | None": "str"}
+
+
+def _is_number(value: Any) -> bool:
+    """A real, finite number (not a bool, not a string)."""
+    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+            and math.isfinite(float(value)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,13 +161,43 @@ class Config:
     building_shift: int = 4
 
     def __post_init__(self) -> None:
+        self._check_types()
         # Accept a mapping for metrics ({"ssim": 1.0}) and store it as pairs.
-        if isinstance(self.metrics, Mapping):
-            object.__setattr__(self, "metrics", tuple((str(k), float(v)) for k, v in self.metrics.items()))
-        else:
-            object.__setattr__(self, "metrics", tuple((str(k), float(v)) for k, v in self.metrics))
+        items = self.metrics.items() if isinstance(self.metrics, Mapping) else self.metrics
+        try:
+            pairs = tuple((k, v) for k, v in items)
+        except (TypeError, ValueError):
+            raise ConfigError(f"metrics must map metric names to weights, e.g. {{ssim = 1.0}}; got {self.metrics!r}") from None
+        for k, v in pairs:
+            if not isinstance(k, str) or not _is_number(v):
+                raise ConfigError(f"metrics: {k!r} = {v!r}; each metric name needs a finite number as weight")
+        object.__setattr__(self, "metrics", tuple((k, float(v)) for k, v in pairs))
+        if not isinstance(self.smoothing_radii, (list, tuple)) or not all(_is_number(r) for r in self.smoothing_radii):
+            raise ConfigError(f"smoothing_radii must be a list of finite numbers (metres), got {self.smoothing_radii!r}")
         object.__setattr__(self, "smoothing_radii", tuple(float(r) for r in self.smoothing_radii))
         self._validate()
+
+    def _check_types(self) -> None:
+        """Every scalar field has the kind of value it declares: no "false" that counts as true, no NaN."""
+        for f in dataclasses.fields(self):
+            kind = _SCALAR_KINDS.get(str(f.type))
+            if kind is None:
+                continue
+            value = getattr(self, f.name)
+            optional = str(f.type).endswith("| None")
+            if value is None and optional:
+                continue
+            ok = {
+                "bool": isinstance(value, (bool, np.bool_)),
+                "int": isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)),
+                "float": _is_number(value),
+                "str": isinstance(value, str),
+            }[kind]
+            if not ok:
+                what = {"bool": "true or false", "int": "a whole number", "float": "a finite number", "str": "a string"}[kind]
+                raise ConfigError(f"{f.name} = {value!r}: must be {what}" + (" (or unset)" if optional else ""))
+            if kind == "bool":
+                object.__setattr__(self, f.name, bool(value))
 
     def _validate(self) -> None:
         from .grading import SCALES
@@ -181,6 +225,16 @@ class Config:
             raise ConfigError(f"max_shift must be positive, got {self.max_shift}")
         if not 0 <= self.shift_tolerance <= 4:
             raise ConfigError(f"shift_tolerance must be 0 to 4 pixels, got {self.shift_tolerance}")
+        if self.change_threshold <= 0:
+            raise ConfigError(f"change_threshold must be positive, got {self.change_threshold}")
+        if self.crs is not None:
+            from rasterio.crs import CRS
+            from rasterio.errors import CRSError
+
+            try:
+                CRS.from_user_input(self.crs)
+            except CRSError as exc:
+                raise ConfigError(f"crs={self.crs!r} is not a CRS ({exc})") from None
         if self.ssim_sigma <= 0:
             raise ConfigError(f"ssim_sigma must be positive, got {self.ssim_sigma}")
         if self.min_cloud_area <= 0:
