@@ -86,12 +86,19 @@ def run_joplin() -> dict[str, dict[str, float]]:
             for m, cfg in METHODS.items()}
 
 
+#: The naive baseline is ranked by its own colour difference and has no grades of its own.
+NAIVE_SCORE = "absdiff_mean"
+
+
 def _measure(b, a, f, truth, clouded, cfg, matched_only=False) -> dict[str, float]:
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = damage.assess(b, a, f, cfg)
     seconds = time.perf_counter() - t0
+    naive = cfg.metrics == (("absdiff", 1.0),)
+    if naive:
+        result = result.assign(damage_score=result[NAIVE_SCORE])
     ev = damage.evaluate(result, truth)
     bi = ev.binary
     n = len(truth) if matched_only else len(result)
@@ -100,10 +107,10 @@ def _measure(b, a, f, truth, clouded, cfg, matched_only=False) -> dict[str, floa
         graded_clouded = int(((result["damage_grade"] != "not-analysed").to_numpy() & clouded).sum())
     truth_bin, score = _matched_scores(result, truth)
     return {
-        "f1": bi["f1"] if bi["tp"] + bi["fn"] else float("nan"),
+        "f1": bi["f1"] if bi["tp"] + bi["fn"] and not naive else float("nan"),
         "best_f1": _best_f1(truth_bin, score),
         "auc": ev.auc,
-        "fpr": bi["fp"] / max(bi["fp"] + bi["tn"], 1),
+        "fpr": bi["fp"] / max(bi["fp"] + bi["tn"], 1) if not naive else float("nan"),
         "not_analysed": ev.counts["not_analysed"] / max(n, 1),
         "clouded_graded": graded_clouded,
         "clouded": int(clouded.sum()),

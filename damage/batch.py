@@ -7,16 +7,17 @@ A region is the before and after tiles of an area and its footprints. The runner
    each footprint to the chunk (a square of ``chunk_size`` grid pixels) that holds its
    representative point;
 2. fits the scene once on a fixed sample of blocks (:func:`fit_region`): registration,
-   radiometric normalisation, metric scaling and the intact reference of the
-   calibration, so every chunk is measured and graded alike;
+   radiometric normalisation, metric scaling and the scene's typical change without
+   damage (its steadiest blocks), so every chunk is measured and graded alike (the
+   grades themselves come from one fixed evidence model, :data:`damage.grading.MODEL`);
 3. assesses the chunks, each writing ``chunks/<id>.parquet`` atomically; a chunk that
    fails with a :class:`~damage.errors.DamageError` is logged and reported, any other
    error stops the run;
 4. merges the chunks into ``damage.parquet`` and ``damage.geojson``: every footprint
    exactly once, in input order.
 
-Killed at any moment and run again with the same arguments, it reuses the fit and the
-chunks already written, and the merged result is the same as that of an uninterrupted
+Killed at any moment and run again with the same arguments, it reuses the fit (stored
+as validated JSON, never a pickle) and the chunks already written, and the merged result is the same as that of an uninterrupted
 run. The result does not depend on the chunk size or the number of workers (cloud
 masks are found per chunk and may differ along chunk seams).
 """
@@ -347,8 +348,10 @@ def batch(
     scheduler : str, optional
         Address of a Dask scheduler to connect to (instead of ``client``).
     where : str, optional
-        Keep only footprints for which this pandas expression over their columns is
-        true, e.g. ``"amenity in ['hospital', 'clinic']"``.
+        Keep only footprints for which this expression over their columns is true,
+        e.g. ``"amenity in ['hospital', 'clinic']"``: column comparisons, ``in`` /
+        ``not in`` a list, ``and`` / ``or`` / ``not`` and literals (parsed by
+        :func:`damage.query.select`, never executed).
     aoi : path or GeoDataFrame, optional
         Keep only footprints that intersect this area.
     progress : bool
