@@ -52,7 +52,7 @@ def fit(frame: pd.DataFrame, features: tuple[str, ...], c: float) -> EvidenceMod
     spread = np.maximum((q3 - q1) / 1.349, 1e-6)
     z = np.nan_to_num((x - centre) / spread)
     y = frame["ref_grade"].to_numpy() >= 2
-    w = _weights(frame["event"].to_numpy())
+    w = _weights(frame["event"].to_numpy()) if PRIOR.get("events_equal", True) else np.ones(len(frame))
     if PRIOR["weights"] is not None:
         prior = np.asarray(PRIOR["weights"], dtype=float) / np.abs(PRIOR["weights"]).sum()
         lr = LogisticRegression(C=c, max_iter=2000).fit((z * prior).sum(axis=1, keepdims=True), y, sample_weight=w)
@@ -159,6 +159,9 @@ def main() -> None:
     ap.add_argument("--c", type=float, default=0.1, help="inverse L2 penalty of the logistic fit")
     ap.add_argument("--prior", metavar="W1,W2,...",
                     help="fixed relative weights of the standardised features: only a slope and the intercept are fitted")
+    ap.add_argument("--buildings-equal", action="store_true",
+                    help="every building weighs the same in the fit (p_damaged calibrated on the pooled tiles); "
+                         "by default every event weighs the same")
     ap.add_argument("--search", action="store_true", help="also compare feature sets and penalties (leave-one-event-out)")
     args = ap.parse_args()
     rows = pd.read_parquet(args.cache)
@@ -166,6 +169,7 @@ def main() -> None:
     frame = rows[rows["damage_grade"] != "not-analysed"].reset_index(drop=True)
     features = tuple(args.features.split(","))
     PRIOR["weights"] = [float(v) for v in args.prior.split(",")] if args.prior else None
+    PRIOR["events_equal"] = not args.buildings_equal
     if args.search:
         print("| features | C | LOEO AUC pooled | without fire | mean per-event AUC | LOEO F1 | LOEO intact major+ |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -188,11 +192,12 @@ def main() -> None:
     print(f"{len(frame)} analysed buildings of {len(rows)}, {frame['event'].nunique()} events\n")
     print(report(frame, rows, {"in-sample": insample, "leave-one-event-out": held}))
     how = f"prior weights {args.prior}" if args.prior else f"logistic, C={args.c}"
+    how += "; buildings weighted equally" if args.buildings_equal else "; events weighted equally"
     print("\nMODEL = EvidenceModel(")
     for k, v in model.to_dict().items():
         if k != "fitted_on":
             print(f"    {k}={tuple(v) if isinstance(v, list) else v!r},".replace("'", '"'))
-    print(f'    fitted_on="xBD dev tiles: {len(frame)} buildings, {frame["event"].nunique()} events weighted equally; {how}",\n)')
+    print(f'    fitted_on="xBD dev tiles: {len(frame)} buildings, {frame["event"].nunique()} events; {how}",\n)')
 
 
 if __name__ == "__main__":
