@@ -473,7 +473,7 @@ def _execute(tasks: list[_Task], workers: int, client: Any, scheduler: str | Non
         return
     from concurrent.futures import ProcessPoolExecutor, as_completed as done
 
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_watch_parent, initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(run_chunk, t) for t in tasks]
         try:
             for future in done(futures):
@@ -482,6 +482,26 @@ def _execute(tasks: list[_Task], workers: int, client: Any, scheduler: str | Non
             for f in futures:
                 f.cancel()
             raise
+
+
+#: Seconds between a worker's checks that the run that started it is still alive.
+_WATCH_SECONDS = 1.0
+
+
+def _watch_parent(parent: int) -> None:
+    """In a worker process: exit as soon as the process that started it is gone (killed with SIGKILL,
+    say), instead of running its chunks on for nobody. A chunk cut short leaves only a temporary file,
+    which the next run removes."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            time.sleep(_WATCH_SECONDS)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="damage-watch-parent").start()
 
 
 def _merge(folder: Path, manifest: dict, cfg: Config) -> gpd.GeoDataFrame:

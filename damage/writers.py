@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from glob import escape as glob_escape
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from os import PathLike
@@ -32,12 +33,30 @@ __all__ = ["write", "write_json", "WRITERS", "to_geojson_text"]
 GEOJSON_PRECISION = 7
 
 
+def _remove_orphans(path: Path) -> None:
+    """Remove temporary files of ``path`` left by writers that were killed (their process is gone)."""
+    for tmp in path.parent.glob(f".{glob_escape(path.stem)}.*.tmp{glob_escape(path.suffix)}"):
+        parts = tmp.name[len(path.stem) + 2 :].split(".")
+        if not parts or not parts[0].isdigit():
+            continue
+        pid = int(parts[0])
+        try:
+            os.kill(pid, 0)
+            continue  # its writer is alive (another run writing the same file)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        tmp.unlink(missing_ok=True)
+
+
 @contextmanager
 def _atomic(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` on success only."""
     if not path.parent.is_dir():
         raise OutputError(f"{path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    _remove_orphans(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     os.unlink(tmp)  # writers such as GDAL want to create the file themselves
     tmp_path = Path(tmp)

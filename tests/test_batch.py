@@ -319,3 +319,25 @@ def test_a_truncated_chunk_file_is_redone(reference, region, tmp_path):
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
     out = _quiet(damage.batch, b, a, f, folder, chunk_size=128)
     _same(out.result, reference.result)
+
+
+def test_workers_stop_when_the_run_that_started_them_is_killed(region, tmp_path):
+    psutil = pytest.importorskip("psutil")
+    b, a, f, _ = region
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "damage", "batch", str(b), str(a), str(f), "-o", str(out), "--chunk-size", "64",
+           "--workers", "2", "-qq"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parent = psutil.Process(proc.pid)
+    deadline = time.time() + 120
+    workers = []
+    while time.time() < deadline and proc.poll() is None:
+        workers = [c for c in parent.children() if c.is_running()]
+        if len(workers) >= 2 and any((out / "chunks").glob("r*.parquet")):
+            break
+        time.sleep(0.05)
+    assert len(workers) >= 2 and proc.poll() is None, "the run ended before its workers could be seen"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=15)
+    assert not alive, f"{len(alive)} worker(s) still running after their run was killed"

@@ -93,3 +93,54 @@ def test_unknown_format_and_missing_folder(result, tmp_path):
         damage.write(result, tmp_path / "out.kml")
     with pytest.raises(OutputError, match="does not exist"):
         damage.write(result, tmp_path / "nope" / "out.geojson")
+
+
+def test_temporary_files_of_killed_writers_are_removed_and_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    import geopandas as gpd
+    import shapely
+
+    import damage
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid is now free: a writer that was killed
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        out = tmp_path / "out.geojson"
+        orphan = tmp_path / f".out.{dead.pid}.abc123.tmp.geojson"
+        busy = tmp_path / f".out.{alive.pid}.def456.tmp.geojson"
+        other = tmp_path / f".other.{dead.pid}.abc123.tmp.geojson"
+        for f in (orphan, busy, other):
+            f.write_text("half a file")
+        frame = gpd.GeoDataFrame({"a": [1]}, geometry=[shapely.Point(0, 0)], crs="EPSG:4326")
+        damage.write(frame, out)
+        assert out.exists() and not orphan.exists()
+        assert busy.exists() and other.exists()  # another live writer's, another file's
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def test_sigkill_during_assess_leaves_the_old_output_whole(pair_factory, tmp_path):
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    b, a, f, _ = pair_factory(size=384, damaged=(1, 2))
+    out = tmp_path / "out.geojson"
+    cmd = [sys.executable, "-m", "damage", "assess", str(b), str(a), str(f), "-o", str(out), "-qq"]
+    subprocess.run(cmd, check=True)
+    old = out.read_bytes()
+    for delay in (0.5, 1.0, 1.5, 2.0, 2.5):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        doc = json.loads(out.read_text())  # whole: the old file or a complete new one
+        assert len(doc["features"]) == len(json.loads(old)["features"])
+    subprocess.run(cmd, check=True)
+    assert not list(tmp_path.glob(".out.*.tmp.*"))  # what the kills left is gone
