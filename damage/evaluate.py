@@ -21,10 +21,11 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from scipy.stats import rankdata
 
-from .errors import InvalidLabelsError
+from .errors import ConfigError, InvalidLabelsError
 from .grading import NOT_ANALYSED, SCALES
 from .raster import present
 
@@ -273,6 +274,10 @@ def evaluate(
     from .sources import read_result
 
     # -- validate
+    if scale not in SCALES:
+        raise ConfigError(f"scale={scale!r} is unknown; choose one of {sorted(SCALES)}")
+    if not (isinstance(min_iou, (int, float)) and 0.0 < float(min_iou) <= 1.0):
+        raise ConfigError(f"min_iou must be in (0, 1], got {min_iou!r}")
     if not isinstance(result, gpd.GeoDataFrame):
         result = read_result(result)
     if not isinstance(labels, gpd.GeoDataFrame):
@@ -280,6 +285,8 @@ def evaluate(
     missing = [c for c in ("damage_grade", "damage_score") if c not in result]
     if missing:
         raise InvalidLabelsError(f"the assessment has no column(s) {missing}; is it an output of damage.assess?")
+    if not pd.api.types.is_numeric_dtype(result["damage_score"]):
+        raise InvalidLabelsError("the assessment's damage_score is not numeric; is it an output of damage.assess?")
     if "grade" not in labels:
         raise InvalidLabelsError("labels need a 'grade' column (see damage.labels.read_labels)")
     if result.crs is None or labels.crs is None:
@@ -294,6 +301,9 @@ def evaluate(
     severity = np.array([sc.levels.index(g) if s else -1 for g, s in zip(truth, scored)])
     index, duplicate = match(fgeoms, lgeoms, severity, min_iou)
     matched = index >= 0
+    if len(labels) and not matched.any():
+        raise InvalidLabelsError(f"none of the {len(labels)} labels matches a footprint of the assessment "
+                                 f"(intersection over union >= {min_iou}); do they cover the same buildings?")
     grades = result["damage_grade"].to_numpy(dtype=object)
     scores = result["damage_score"].to_numpy(dtype=float)
     pred = np.where(matched, grades[np.maximum(index, 0)], None)

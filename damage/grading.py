@@ -113,7 +113,12 @@ def grade(scores: np.ndarray, analysed: np.ndarray, scale: Scale | str = "xbd",
     ``thresholds`` replace the scale's own cut points (the evidence model's cuts on
     ``p_damaged``).
     """
-    scale = SCALES[scale] if isinstance(scale, str) else scale
+    if isinstance(scale, str):
+        if scale not in SCALES:
+            from .errors import ConfigError
+
+            raise ConfigError(f"scale={scale!r} is unknown; choose one of {sorted(SCALES)}")
+        scale = SCALES[scale]
     levels = np.array(scale.levels + (NOT_ANALYSED,), dtype=object)
     cuts = np.asarray(scale.thresholds if thresholds is None else thresholds)
     if cuts.size != len(scale.levels) - 1:

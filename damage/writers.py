@@ -170,6 +170,8 @@ def write(result: gpd.GeoDataFrame, path: str | PathLike) -> Path:
     pathlib.Path
     """
     path = Path(path)
+    if not isinstance(result, gpd.GeoDataFrame):
+        raise OutputError(f"{path}: write() takes the GeoDataFrame that damage.assess returns, not a {type(result).__name__}")
     writer = WRITERS.get(path.suffix.lower())
     if writer is None:
         raise OutputError(f"{path}: unknown output format {path.suffix!r}; use one of {sorted(WRITERS)}")

@@ -161,3 +161,30 @@ def test_cli_evaluate(tmp_path):
     assert doc["counts"]["evaluated"] == 14 and doc["confusion"][3][3] == 11 and doc["confusion"][2][3] == 3
     missing = CliRunner().invoke(main, ["evaluate", str(tmp_path / "r.geojson"), str(tmp_path / "nope.json")])
     assert missing.exit_code == 1 and missing.output.strip().startswith("Error:") and "nope.json" in missing.output
+
+
+def test_bad_calls_are_one_line_damage_errors(tmp_path):
+    import geopandas as gpd
+    import pandas as pd
+    import pytest
+    import shapely
+
+    import damage
+    from damage.errors import DamageError
+
+    frame = gpd.GeoDataFrame({"damage_grade": ["destroyed"], "damage_score": [0.9]},
+                             geometry=[shapely.box(0, 0, 10, 10)], crs="EPSG:32615")
+    far = gpd.GeoDataFrame({"grade": ["destroyed"]}, geometry=[shapely.box(500, 500, 510, 510)], crs="EPSG:32615")
+    near = gpd.GeoDataFrame({"grade": ["destroyed"]}, geometry=[shapely.box(0, 0, 10, 10)], crs="EPSG:32615")
+    cases = [
+        lambda: damage.evaluate(frame, far),  # nothing matched: not a table of zeros
+        lambda: damage.evaluate(frame, near, scale="nope"),
+        lambda: damage.evaluate(frame, near, min_iou=-5),
+        lambda: damage.evaluate(frame.assign(damage_score="high"), near),
+        lambda: damage.write(pd.DataFrame({"a": [1]}), tmp_path / "x.geojson"),
+    ]
+    for case in cases:
+        with pytest.raises(DamageError) as err:
+            case()
+        assert len(str(err.value).splitlines()) == 1
+    assert damage.evaluate(frame, near).binary["tp"] == 1
