@@ -458,7 +458,11 @@ def _execute(tasks: list[_Task], workers: int, client: Any, scheduler: str | Non
         except ImportError:
             raise ConfigError("a Dask cluster needs dask.distributed: pip install 'damage[dask]'") from None
         own = client is None
-        client = client or Client(scheduler)
+        if client is None:
+            try:
+                client = Client(scheduler, timeout=_SCHEDULER_TIMEOUT)
+            except (OSError, ValueError, TypeError) as exc:  # unreachable, malformed, timed out
+                raise ConfigError(f"--scheduler {scheduler!r}: cannot connect to a Dask scheduler there ({exc})") from None
         try:
             futures = client.map(run_chunk, tasks, pure=False)
             for future in as_completed(futures):
@@ -482,6 +486,10 @@ def _execute(tasks: list[_Task], workers: int, client: Any, scheduler: str | Non
             for f in futures:
                 f.cancel()
             raise
+
+
+#: Seconds to wait for a Dask scheduler before giving up.
+_SCHEDULER_TIMEOUT = 10
 
 
 #: Seconds between a worker's checks that the run that started it is still alive.

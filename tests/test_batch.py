@@ -341,3 +341,12 @@ def test_workers_stop_when_the_run_that_started_them_is_killed(region, tmp_path)
     proc.wait()
     gone, alive = psutil.wait_procs(workers, timeout=15)
     assert not alive, f"{len(alive)} worker(s) still running after their run was killed"
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:1", "not an address::"])
+def test_an_unreachable_or_malformed_scheduler_is_one_line(region, tmp_path, address):
+    pytest.importorskip("dask.distributed")
+    b, a, f, _ = region
+    res = CliRunner().invoke(main, ["batch", str(b), str(a), str(f), "-o", str(tmp_path / "o"), "--chunk-size", "256",
+                                    "--scheduler", address, "-q"])
+    assert res.exit_code == 1 and "scheduler" in res.output and "Traceback" not in res.output, res.output
