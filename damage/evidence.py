@@ -212,7 +212,13 @@ def building_evidence(
     ranges = np.asarray(stats.ranges, dtype=np.float32)[:, None, None]
     best = {key: np.full(n, np.inf) for key in ("ssim", "colour", "ring_ssim", "ring_colour")}
     moves = displacements(max_shift)
-    for (dy, dx), loss in zip(moves, ssim_maps(before, after, sigma, moves, stats)):
+    # structure is compared on luminance (the band mean): a third of the work of every band,
+    # with the noise of a mean of bands and the luminance's own range
+    lum_stats = SceneStats(np.array([stats.luminance_range]), stats.luminance_range,
+                           np.array([np.sqrt(np.mean(np.square(stats.noise_before)) / before.shape[0])]),
+                           np.array([np.sqrt(np.mean(np.square(stats.noise_after)) / after.shape[0])]))
+    lum_b, lum_a = before.mean(axis=0, keepdims=True), after.mean(axis=0, keepdims=True)
+    for (dy, dx), loss in zip(moves, ssim_maps(lum_b, lum_a, sigma, moves, lum_stats)):
         diff = (np.abs(shift_edge(after, dy, dx) - before) / ranges).mean(axis=0)
         for key, mean, values in (("ssim", fp_mean, loss), ("colour", fp_mean, diff),
                                   ("ring_ssim", ring_mean, loss), ("ring_colour", ring_mean, diff)):
