@@ -6,8 +6,8 @@ footprint itself; other buildings do not take part, so a building's evidence doe
 depend on which other footprints are assessed with it):
 
 ``ssim_loss``
-    One minus the structural similarity (noise-corrected, see :func:`damage.metrics.ssim`),
-    averaged over the footprint, the smallest over whole-pixel displacements of the
+    One minus the structural similarity of the luminance (the band mean; noise-corrected,
+    see :func:`damage.metrics.ssim`), averaged over the footprint, the smallest over whole-pixel displacements of the
     after image up to ``max_shift`` px: the building's own best alignment, which copes
     with local misregistration and parallax that a scene-wide shift leaves.
 ``ssim_excess``
