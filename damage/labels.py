@@ -82,7 +82,7 @@ def read_labels(
         raise InvalidLabelsError(f"{path}: label format {format!r} is unknown; choose one of {sorted(LABEL_FORMATS)}")
     if format in ("auto", "xbd") and path.suffix.lower() == ".json":
         doc = _load_json(path)
-        if isinstance(doc.get("features"), dict) and "lng_lat" in doc["features"]:
+        if isinstance(doc.get("features"), dict) and "lng_lat" in doc["features"]:  # xBD: validated label by label
             return from_xbd(doc, str(path), scale)
         if format == "xbd":
             raise InvalidLabelsError(f"{path}: not an xBD label file (no features.lng_lat)")
@@ -112,16 +112,28 @@ def _load_json(path: Path) -> dict:
 def from_xbd(doc: dict, label: str = "labels", scale: str = "xbd") -> gpd.GeoDataFrame:
     """Labels from a parsed xBD label document (lon/lat polygons)."""
     feats = doc["features"]["lng_lat"]
-    buildings = [f for f in feats if f.get("properties", {}).get("feature_type", "building") == "building"]
+    if not isinstance(feats, list):
+        raise InvalidLabelsError(f"{label}: features.lng_lat is not a list of labels")
+    buildings, props = [], []
+    for i, f in enumerate(feats):
+        if not isinstance(f, dict):
+            raise InvalidLabelsError(f"{label}: label {i} is not an object")
+        p = f.get("properties") or {}
+        if not isinstance(p, dict):
+            raise InvalidLabelsError(f"{label}: label {i} has properties that are not an object")
+        if p.get("feature_type", "building") == "building":
+            if not isinstance(f.get("wkt"), str):
+                raise InvalidLabelsError(f"{label}: label {i} has no WKT polygon (wkt is {type(f.get('wkt')).__name__})")
+            buildings.append(f["wkt"])
+            props.append(p)
     if not buildings:
         raise InvalidLabelsError(f"{label}: holds no building labels")
     try:
-        geoms = shapely.from_wkt([f["wkt"] for f in buildings])
-    except (KeyError, shapely.errors.GEOSException) as exc:
+        geoms = shapely.from_wkt(buildings)
+    except shapely.errors.GEOSException as exc:
         raise InvalidLabelsError(f"{label}: a label has no valid WKT polygon ({exc})") from None
-    props = [f.get("properties", {}) for f in buildings]
     grades = _grades([p.get("subtype") for p in props], label, scale)
-    ids = [p.get("uid", str(i)) for i, p in enumerate(props)]
+    ids = [str(p.get("uid", i)) for i, p in enumerate(props)]
     return gpd.GeoDataFrame({"label_id": ids, "grade": grades}, geometry=geoms, crs="EPSG:4326")
 
 

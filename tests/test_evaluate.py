@@ -188,3 +188,33 @@ def test_bad_calls_are_one_line_damage_errors(tmp_path):
             case()
         assert len(str(err.value).splitlines()) == 1
     assert damage.evaluate(frame, near).binary["tp"] == 1
+
+
+@pytest.mark.parametrize("mutate", ["lng_lat string", "properties null", "feature not object", "wkt number", "bad wkt"])
+def test_a_malformed_xbd_file_is_one_line(tmp_path, mutate):
+    import json
+
+    from damage.errors import InvalidLabelsError
+    from damage.labels import read_labels
+
+    src = Path(__file__).parent / "data" / "xbd" / "joplin-tornado_00000050_post_disaster.json"
+    doc = json.loads(src.read_text())
+    feats = doc["features"]["lng_lat"]
+    if mutate == "lng_lat string":
+        doc["features"]["lng_lat"] = "POLYGON"
+    elif mutate == "properties null":
+        feats[0]["properties"] = None  # allowed: an unclassified building without properties
+    elif mutate == "feature not object":
+        feats[1] = 42
+    elif mutate == "wkt number":
+        feats[2]["wkt"] = 7
+    else:
+        feats[2]["wkt"] = "POLYGON ((0 0, 1"
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps(doc))
+    if mutate == "properties null":
+        assert len(read_labels(path)) == len(feats)
+        return
+    with pytest.raises(InvalidLabelsError) as err:
+        read_labels(path)
+    assert len(str(err.value).splitlines()) == 1 and "labels.json" in str(err.value)
