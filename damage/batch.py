@@ -70,7 +70,8 @@ __all__ = ["batch", "BatchResult", "fit_region", "plan_chunks", "assess_chunked"
 
 #: Side, in grid pixels, of the blocks the region is fitted on, and how many at most.
 FIT_BLOCK, FIT_BLOCKS = 512, 16
-_INDEX, _CHUNK = "_region_index", "_chunk"
+#: The runner's own columns in footprints.parquet and chunk files (names no footprint file uses).
+_INDEX, _CHUNK = "damage:region_index", "damage:chunk"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +198,9 @@ class _Plan:
 
 def _plan(before, after, fp: gpd.GeoDataFrame, cfg: Config, chunk_size: int) -> _Plan:
     """The region's grid, and each footprint's chunk; footprints off the imagery get none."""
+    reserved = [c for c in (_INDEX, _CHUNK) if c in fp.columns]
+    if reserved:
+        raise ConfigError(f"footprints: column(s) {reserved} are the batch runner's own; rename them")
     be, ae = open_epoch(before, "before"), open_epoch(after, "after")
     usable = present(fp.geometry.values)
     grid = footprint_grid(be, ae, fp.geometry, crs=cfg.crs, resolution=cfg.resolution)

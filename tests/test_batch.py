@@ -350,3 +350,12 @@ def test_an_unreachable_or_malformed_scheduler_is_one_line(region, tmp_path, add
     res = CliRunner().invoke(main, ["batch", str(b), str(a), str(f), "-o", str(tmp_path / "o"), "--chunk-size", "256",
                                     "--scheduler", address, "-q"])
     assert res.exit_code == 1 and "scheduler" in res.output and "Traceback" not in res.output, res.output
+
+
+def test_user_columns_named_like_internal_ones_survive(region, tmp_path):
+    b, a, f, _ = region
+    fp = gpd.read_file(f).iloc[:30]
+    fp["_chunk"] = "mine"
+    fp["_region_index"] = np.arange(len(fp)) * 10
+    out = _quiet(damage.batch, b, a, fp, tmp_path / "run", chunk_size=256).result
+    assert (out["_chunk"] == "mine").all() and (out["_region_index"] == np.arange(len(fp)) * 10).all()
