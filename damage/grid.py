@@ -18,7 +18,7 @@ from rasterio.enums import Resampling
 from rasterio.warp import calculate_default_transform, reproject, transform_bounds
 from rasterio.windows import Window
 
-from .errors import FootprintsOutsideImageryError, NoOverlapError, NoValidDataError
+from .errors import ConfigError, FootprintsOutsideImageryError, NoOverlapError, NoValidDataError
 from .masks import source_valid
 from .raster import Grid, Raster, present
 from .sources import Epoch, Tile, read_tile
@@ -63,6 +63,10 @@ def native_resolution(epoch: Epoch, crs: CRS) -> float:
 def _intersect(a: Bounds, b: Bounds) -> Bounds | None:
     out = (max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
     return out if out[0] < out[2] and out[1] < out[3] else None
+
+
+#: How many times finer than the finest imagery a requested grid resolution may be.
+MAX_UPSAMPLING = 4
 
 
 def common_grid(
@@ -116,6 +120,10 @@ def common_grid(
     # grid CRS at about the grid's pixel size: the before pixels are then not resampled.
     first = before.tiles[0]
     on_lattice = first.crs == crs and abs(first.transform.a + first.transform.e) < 1e-9 * first.res
+    finest = min(native_resolution(e, crs) for e in befores + afters)
+    if resolution is not None and resolution < finest / MAX_UPSAMPLING:
+        raise ConfigError(f"resolution {resolution:g} is {finest / resolution:.0f} times finer than the finest imagery "
+                          f"({finest:.4g} in {crs.to_string()} units); at most {MAX_UPSAMPLING} times finer is allowed")
     if resolution is None:
         resolution = max(native_resolution(e, crs) for e in befores + afters)
         if on_lattice and abs(resolution - first.res) <= 0.1 * first.res:

@@ -94,3 +94,15 @@ def test_invalid_geometries_are_repaired_with_a_warning_that_counts_them(pair_fa
     assert result.loc[0, "damage_grade"] in ("major-damage", "destroyed")
     assert result.loc[1, "damage_grade"] == "not-analysed"
     assert len(result) == len(fp)
+
+
+def test_a_resolution_far_finer_than_the_imagery_is_refused_at_once(pair_factory, tmp_path):
+    from damage.errors import ConfigError
+
+    b, a, f, _ = pair_factory()
+    with pytest.raises(ConfigError, match="times finer"):
+        damage.assess(b, a, f, resolution=0.001)
+    res = CliRunner().invoke(main, ["assess", str(b), str(a), str(f), "-o", str(tmp_path / "o.geojson"),
+                                    "--resolution", "0.001"])
+    assert res.exit_code == 1 and "times finer" in res.output and not (tmp_path / "o.geojson").exists()
+    assert damage.assess(b, a, f, resolution=0.25)["damage_grade"].notna().all()  # 2x finer is fine
