@@ -106,3 +106,16 @@ def test_float_imagery_with_nan_nodata_is_analysed(pair_factory, tmp_path):
     analysed = result["damage_grade"] != "not-analysed"
     assert analysed.mean() > 0.7 and np.isfinite(result.loc[analysed, "damage_score"]).all()
     assert result.loc[result["building_id"] == 2, "damage_grade"].item() in ("major-damage", "destroyed")
+
+
+def test_no_progress_bar_clutter_when_output_goes_to_a_file(pair_factory, tmp_path):
+    import subprocess
+    import sys
+
+    b, a, f, _ = pair_factory()
+    log = tmp_path / "run.log"
+    with open(log, "w") as fh:  # not a terminal: stderr and stdout go to a log file
+        subprocess.run([sys.executable, "-m", "damage", "assess", str(b), str(a), str(f), "-o",
+                        str(tmp_path / "o.geojson")], stdout=fh, stderr=fh, check=True)
+    text = log.read_text()
+    assert "\r" not in text and "%|" not in text and "buildings assessed" in text

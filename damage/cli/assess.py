@@ -11,7 +11,7 @@ from ..config import Config
 from ..pipeline import assess as run_assess
 from ..errors import OutputError
 from ..writers import check_not_input, write
-from .options import config_opt, configure_logging, quiet_opt, verbose_opt
+from .options import config_opt, configure_logging, quiet_opt, show_progress, verbose_opt
 from .summary import summary
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def assess_cmd(
         footprints,
         config,
         polygons=polygons_path is not None,
-        progress=quiet == 0,
+        progress=show_progress(quiet),
     )
     write(result, output)
     if polygons_path:

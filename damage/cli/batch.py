@@ -6,7 +6,7 @@ import click
 
 from ..batch import batch
 from ..config import Config
-from .options import config_opt, configure_logging, quiet_opt, verbose_opt
+from .options import config_opt, configure_logging, quiet_opt, show_progress, verbose_opt
 from .summary import summary
 
 
@@ -33,7 +33,7 @@ def batch_cmd(before, after, footprints, more_before, more_after, folder, config
     configure_logging(verbose, quiet)
     config = Config.from_toml(config_path) if config_path else Config()
     out = batch([before, *more_before], [after, *more_after], footprints, folder, config, chunk_size=chunk_size,
-                workers=workers, scheduler=scheduler, where=where, aoi=aoi, progress=quiet == 0)
+                workers=workers, scheduler=scheduler, where=where, aoi=aoi, progress=show_progress(quiet))
     if quiet < 2:
         click.echo(summary(out.result, name_column))
         click.echo(f"chunks: {out.chunks} ({out.done} assessed now, {out.chunks - out.done - len(out.failed)} reused)")

@@ -20,6 +20,13 @@ def configure_logging(verbose: int, quiet: int) -> None:
     warnings.simplefilter("default", DamageWarning)
 
 
+def show_progress(quiet: int) -> bool:
+    """Progress bars only for a person at a terminal: never carriage-return clutter in a log file."""
+    import sys
+
+    return quiet == 0 and sys.stderr.isatty()
+
+
 verbose_opt = click.option("-v", "--verbose", count=True, help="More log output (repeat for more).")
 quiet_opt = click.option("-q", "--quiet", count=True, help="Less output: no progress bar, no summary with -qq.")
 config_opt = click.option(
