@@ -12,14 +12,12 @@ depend on which other footprints are assessed with it):
     with local misregistration and parallax that a scene-wide shift leaves.
 ``ssim_excess``
     ``ssim_loss`` as a loss of similarity on a log scale, ``-log(1 - ssim_loss)``,
-    minus the scene's typical structural change (``reference``: the median over
-    building-sized blocks of all imagery in the context, buildings and ground
-    alike, fitted once per scene): how much less similar this building is than the
-    scene as a whole, so that pairs with more parallax or seasonal change (where
+    minus the scene's typical structural change without damage (see
+    :func:`scene_typical`): how much less similar this building is than the scene's
+    steady parts, so that pairs with more parallax or seasonal change (where
     everything changes a little) are not called damaged.
 ``colour_excess``
-    Log ratio of ``colour_change`` to the scene's typical colour difference (the
-    median over building-sized blocks, like the structural one).
+    Log ratio of ``colour_change`` to the scene's typical colour difference.
 ``colour_change``
     Mean absolute difference of the bands (as a share of the before epoch's robust
     range), the smallest over the same displacements.
@@ -40,13 +38,15 @@ depend on which other footprints are assessed with it):
     water change hue.
 ``lightness_excess``
     ``lightness_change`` minus the scene's typical lightness change.
-
-The scene's typical values (:func:`scene_typical`) are medians over building-sized
-blocks of all valid imagery in the scene's context, fitted once per scene.
 ``before_contrast``
     How far the before image of the footprint differs in colour from its ring
     (CIELAB ΔE of their means): near zero where nothing stands out from its
     surroundings, such as an empty lot under a footprint newer than the imagery.
+
+The scene's typical values (:func:`scene_typical`) are medians over the steadiest
+building-sized blocks of the scene's context, fitted once per scene. Gradients and
+CIELAB of both epochs are computed once per window (:func:`derived`) and shared by
+both steps.
 """
 
 from __future__ import annotations
@@ -54,11 +54,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .grading import Calibration, log_change
+import dataclasses
+
+from .grading import Calibration, block_means, log_change
 from .metrics import SceneStats, displacements, shift_edge, ssim_maps
 from .zonal import Zones
 
-__all__ = ["FEATURES", "building_evidence", "scene_typical", "lab"]
+__all__ = ["FEATURES", "Derived", "derived", "building_evidence", "scene_typical", "lab"]
 
 #: Evidence columns, in output order.
 FEATURES = (
@@ -105,16 +107,27 @@ def _gradient(luminance: np.ndarray) -> np.ndarray:
 _EDGE_FLOOR = 0.05
 
 
-def _gradients(before: np.ndarray, after: np.ndarray, stats: SceneStats) -> tuple[np.ndarray, np.ndarray]:
+@dataclasses.dataclass(frozen=True)
+class Derived:
+    """Per-pixel maps of both epochs that the scene's typical change and the evidence share.
+
+    Gradient magnitudes are shares of the luminance range per pixel; CIELAB maps the
+    before epoch's robust range (fitted per scene) to [0, 1] sRGB.
+    """
+
+    grad_before: np.ndarray
+    grad_after: np.ndarray
+    lab_before: np.ndarray
+    lab_after: np.ndarray
+
+
+def derived(before: np.ndarray, after: np.ndarray, stats: SceneStats) -> Derived:
+    """Gradients and CIELAB of both epochs (computed once per window)."""
     lrange = max(float(stats.luminance_range), 1e-6)
-    return _gradient(before.mean(axis=0)) / lrange, _gradient(after.mean(axis=0)) / lrange
-
-
-def _labs(before: np.ndarray, after: np.ndarray, stats: SceneStats) -> tuple[np.ndarray, np.ndarray]:
-    """CIELAB of both epochs, mapping the before epoch's robust range (fitted per scene) to [0, 1]."""
     lo = float(np.min(stats.lows)) if stats.lows is not None else 0.0
     hi = lo + float(np.max(stats.ranges))
-    return lab(before, lo, hi), lab(after, lo, hi)
+    return Derived(_gradient(before.mean(axis=0)) / lrange, _gradient(after.mean(axis=0)) / lrange,
+                   lab(before, lo, hi), lab(after, lo, hi))
 
 
 #: Share of the scene's blocks, the least changed in structure, that the scene's typical change is taken over.
@@ -122,7 +135,7 @@ STEADY_SHARE = 0.25
 
 
 def scene_typical(before: np.ndarray, after: np.ndarray, valid: np.ndarray, mvalid: np.ndarray, stats: SceneStats,
-                  loss: np.ndarray, block: int = 16, tolerance: int = 1) -> dict[str, float]:
+                  loss: np.ndarray, block: int = 16, tolerance: int = 1, maps: Derived | None = None) -> dict[str, float]:
     """The scene's typical change where nothing happened: over its steadiest blocks.
 
     The ``block`` x ``block`` blocks of the grid that are fully valid (``mvalid``),
@@ -133,8 +146,8 @@ def scene_typical(before: np.ndarray, after: np.ndarray, valid: np.ndarray, mval
     change are what the two epochs differ by without damage: sensor, season, view.
     A scene where the tornado or the fire took most buildings and the trees keeps
     its roads and fields, so the reference does not rise with the share of damage.
+    ``maps`` are :func:`derived` maps already computed for this window.
     """
-    from .grading import block_means, log_change
     from .metrics import METRICS
 
     blocks = block_means(loss, mvalid, block)
@@ -142,14 +155,13 @@ def scene_typical(before: np.ndarray, after: np.ndarray, valid: np.ndarray, mval
         return {"structure": 0.0, "colour": 0.0, "edge": 0.0, "lightness": 0.0, "blocks": 0}
     steady = blocks <= np.quantile(blocks, STEADY_SHARE)
     colour = METRICS["absdiff"](before, after, valid, tolerance=tolerance, stats=stats)
-    grad_b, grad_a = _gradients(before, after, stats)
-    lab_b, lab_a = _labs(before, after, stats)
-    gb, ga = block_means(grad_b, mvalid, block), block_means(grad_a, mvalid, block)
+    d = maps or derived(before, after, stats)
+    gb, ga = block_means(d.grad_before, mvalid, block), block_means(d.grad_after, mvalid, block)
     return {
         "structure": float(np.median(log_change(blocks[steady]))),
         "colour": float(np.median(block_means(colour, mvalid, block)[steady])),
         "edge": float(np.median(np.log((ga + _EDGE_FLOOR) / (gb + _EDGE_FLOOR))[steady])),
-        "lightness": float(np.median(block_means(lab_a[0] - lab_b[0], mvalid, block)[steady])),
+        "lightness": float(np.median(block_means(d.lab_after[0] - d.lab_before[0], mvalid, block)[steady])),
         "blocks": int(steady.sum()),
     }
 
@@ -179,6 +191,7 @@ def building_evidence(
     reference: Calibration,
     max_shift: int = 2,
     sigma: float = 1.5,
+    maps: Derived | None = None,
 ) -> dict[str, np.ndarray]:
     """Every feature of :data:`FEATURES` for every footprint.
 
@@ -201,6 +214,8 @@ def building_evidence(
         Largest displacement, in whole pixels, of each building's own alignment.
     sigma : float
         Gaussian window of the structural similarity.
+    maps : Derived, optional
+        :func:`derived` maps already computed for this window.
 
     Returns
     -------
@@ -225,12 +240,11 @@ def building_evidence(
             np.fmin(best[key], mean(values), out=best[key])
     best = {k: np.where(np.isfinite(v), v, np.nan) for k, v in best.items()}
 
-    grad_b, grad_a = _gradients(before, after, stats)
-    edge_change = np.log((fp_mean(grad_a) + _EDGE_FLOOR) / (fp_mean(grad_b) + _EDGE_FLOOR))
-    lab_b, lab_a = _labs(before, after, stats)
-    d_lab = {name: fp_mean(lab_a[i]) - fp_mean(lab_b[i]) for i, name in enumerate(("lightness", "red", "yellow"))}
-    delta_e = np.sqrt(sum((fp_mean(lab_b[i]) - ring_mean(lab_b[i])) ** 2 for i in range(3)))
-    before_contrast = delta_e
+    d = maps or derived(before, after, stats)
+    edge_change = np.log((fp_mean(d.grad_after) + _EDGE_FLOOR) / (fp_mean(d.grad_before) + _EDGE_FLOOR))
+    lab_before = [fp_mean(d.lab_before[i]) for i in range(3)]
+    d_lab = {name: fp_mean(d.lab_after[i]) - lab_before[i] for i, name in enumerate(("lightness", "red", "yellow"))}
+    before_contrast = np.sqrt(sum((lab_before[i] - ring_mean(d.lab_before[i])) ** 2 for i in range(3)))
 
     return {
         "ssim_excess": log_change(best["ssim"]) - reference.reference,

@@ -80,6 +80,10 @@ def fit_from_json(doc: Any, source: str = "fit") -> SceneFit:
 
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise bad("missing or unknown format")
+
+    def bands_of(d: dict) -> int:
+        ranges = d.get("stats", {}).get("ranges") if isinstance(d.get("stats"), dict) else None
+        return len(nums(ranges, "ranges"))
     try:
         s = doc["shift"]
         shift = None
@@ -97,7 +101,8 @@ def fit_from_json(doc: Any, source: str = "fit") -> SceneFit:
             raise bad("normalization")
         if norm.get("applied"):
             if norm["method"] == "regression":
-                nums(norm.get("gain"), "gain"), nums(norm.get("offset"), "offset")
+                nums(norm.get("gain"), "gain", bands_of(doc))
+                nums(norm.get("offset"), "offset", bands_of(doc))
             else:
                 tables = norm.get("tables")
                 if not isinstance(tables, list):

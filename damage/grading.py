@@ -75,9 +75,6 @@ class Calibration:
     size: int
     typical: dict[str, float] = dataclasses.field(default_factory=dict)
 
-    def __hash__(self) -> int:
-        return hash((self.reference, self.population, self.size, tuple(sorted(self.typical.items()))))
-
     def delta(self, change: np.ndarray) -> np.ndarray:
         """Log-similarity lost beyond the scene's typical change without damage."""
         return log_change(change) - self.reference

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from .config import Config
 from .errors import BandMismatchError, ConfigError, FootprintsOutsideImageryError, NoOverlapError
-from .evidence import FEATURES, building_evidence, scene_typical
+from .evidence import FEATURES, Derived, building_evidence, derived, scene_typical
 from .grading import MODEL, NOT_ANALYSED, SCALES, Calibration, grade
 from .grid import footprint_grid, warp_epoch
 from .masks import clouds, erode
@@ -259,16 +259,17 @@ def _assess(
         stats = zonal_stats(zs, change, mvalid, ("mean", "median", "p90"))
         metric_means = {name: zonal_stats(zs, m, mvalid)["mean"] for name, m in maps.items()}
         # evidence: each building aligned on its own, with a ring around it, against the scene's typical change
+        dmaps = derived(rb.array, after_norm, sstats)  # gradients and CIELAB, once for both steps
         if fit is not None and fit.calibration is not None:
             calib = fit.calibration
         else:
-            calib = scene_calibration(maps, rb.array, after_norm, valid, mvalid, cfg, sstats)
+            calib = scene_calibration(maps, rb.array, after_norm, valid, mvalid, cfg, sstats, dmaps)
         evalid = erode(valid, METRIC_RADIUS["ssim"] + cfg.building_shift)
         rings = np.full(len(geoms), None, dtype=object)
         ring_width = _grid_units(grid, cfg.ring_width)
         rings[usable] = shapely.difference(shapely.buffer(geoms[usable], ring_width), geoms[usable])
         ev = building_evidence(rb.array, after_norm, evalid, zs, zones(rings, grid), sstats, calib,
-                               max_shift=cfg.building_shift, sigma=cfg.ssim_sigma)
+                               max_shift=cfg.building_shift, sigma=cfg.ssim_sigma, maps=dmaps)
         reason = _reasons(zs, covered, cloudy, valid_fraction, ev, cfg)
         analysed = reason == ""
     # -- grading -------------------------------------------------------------------------------
@@ -343,18 +344,19 @@ def _warp_after(ae, grid: Grid, shift: Shift, cfg: Config, unmoved: Raster | Non
 
 
 def scene_calibration(maps: dict[str, np.ndarray], before: np.ndarray, after: np.ndarray, valid: np.ndarray,
-                      mvalid: np.ndarray, cfg: Config, stats: SceneStats) -> Calibration:
+                      mvalid: np.ndarray, cfg: Config, stats: SceneStats, derived_maps: Derived | None = None) -> Calibration:
     """The scene's typical change without damage, over its steadiest building-sized blocks.
 
     See :func:`damage.evidence.scene_typical`: the reference of ``change_delta`` and
     ``ssim_excess`` and the typical colour, edge and lightness changes; buildings and
     ground alike, whichever footprints are assessed; fitted once per scene. ``maps``
-    are metric maps already computed.
+    are metric maps already computed, ``derived_maps`` the gradients and CIELAB if already computed.
     """
     loss = maps.get("ssim")
     if loss is None:
         loss = METRICS["ssim"](before, after, valid, sigma=cfg.ssim_sigma, tolerance=cfg.shift_tolerance, stats=stats)
-    typical = scene_typical(before, after, valid, mvalid, stats, loss, BLOCK, tolerance=cfg.shift_tolerance)
+    typical = scene_typical(before, after, valid, mvalid, stats, loss, BLOCK, tolerance=cfg.shift_tolerance,
+                            maps=derived_maps)
     blocks = int(typical.pop("blocks"))
     return Calibration(typical.pop("structure"), "steadiest blocks" if blocks else "none", blocks, typical)
 

@@ -51,7 +51,8 @@ def test_intact_houses_grade_no_or_minor_damage(result):
 
 
 def test_destroyed_score_well_above_intact(result):
-    # two grades apart: the median destroyed house past the major-damage cut, the median intact one
+    assert result.loc[PLAINLY_DESTROYED, "damage_score"].median() > result.loc[PLAINLY_INTACT, "damage_score"].median() + 0.5
+    # and two grades apart: the median destroyed house past the major-damage cut, the median intact one
     # short of the minor-damage cut (damage_score is p_damaged; the cuts are the evidence model's)
     from damage.grading import MODEL
 
