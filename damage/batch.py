@@ -2,24 +2,22 @@
 
 A region is the before and after tiles of an area and its footprints. The runner
 
-1. reads the footprints (optionally filtered by an attribute expression and an area of
-   interest) and the tiles' headers, lays one pixel grid over the region, and assigns
-   each footprint to the chunk (a square of ``chunk_size`` grid pixels) that holds its
-   representative point;
-2. fits the scene once on a fixed sample of blocks (:func:`fit_region`): registration,
-   radiometric normalisation, metric scaling and the scene's typical change without
-   damage (its steadiest blocks), so every chunk is measured and graded alike (the
-   grades themselves come from one fixed evidence model, :data:`damage.grading.MODEL`);
-3. assesses the chunks, each writing ``chunks/<id>.parquet`` atomically; a chunk that
-   fails with a :class:`~damage.errors.DamageError` is logged and reported, any other
-   error stops the run;
-4. merges the chunks into ``damage.parquet`` and ``damage.geojson``: every footprint
-   exactly once, in input order.
+1. prepares the region as :func:`damage.assess` prepares a scene (:func:`damage.plan.make_plan`:
+   the footprints, optionally filtered by an attribute expression and an area of
+   interest, the tiles' headers, one grid, each footprint's window of ``chunk_size``
+   pixels, here called a chunk);
+2. fits the scene once (:func:`damage.scenefit.fit_scene`) and stores the fit as JSON;
+3. measures and grades the chunks with that fit (:func:`damage.pipeline.assess_window`,
+   the same function ``assess`` runs), each writing ``chunks/<id>.parquet`` atomically;
+   a chunk that fails with a :class:`~damage.errors.DamageError` is logged and
+   reported, any other error stops the run;
+4. assembles the chunks into ``damage.parquet`` and ``damage.geojson`` as ``assess``
+   does: every footprint exactly once, in input order.
 
 Killed at any moment and run again with the same arguments, it reuses the fit (stored
 as validated JSON, never a pickle) and the chunks already written, and the merged result is the same as that of an uninterrupted
-run. The result does not depend on the chunk size or the number of workers (cloud
-masks are found per chunk and may differ along chunk seams).
+run. The result is the same, building for building, as that of :func:`damage.assess`,
+whatever the chunk size and the number of workers.
 """
 
 from __future__ import annotations
@@ -36,40 +34,28 @@ import numpy as np
 import pandas as pd
 import shapely
 from affine import Affine
+from rasterio.crs import CRS
 from tqdm.auto import tqdm
 
 from . import __version__
+
+from .assemble import assemble
 from .config import Config
-from .errors import (
-    ConfigError,
-    CorruptRunError,
-    DamageError,
-    EmptyFootprintsError,
-    FootprintsOutsideImageryError,
-    NoOverlapError,
-    NoValidDataError,
-    OutputError,
-)
+from .errors import ConfigError, CorruptRunError, DamageError, EmptyFootprintsError, OutputError
 from .fitstore import read_fit, write_fit
-from .grading import MODEL, NOT_ANALYSED, SCALES
-from .grid import footprint_grid, warp_epoch
-from .masks import clouds, erode
-from .metrics import METRIC_RADIUS, combined, scene_stats
-from .normalize import normalize
-from .pipeline import REASONS, SceneFit, _assess, _Steps, cloud_min_pixels, scene_calibration
+from .pipeline import assess_window, run_inputs
+from .plan import make_plan
+from .scenefit import fit_scene
 from .query import select
+from .raster import Grid
 from .runfolder import check_chunks, lock, read_manifest, signature
-from .raster import Grid, present
-from .register import block_shifts, consensus, luminance
 from .sources import PathSpec, open_epoch, read_footprints
 from .writers import _atomic, write, write_json
 
 log = logging.getLogger(__name__)
 
-__all__ = ["batch", "BatchResult", "fit_region", "plan_chunks", "assess_chunked"]
+__all__ = ["batch", "BatchResult"]
 
-#: Side, in grid pixels, of the blocks the region is fitted on, and how many at most.
-FIT_BLOCK, FIT_BLOCKS = 512, 16
 #: The runner's own columns in footprints.parquet and chunk files (names no footprint file uses).
 _INDEX, _CHUNK = "damage:region_index", "damage:chunk"
 
@@ -98,25 +84,6 @@ class BatchResult:
     folder: Path
 
 
-# -- planning ------------------------------------------------------------------------------
-def plan_chunks(geoms: np.ndarray, grid: Grid, chunk_px: int) -> np.ndarray:
-    """Chunk id (``"r<row>_c<col>"``) of each footprint: the cell holding its representative point."""
-    pts = shapely.point_on_surface(geoms)
-    inv = ~grid.transform
-    cols, rows = inv * (shapely.get_x(pts), shapely.get_y(pts))
-    r = np.floor(np.asarray(rows) / chunk_px).astype(np.int64)
-    c = np.floor(np.asarray(cols) / chunk_px).astype(np.int64)
-    return np.char.add(np.char.add("r", r.astype(str)), np.char.add("_c", c.astype(str)))
-
-
-def _on_grid(geoms: np.ndarray, grid: Grid) -> np.ndarray:
-    """Which footprints meet the grid (the overlap of the epochs around the footprints)."""
-    out = np.zeros(len(geoms), bool)
-    ok = present(geoms)
-    out[ok] = shapely.intersects(geoms[ok], shapely.box(*grid.bounds))
-    return out
-
-
 def _select(fp: gpd.GeoDataFrame, where: str | None, aoi: Any) -> gpd.GeoDataFrame:
     if where:
         fp = fp[select(fp, where)]  # parsed, never executed: DataFrame.eval ran code
@@ -129,154 +96,6 @@ def _select(fp: gpd.GeoDataFrame, where: str | None, aoi: Any) -> gpd.GeoDataFra
     return fp
 
 
-# -- fitting the region once --------------------------------------------------------------------
-def fit_region(before, after, geoms: np.ndarray, grid: Grid, cfg: Config) -> SceneFit:
-    """Fit registration, normalisation, metric scaling and calibration on sample blocks.
-
-    The samples are the blocks of :data:`FIT_BLOCK` grid pixels that hold the most
-    footprints (at most :data:`FIT_BLOCKS`, and at most a quarter of the region), so
-    the fit depends on the region, not on how it is cut into chunks.
-    """
-    be, ae = open_epoch(before, "before"), open_epoch(after, "after")
-    keys = plan_chunks(geoms, grid, FIT_BLOCK)
-    names, counts = np.unique(keys, return_counts=True)
-    # at most a quarter of the region (and at least 4 blocks): the fit stays a small overhead
-    most = int(np.clip(grid.shape[0] * grid.shape[1] / 4 / FIT_BLOCK**2, 4, FIT_BLOCKS))
-    order = sorted(range(len(names)), key=lambda i: (-counts[i], names[i]))[:most]
-    blocks = []
-    for i in order:
-        r, c = (int(v) for v in names[i][1:].split("_c"))
-        r0, c0 = r * FIT_BLOCK, c * FIT_BLOCK
-        h, w = min(FIT_BLOCK, grid.shape[0] - r0), min(FIT_BLOCK, grid.shape[1] - c0)
-        if h > 0 and w > 0:
-            blocks.append((r0, c0, h, w))
-    rasters, estimates = [], []
-    for r0, c0, h, w in blocks:
-        sub = Grid(grid.crs, grid.transform @ Affine.translation(c0, r0), (h, w))
-        rb = warp_epoch(be, sub, black_fill=cfg.black_fill, check_valid=False)
-        ra = warp_epoch(ae, sub, black_fill=cfg.black_fill, check_valid=False)
-        rasters.append((sub, rb, ra))
-        if cfg.register:
-            est = block_shifts(luminance(rb.array), luminance(ra.array), rb.valid & ra.valid, max_shift=cfg.max_shift)
-            estimates.append(est + np.array([0.0, 0.0, r0, c0]))
-    shift = consensus(np.concatenate(estimates), grid.shape) if estimates else None
-    # Radiometry and metric scaling on the sample blocks side by side, after registration.
-    b_parts, a_parts, v_parts = [], [], []
-    for (sub, rb, ra), (r0, c0, h, w) in zip(rasters, blocks):
-        if shift is not None and shift.applied:
-            moved = Grid(grid.crs, grid.transform @ shift.pixel_affine() @ Affine.translation(c0, r0), (h, w))
-            ra = warp_epoch(ae, moved, black_fill=cfg.black_fill, check_valid=False)
-        valid = rb.valid & ra.valid
-        if cfg.cloud_mask:
-            cloudy, _ = clouds(rb.array, ra.array, valid, min_pixels=cloud_min_pixels(cfg, grid))
-            valid &= ~cloudy
-        pad = ((0, 0), (0, FIT_BLOCK - h), (0, FIT_BLOCK - w))
-        b_parts.append(np.pad(rb.array, pad))
-        a_parts.append(np.pad(ra.array, pad))
-        v_parts.append(np.pad(valid, pad[1:]))
-    b_all, a_all, v_all = (np.concatenate(p, axis=-1) for p in (b_parts, a_parts, v_parts))
-    after_norm, norm_params = normalize(b_all, a_all, v_all, cfg.normalize)
-    stats = scene_stats(b_all, after_norm, v_all)
-    # the scene's typical structural change, on the sample blocks side by side, as one scene would
-    after_norm = np.where(v_all[None], after_norm, 0.0)
-    _, maps = combined(b_all, after_norm, v_all, cfg.metrics, sigma=cfg.ssim_sigma, tolerance=cfg.shift_tolerance, stats=stats)
-    radius = max(METRIC_RADIUS[name] for name, _ in cfg.metrics) + cfg.shift_tolerance
-    calib = scene_calibration(maps, b_all, after_norm, v_all, erode(v_all, radius), cfg, stats)
-    return SceneFit(shift, norm_params, stats, calib, grid.transform)
-
-
-@dataclasses.dataclass
-class _Plan:
-    footprints: gpd.GeoDataFrame  # with the _INDEX column (input order)
-    geoms: np.ndarray  # in the grid CRS
-    usable: np.ndarray  # on the grid, not empty
-    chunk_of: np.ndarray  # chunk id per footprint ("" when not usable)
-    grid: Grid
-    cfg: Config  # with the grid's CRS and resolution fixed, so every chunk is on its lattice
-    inputs: dict
-
-
-def _plan(before, after, fp: gpd.GeoDataFrame, cfg: Config, chunk_size: int) -> _Plan:
-    """The region's grid, and each footprint's chunk; footprints off the imagery get none."""
-    reserved = [c for c in (_INDEX, _CHUNK) if c in fp.columns]
-    if reserved:
-        raise ConfigError(f"footprints: column(s) {reserved} are the batch runner's own; rename them")
-    be, ae = open_epoch(before, "before"), open_epoch(after, "after")
-    usable = present(fp.geometry.values)
-    grid = footprint_grid(be, ae, fp.geometry, crs=cfg.crs, resolution=cfg.resolution)
-    geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
-    usable &= _on_grid(geoms, grid)
-    chunk_of = np.where(usable, plan_chunks(np.where(usable, geoms, shapely.Point(0, 0)), grid, chunk_size), "")
-    return _Plan(fp.assign(**{_INDEX: np.arange(len(fp))}), geoms, usable, chunk_of, grid,
-                 cfg.replace(crs=grid.crs.to_string(), resolution=grid.res),
-                 {"before": be.describe(), "after": ae.describe()})
-
-
-def _assemble(parts: list[gpd.GeoDataFrame], tagged: gpd.GeoDataFrame, cfg: Config, fit: SceneFit,
-              record: dict) -> gpd.GeoDataFrame:
-    """Every footprint once, in input order (those of no chunk as not analysed), graded region-wide."""
-    got = pd.concat(parts, ignore_index=True) if parts else tagged.iloc[:0]
-    missing = tagged[~tagged[_INDEX].isin(got[_INDEX])]
-    if len(missing):
-        off = missing[_CHUNK].eq("none").to_numpy() if _CHUNK in missing else np.ones(len(missing), bool)
-        reason = np.where(off, "outside imagery", "chunk failed")
-        got = pd.concat([got, missing.assign(damage_grade=NOT_ANALYSED, damage_score=np.nan, valid_fraction=0.0,
-                                             not_analysed_reason=reason)],
-                        ignore_index=True)
-    result = gpd.GeoDataFrame(got, geometry=tagged.geometry.name, crs=tagged.crs).sort_values(_INDEX, kind="stable")
-    result = result.drop(columns=[c for c in (_INDEX, _CHUNK) if c in result]).reset_index(drop=True)
-    grades = result["damage_grade"].to_numpy()
-    result.attrs["damage"] = {
-        "version": __version__,
-        "config": cfg.to_dict(),
-        **record,
-        **fit.to_dict(),
-        "fitted_on": "region sample",
-        "model": MODEL.to_dict(),
-        "not_analysed": {r: int((result["not_analysed_reason"] == r).sum()) for r in REASONS} if "not_analysed_reason" in result else {},
-        "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
-    }
-    return result
-
-
-# -- large scenes in memory ------------------------------------------------------------------------
-def assess_chunked(before, after, footprints, cfg: Config, chunk_size: int, want_polygons: bool = False,
-                   progress: bool = False) -> gpd.GeoDataFrame:
-    """:func:`damage.assess` for a scene larger than one chunk: fit once, then chunk by chunk.
-
-    Peak memory is that of one chunk (plus the footprints); the result is the same
-    as :func:`batch` gives, with nothing written to disk.
-    """
-    plan = _plan(before, after, read_footprints(footprints), cfg, chunk_size)
-    cfg = plan.cfg
-    fit = fit_region(before, after, plan.geoms[plan.usable], plan.grid, cfg)
-    parts, polys = [], []
-    chunks = sorted(set(plan.chunk_of[plan.usable]))
-    for chunk in tqdm(chunks, disable=not progress, unit="chunk", desc="chunks", leave=False):
-        sub = plan.footprints[plan.chunk_of == chunk]
-        try:
-            res = _assess(before, after, sub, cfg, want_polygons, _Steps(False, 8), fit=fit)
-        except (FootprintsOutsideImageryError, NoOverlapError, NoValidDataError) as exc:
-            log.warning("chunk %s: %s; its %d footprints are not analysed", chunk, exc, len(sub))
-            continue
-        parts.append(res)
-        if want_polygons:
-            p = res.attrs["damage_polygons"]
-            polys.append(p.assign(footprint=res[_INDEX].to_numpy()[p["footprint"].to_numpy()]))
-    grid = plan.grid
-    record = {
-        "inputs": {**plan.inputs, "footprints": "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints)},
-        "grid": {"crs": grid.crs.to_string(), "resolution": grid.res, "shape": list(grid.shape), "chunks": len(chunks),
-                 "chunk_size": chunk_size},
-    }
-    result = _assemble(parts, plan.footprints, cfg, fit, record)
-    if want_polygons:
-        crs = plan.footprints.crs
-        result.attrs["damage_polygons"] = gpd.GeoDataFrame(pd.concat(polys, ignore_index=True), crs=crs) if polys else \
-            gpd.GeoDataFrame({"footprint": [], "damage_grade": [], "area_m2": []}, geometry=[], crs=crs)
-    return result
-
-
 # -- one chunk -------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class _Task:
@@ -286,10 +105,11 @@ class _Task:
     folder: str
     config: dict
     fit_path: str
+    grid: dict  # crs, transform, shape of the region's grid
 
 
 def run_chunk(task: _Task) -> tuple[str, int, str | None]:
-    """Assess one chunk and write it atomically; returns ``(chunk, buildings, library error or None)``.
+    """Measure and grade one chunk and write its table atomically; returns ``(chunk, buildings, library error or None)``.
 
     Runs unchanged in a local process or on a Dask worker (it only needs the files).
     """
@@ -298,15 +118,12 @@ def run_chunk(task: _Task) -> tuple[str, int, str | None]:
         fp = gpd.read_parquet(folder / "footprints.parquet", filters=[(_CHUNK, "==", task.chunk)])
         fit = read_fit(Path(task.fit_path))
         cfg = Config.from_dict(task.config)
-        try:
-            result = _assess(task.before, task.after, fp, cfg, False, _Steps(False, 8), fit=fit)
-        except (FootprintsOutsideImageryError, NoOverlapError, NoValidDataError) as exc:
-            # the imagery has nothing here (fill, edge of a scene): done, nothing to analyse
-            log.info("chunk %s: %s; its %d footprints are not analysed", task.chunk, exc, len(fp))
-            result = fp.assign(damage_grade=NOT_ANALYSED, damage_score=np.nan, valid_fraction=0.0,
-                               not_analysed_reason="outside imagery")
-        result.attrs = {}
-        write(result, folder / "chunks" / f"{task.chunk}.parquet")
+        grid = Grid(CRS.from_user_input(task.grid["crs"]), Affine(*task.grid["transform"]), tuple(task.grid["shape"]))
+        geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
+        be, ae = open_epoch(task.before, "before"), open_epoch(task.after, "after")
+        table, _ = assess_window(be, ae, grid, fit, geoms, fp[_INDEX].to_numpy(), cfg)
+        with _atomic(folder / "chunks" / f"{task.chunk}.parquet") as tmp:
+            table.reset_index().rename(columns={"position": _INDEX}).to_parquet(tmp, index=False)
         return task.chunk, len(fp), None
     except DamageError as exc:
         return task.chunk, 0, f"{type(exc).__name__}: {exc}"
@@ -397,21 +214,26 @@ def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, 
     # -- validate, plan and fit (once; reused on resume)
     fit_path = folder / "fit.json"  # data only: a run folder is never code (no pickle)
     if manifest is None or not fit_path.exists() or not (folder / "footprints.parquet").exists():
-        plan = _plan(before, after, _select(read_footprints(footprints), where, aoi), cfg, chunk_size)
-        cfg, grid, usable = plan.cfg, plan.grid, plan.usable
-        fp = plan.footprints.assign(**{_CHUNK: np.where(usable, plan.chunk_of, "none")})
+        plan = make_plan(before, after, _select(read_footprints(footprints), where, aoi), cfg, chunk_size)
+        cfg, grid, usable = plan.config, plan.grid, plan.usable
+        reserved = [c for c in (_INDEX, _CHUNK) if c in plan.footprints.columns]
+        if reserved:
+            raise ConfigError(f"footprints: column(s) {reserved} are the batch runner's own; rename them")
+        fp = plan.footprints.assign(**{_INDEX: np.arange(len(plan.footprints)),
+                                       _CHUNK: np.where(usable, plan.window_of, "none")})
         fp = fp.sort_values([_CHUNK, _INDEX], kind="stable")
-        fit = fit_region(before, after, plan.geoms[usable], grid, cfg)
+        fit, _ = fit_scene(plan.before, plan.after, grid, plan.geoms[usable], cfg)
         with _atomic(fit_path) as tmp:
             write_fit(fit, tmp)
         with _atomic(folder / "footprints.parquet") as tmp:
             fp.to_parquet(tmp, index=False, row_group_size=4096)
-        chunks = pd.Series(plan.chunk_of[usable]).value_counts().sort_index()
+        chunks = pd.Series(plan.window_of[usable]).value_counts().sort_index()
         manifest = {
             "signature": sig,
             "version": __version__,
             "config": cfg.to_dict(),
-            "grid": {"crs": grid.crs.to_string(), "resolution": grid.res, "shape": list(grid.shape)},
+            "record": run_inputs(plan),
+            "grid": {"crs": grid.crs.to_string(), "transform": list(grid.transform)[:6], "shape": list(grid.shape)},
             "chunk_size": chunk_size,
             "chunks": {str(k): int(v) for k, v in chunks.items()},
             "footprints": len(fp),
@@ -427,7 +249,7 @@ def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, 
     for bad in check_chunks(folder, manifest["chunks"]):
         log.warning("chunk %s: its file is damaged or from another run; redoing it", bad)
     todo = [c for c in manifest["chunks"] if not (folder / "chunks" / f"{c}.parquet").exists()]
-    tasks = [_Task(c, before, after, str(folder), manifest["config"], str(fit_path)) for c in todo]
+    tasks = [_Task(c, before, after, str(folder), manifest["config"], str(fit_path), manifest["grid"]) for c in todo]
     log.info("region: %d chunks, %d to do", len(manifest["chunks"]), len(tasks))
     failed: dict[str, str] = {}
     done = 0
@@ -518,14 +340,16 @@ def _watch_parent(parent: int) -> None:
 
 def _merge(folder: Path, manifest: dict, cfg: Config) -> gpd.GeoDataFrame:
     """Every footprint once, in input order; those of failed chunks as not analysed."""
-    fp = gpd.read_parquet(folder / "footprints.parquet")
+    fp = gpd.read_parquet(folder / "footprints.parquet").sort_values(_INDEX, kind="stable")
     # only the plan's chunks: a temporary file left by a killed run is never read
     files = [folder / "chunks" / f"{c}.parquet" for c in sorted(manifest["chunks"])]
-    parts = [gpd.read_parquet(p) for p in files if p.exists()]
+    parts = [pd.read_parquet(p).set_index(_INDEX).rename_axis("position") for p in files if p.exists()]
+    failed = fp[_CHUNK].isin(list(manifest["failed"])).to_numpy()
     fit = read_fit(folder / "fit.json")
-    region = {"grid": manifest["grid"], "chunk_size": manifest["chunk_size"], "chunks": len(manifest["chunks"]),
-              "failed": manifest["failed"]}
-    merged = _assemble(parts, fp, cfg, fit, {"region": region})
+    record = manifest.get("record", {})
+    region = {"chunk_size": manifest["chunk_size"], "chunks": len(manifest["chunks"]), "failed": manifest["failed"]}
+    footprints = fp.drop(columns=[_INDEX, _CHUNK]).reset_index(drop=True)
+    merged = assemble(footprints, parts, failed, cfg, fit, {**record, "region": region})
     write(merged, folder / "damage.parquet")
     write(merged, folder / "damage.geojson")
     return merged

@@ -87,10 +87,9 @@ class Config:
     min_polygon_pixels : int
         Smallest changed area, in pixels, kept as a damage polygon.
     max_pixels : int or None
-        Optical: a common grid larger than this is assessed chunk by chunk (chunks of
-        half its square root a side) after fitting the scene once on sample blocks,
-        so memory stays bounded (:func:`damage.batch.assess_chunked`). None: always
-        in one piece.
+        Optical: the scene is measured in windows of at most this many pixels (its
+        square root a side), after the scene is fitted once, so memory stays bounded;
+        the result does not depend on it. None: one window.
     method : str
         ``"optical"``: one before and one after image (each may be many tiles),
         structural change. ``"pwtt"``: stacks of images before and after (radar or

@@ -1,4 +1,4 @@
-"""A region's fit (:class:`damage.pipeline.SceneFit`) as plain JSON, and back, validated.
+"""A region's fit (:class:`damage.scenefit.SceneFit`) as plain JSON, and back, validated.
 
 A run folder may come from someone else: it is data, never code. The fit is stored as
 JSON (floats written with ``repr`` precision, so a fit read back gives the same
@@ -8,24 +8,27 @@ results bit for bit) and every field is checked when read; anything else is a
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from affine import Affine
 
 from .errors import CorruptRunError
 from .grading import Calibration
 from .metrics import SceneStats
-from .pipeline import SceneFit
+from .scenefit import CloudMask, SceneFit
 from .register import Shift
 
 __all__ = ["fit_to_json", "fit_from_json", "write_fit", "read_fit"]
 
 #: Version of the stored form; a file of another version is refused.
-FORMAT = 1
+FORMAT = 2
+#: Largest cloud mask side a fit may declare (an overview is at most FIT_SIDE a side).
+_MAX_MASK_SIDE = 1 << 15
 
 
 def fit_to_json(fit: SceneFit) -> dict[str, Any]:
@@ -43,11 +46,15 @@ def fit_to_json(fit: SceneFit) -> dict[str, Any]:
             "noise_before": [float(v) for v in st.noise_before], "noise_after": [float(v) for v in st.noise_after],
             "lows": None if st.lows is None else [float(v) for v in st.lows],
         },
-        "calibration": None if c is None else {
+        "calibration": {
             "reference": c.reference, "population": c.population, "size": c.size,
             "typical": dict(c.typical),
         },
-        "origin": None if fit.origin is None else list(fit.origin)[:6],
+        "clouds": None if fit.clouds is None else {
+            "factor": fit.clouds.factor, "shape": list(fit.clouds.mask.shape), "info": dict(fit.clouds.info),
+            "bits": base64.b64encode(zlib.compress(np.packbits(fit.clouds.mask).tobytes(), 6)).decode("ascii"),
+        },
+        "fitted_on": fit.fitted_on,
     }
 
 
@@ -115,20 +122,39 @@ def fit_from_json(doc: Any, source: str = "fit") -> SceneFit:
                            np.asarray(nums(st["noise_after"], "noise_after", bands)),
                            None if st.get("lows") is None else np.asarray(nums(st["lows"], "lows", bands)))
         c = doc["calibration"]
-        calib = None
-        if c is not None:
-            typical = c.get("typical", {})
-            if not isinstance(typical, dict) or not isinstance(c.get("population"), str):
-                raise bad("calibration")
-            calib = Calibration(num(c["reference"], "reference"), c["population"],
-                                int(num(c["size"], "size")), {str(k): num(v, k) for k, v in typical.items()})
-        o = doc["origin"]
-        origin = None if o is None else Affine(*nums(o, "origin", 6))
-    except (KeyError, TypeError, ValueError) as exc:
+        typical = c.get("typical", {}) if isinstance(c, dict) else None
+        if not isinstance(typical, dict) or not isinstance(c.get("population"), str):
+            raise bad("calibration")
+        calib = Calibration(num(c["reference"], "reference"), c["population"],
+                            int(num(c["size"], "size")), {str(k): num(v, k) for k, v in typical.items()})
+        cloud = _clouds(doc["clouds"], bad, num)
+        fitted_on = doc["fitted_on"]
+        if fitted_on not in ("whole scene", "sample blocks"):
+            raise bad("fitted_on")
+    except (KeyError, TypeError, ValueError, zlib.error, base64.binascii.Error) as exc:
         if isinstance(exc, CorruptRunError):
             raise
         raise bad(f"{type(exc).__name__}: {exc}") from None
-    return SceneFit(shift, norm, stats, calib, origin)
+    return SceneFit(shift, norm, stats, calib, cloud, fitted_on)
+
+
+def _clouds(c: Any, bad: Any, num: Any) -> CloudMask | None:
+    """The stored cloud mask, its declared shape checked against its bits."""
+    if c is None:
+        return None
+    if not isinstance(c, dict) or not isinstance(c.get("bits"), str) or not isinstance(c.get("info"), dict):
+        raise bad("clouds")
+    factor = int(num(c["factor"], "clouds factor"))
+    shape = c["shape"]
+    if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(v, int) and 0 < v <= _MAX_MASK_SIDE for v in shape)) \
+            or factor < 1:
+        raise bad("clouds shape")
+    raw = zlib.decompressobj()
+    packed = raw.decompress(base64.b64decode(c["bits"], validate=True), (shape[0] * shape[1] + 7) // 8 + 1)
+    if len(packed) != (shape[0] * shape[1] + 7) // 8 or raw.unconsumed_tail:
+        raise bad("clouds mask does not match its shape")
+    mask = np.unpackbits(np.frombuffer(packed, np.uint8), count=shape[0] * shape[1]).astype(bool).reshape(shape)
+    return CloudMask(factor, mask, {str(k): num(v, k) for k, v in c["info"].items()})
 
 
 def write_fit(fit: SceneFit, path: Path) -> None:

@@ -198,7 +198,7 @@ def _source_window(tile: Tile, bounds: Bounds, pad: int = 2) -> Window | None:
 WARP_BLOCK = 256
 
 
-def _resample(tile: Tile, count: int, grid: Grid, window: tuple[int, int, int, int], black_fill: bool,
+def _resample(tile: Tile, count: int, grid: Grid, move: Affine, window: tuple[int, int, int, int], black_fill: bool,
               resampling: Resampling) -> tuple[np.ndarray, np.ndarray]:
     """Resample a tile onto a window of the grid, in whole blocks of the global lattice.
 
@@ -206,7 +206,9 @@ def _resample(tile: Tile, count: int, grid: Grid, window: tuple[int, int, int, i
     value would depend on the window it is warped in. Warping always the same
     blocks (WARP_BLOCK pixels, numbered from the CRS origin on the grid's lattice)
     and cutting the window out of them makes every pixel's value the same whatever
-    grid or chunk of a region asks for it.
+    grid or chunk of a region asks for it. ``move`` (a pixel affine) places the
+    blocks where the grid's pixels lie in this epoch (registration); ``window`` is
+    ``(row, col, height, width)`` in pixels of ``grid``.
     """
     r0, c0, h, w = window
     t = grid.transform
@@ -217,10 +219,11 @@ def _resample(tile: Tile, count: int, grid: Grid, window: tuple[int, int, int, i
     rb0, rb1 = (row_origin + r0) // WARP_BLOCK, (row_origin + r0 + h - 1) // WARP_BLOCK
     cb0, cb1 = (col_origin + c0) // WARP_BLOCK, (col_origin + c0 + w - 1) // WARP_BLOCK
     blocks = []
+    placed = t @ move
     for rb in range(rb0, rb1 + 1):
         for cb in range(cb0, cb1 + 1):
             br, bc = rb * WARP_BLOCK - row_origin, cb * WARP_BLOCK - col_origin  # block origin, grid pixels
-            block = Grid(grid.crs, t @ Affine.translation(bc, br), (WARP_BLOCK, WARP_BLOCK))
+            block = Grid(grid.crs, placed @ Affine.translation(bc, br), (WARP_BLOCK, WARP_BLOCK))
             swin = _source_window(tile, transform_bounds(grid.crs, tile.crs, *block.bounds, densify_pts=21))
             if swin is not None:
                 blocks.append((br, bc, block, swin))
@@ -272,27 +275,41 @@ def warp_epoch(
     black_fill: bool = True,
     resampling: Resampling = Resampling.bilinear,
     check_valid: bool = True,
+    window: tuple[int, int, int, int] | None = None,
+    move: Affine | None = None,
 ) -> Raster:
     """Resample every tile of an epoch onto ``grid`` and mosaic them (first valid wins).
 
     Only the part of each tile that covers the grid is read; a tile on the grid's own
     pixel lattice is copied, not resampled. A pixel is valid where the resampling
-    kernel saw valid source pixels only.
+    kernel saw valid source pixels only. A pixel's value does not depend on the
+    window it is warped in.
+
+    Parameters
+    ----------
+    window : tuple, optional
+        ``(row, col, height, width)``: only this part of ``grid``; the raster returned
+        is on that part.
+    move : affine.Affine, optional
+        Where the grid's pixels lie in this epoch: pixel ``(col, row)`` of the grid
+        takes the epoch's value at pixel ``move * (col, row)`` (a registration shift).
 
     Raises
     ------
     NoValidDataError
         ``check_valid`` and no pixel of the grid is valid.
     """
-    height, width = grid.shape
+    move = Affine.identity() if move is None else move
+    wr, wc, height, width = (0, 0, *grid.shape) if window is None else window
+    target = Grid(grid.crs, grid.transform @ move @ Affine.translation(wc, wr), (height, width))
     out = np.zeros((epoch.count, height, width), dtype=np.float32)
     valid = np.zeros((height, width), dtype=bool)
     for tile in epoch.tiles:
-        gwin = _grid_window(grid, _tile_bounds(tile, grid.crs))
+        gwin = _grid_window(target, _tile_bounds(tile, grid.crs))
         if gwin is None:
             continue
         r0, c0, h, w = int(gwin.row_off), int(gwin.col_off), int(gwin.height), int(gwin.width)
-        offset = _lattice_offset(tile, grid)
+        offset = _lattice_offset(tile, target)
         if offset is not None:  # the tile's own pixels: read them, nothing to resample
             tr0, tc0 = r0 + offset[0], c0 + offset[1]
             rr0, cc0 = max(tr0, 0), max(tc0, 0)
@@ -306,11 +323,11 @@ def warp_epoch(
             dst[(slice(None), *inner)] = data
             dst_valid[inner] = source_valid(data, declared, black_fill)
         else:
-            dst, dst_valid = _resample(tile, epoch.count, grid, (r0, c0, h, w), black_fill, resampling)
+            dst, dst_valid = _resample(tile, epoch.count, grid, move, (wr + r0, wc + c0, h, w), black_fill, resampling)
         # a NaN or infinity the resampling let through (float imagery) is no data, not a value
         take = (dst_valid > 0.999) & ~valid[r0 : r0 + h, c0 : c0 + w] & np.isfinite(dst).all(axis=0)
         out[:, r0 : r0 + h, c0 : c0 + w][:, take] = dst[:, take]
         valid[r0 : r0 + h, c0 : c0 + w] |= take
     if check_valid and not valid.any():
         raise NoValidDataError(f"{epoch.describe()}: no valid pixel where the footprints are (all nodata or black fill)")
-    return Raster(out, valid, grid)
+    return Raster(out, valid, Grid(grid.crs, grid.transform @ Affine.translation(wc, wr), (height, width)))

@@ -71,15 +71,6 @@ class Shift:
         # col' = col + dx + c (row - rc) + d (col - cc); row' = row + dy + a (row - rc) + b (col - cc)
         return Affine(1.0 + d, c, self.dx - c * rc - d * cc, b, 1.0 + a, self.dy - a * rc - b * cc)
 
-    def recentred(self, row: float, col: float) -> Shift:
-        """The same displacement field in the pixel coordinates of a grid whose (0, 0) is
-        pixel ``(row, col)`` of this one (a window of it)."""
-        (a, b), (c, d) = self.gradient
-        rc, cc = self.centre
-        dy = self.dy + a * (row - rc) + b * (col - cc)
-        dx = self.dx + c * (row - rc) + d * (col - cc)
-        return dataclasses.replace(self, dy=dy, dx=dx, centre=(0.0, 0.0))
-
     def to_dict(self) -> dict[str, float | int | bool]:
         out: dict[str, float | int | bool] = {
             "dy_px": round(self.dy, 3),

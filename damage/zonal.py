@@ -239,10 +239,13 @@ def grouped_quantile(labels: np.ndarray, values: np.ndarray, n: int, q: float) -
     lab, val = labels[order], values[order]
     count = np.bincount(lab, minlength=n)
     start = np.concatenate([[0], np.cumsum(count)[:-1]])
-    pos = start + q * np.maximum(count - 1, 0)
-    lo = np.floor(pos).astype(np.int64)
+    # the position within each group, not in the whole array: the result must not depend
+    # on which other groups are reduced with it (rounding of start + offset would)
+    offset = q * np.maximum(count - 1, 0)
+    whole = np.floor(offset)
+    lo = start + whole.astype(np.int64)
     hi = np.minimum(lo + 1, start + np.maximum(count - 1, 0))
-    frac = pos - lo
+    frac = offset - whole
     out = np.full(n, np.nan)
     has = count > 0
     out[has] = val[lo[has]] * (1 - frac[has]) + val[hi[has]] * frac[has]

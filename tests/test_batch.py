@@ -127,22 +127,22 @@ def test_a_failing_chunk_is_reported_and_the_rest_goes_on(region, tmp_path, monk
     batch_module = importlib.import_module("damage.batch")  # the module (damage.batch is the function)
 
     b, a, f, s = region
-    real = batch_module._assess
+    real = batch_module.assess_window
 
-    def flaky(before, after, fp, cfg, polygons, steps, fit=None):
-        # a chunk (graded against the fit) holding building 0 meets a tile it cannot read
-        if fit is not None and fit.calibration is not None and 0 in set(fp["building_id"]):
+    def flaky(before, after, grid, fit, geoms, positions, *args, **kw):
+        # the chunk holding building 0 (the first footprint) meets a tile it cannot read
+        if 0 in set(positions.tolist()):
             raise InvalidRasterError("after.tif: could not read pixels (simulated)")
-        return real(before, after, fp, cfg, polygons, steps, fit=fit)
+        return real(before, after, grid, fit, geoms, positions, *args, **kw)
 
-    monkeypatch.setattr(batch_module, "_assess", flaky)
+    monkeypatch.setattr(batch_module, "assess_window", flaky)
     out = _quiet(damage.batch, b, a, f, tmp_path / "o", chunk_size=128)
     assert len(out.failed) == 1 and "could not read pixels" in next(iter(out.failed.values()))
     assert len(out.result) == len(s.footprints)
     failed_rows = out.result["building_id"] == 0
     missing = out.result["damage_grade"] == "not-analysed"
     assert missing[failed_rows].all() and missing.sum() < len(out.result) / 4  # that chunk only
-    monkeypatch.setattr(batch_module, "_assess", real)  # the rerun retries the failed chunk only
+    monkeypatch.setattr(batch_module, "assess_window", real)  # the rerun retries the failed chunk only
     again = _quiet(damage.batch, b, a, f, tmp_path / "o", chunk_size=128)
     assert again.done == 1 and not again.failed
     assert again.result.loc[failed_rows, "damage_grade"].item() != "not-analysed"
@@ -196,9 +196,14 @@ def test_cli_batch(region, tmp_path):
 def test_a_large_scene_is_assessed_in_chunks_like_a_batch(reference, region):
     b, a, f, _ = region
     chunked = _quiet(damage.assess, b, a, f, max_pixels=256 * 256, polygons=True)
-    assert chunked.attrs["damage"]["grid"]["chunks"] > 1 and chunked.attrs["damage"]["fitted_on"] == "region sample"
+    assert chunked.attrs["damage"]["grid"]["windows"] > 1 and chunked.attrs["damage"]["fitted_on"] == "whole scene"
     assert (chunked["damage_grade"] == reference.result["damage_grade"]).mean() == 1.0
+    assert (chunked["damage_score"].fillna(-1) == reference.result["damage_score"].fillna(-1)).all()
     polys = chunked.attrs["damage_polygons"]
+    whole = _quiet(damage.assess, b, a, f, max_pixels=None, polygons=True).attrs["damage_polygons"]
+    # the changed areas of each footprint do not depend on the windows either
+    np.testing.assert_allclose(polys.groupby("footprint")["area_m2"].sum().sort_index(),
+                               whole.groupby("footprint")["area_m2"].sum().sort_index())
     assert len(polys) and set(polys["footprint"]) <= set(np.flatnonzero(chunked["damage_grade"] != "not-analysed"))
     owners = chunked.geometry.iloc[polys["footprint"]].to_crs(polys.crs).buffer(1.0).values
     assert shapely.within(polys.geometry.values, owners).mean() > 0.95

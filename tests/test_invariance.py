@@ -61,16 +61,64 @@ def test_one_building_alone_scores_as_in_the_whole_scene(town):
         assert one["damage_score"].iloc[0] == pytest.approx(full["damage_score"].iloc[i], abs=TOLERANCE)
 
 
-def test_batch_at_any_chunk_size_scores_as_assess(town, tmp_path):
+def _identical(ref: gpd.GeoDataFrame, other: gpd.GeoDataFrame, name: str) -> None:
+    """The same grade, score and every evidence value for every building (NaN where NaN)."""
+    cols = [c for c in damage.EVIDENCE_COLUMNS if c in ref]
+    assert (ref["damage_grade"].to_numpy() == other["damage_grade"].to_numpy()).all(), name
+    for c in cols:
+        x, y = ref[c].to_numpy(), other[c].to_numpy()
+        if x.dtype.kind == "f" or y.dtype.kind == "f":
+            np.testing.assert_array_equal(x.astype(float), y.astype(float), err_msg=f"{name}: {c}")
+        else:
+            assert (x == y).all(), f"{name}: {c}"
+
+
+def _region_runs(b, a, fp, tmp_path) -> dict[str, gpd.GeoDataFrame]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = {f"batch chunk {chunk}, {w} worker(s)": damage.batch(b, a, fp, tmp_path / f"run{chunk}_{w}", chunk_size=chunk,
+                                                                   workers=w).result
+                for chunk, w in ((128, 1), (256, 2))}
+        runs["assess in windows of 256"] = damage.assess(b, a, fp, max_pixels=256 * 256)
+    return runs
+
+
+def test_batch_at_any_chunk_size_and_worker_count_is_assess_exactly(town, tmp_path):
     b, a, fp, full = town
-    for chunk in (128, 256):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out = damage.batch(b, a, fp, tmp_path / f"run{chunk}", chunk_size=chunk).result
-        ok = full["damage_grade"] != "not-analysed"
-        diff = np.abs(out["damage_score"][ok].to_numpy() - full["damage_score"][ok].to_numpy())
-        assert np.nanmax(diff) <= TOLERANCE, f"chunk {chunk}: {np.nanmax(diff):.3f}"
-        assert (out["damage_grade"] != "not-analysed").sum() >= ok.sum() - 1
+    for name, out in _region_runs(b, a, fp, tmp_path).items():
+        _identical(full, out, name)
+
+
+@pytest.fixture(scope="module")
+def rotated_cloudy(tmp_path_factory):
+    # an affine misregistration (rotation) and clouds with their shadows: fitted once, cut anywhere
+    s = make_town(size=448, seed=5, nuisances=Nuisances(shift=(0.8, 1.1), rotation=0.4, clouds=0.15, noise=2.0))
+    return write_pair(s, tmp_path_factory.mktemp("rot"), after_crs="EPSG:4326")
+
+
+def test_affine_registration_and_clouds_give_one_answer_everywhere(rotated_cloudy, tmp_path):
+    b, a, f = rotated_cloudy
+    fp = gpd.read_file(f)
+    full = _assess(b, a, fp)
+    assert full.attrs["damage"]["registration"].get("rotation_deg") is not None  # the affine path is exercised
+    assert (full["not_analysed_reason"] == "cloud or shadow").any()  # so is the cloud mask
+    for name, out in _region_runs(b, a, fp, tmp_path).items():
+        _identical(full, out, name)
+
+
+def test_a_scene_fitted_on_sample_blocks_gives_one_answer_everywhere(rotated_cloudy, tmp_path, monkeypatch):
+    # a scene larger than FIT_SIDE is fitted on sample blocks and an overview for its clouds (scaled down here)
+    from damage import scenefit
+
+    monkeypatch.setattr(scenefit, "FIT_SIDE", 200)
+    monkeypatch.setattr(scenefit, "FIT_BLOCK", 128)
+    b, a, f = rotated_cloudy
+    fp = gpd.read_file(f)
+    full = _assess(b, a, fp)
+    assert full.attrs["damage"]["fitted_on"] == "sample blocks" and full.attrs["damage"]["clouds"]["overview_factor"] == 3
+    assert (full["not_analysed_reason"] == "cloud or shadow").any()
+    for name, out in _region_runs(b, a, fp, tmp_path).items():  # (the fit is made in this process)
+        _identical(full, out, name)
 
 
 def _windows(scene, pad: int = 6) -> list[tuple[slice, slice]]:

@@ -1,0 +1,177 @@
+"""Measure one window of a fitted scene: the change over every footprint in it.
+
+:func:`read_window` is the I/O edge (it warps the window of both epochs with the
+scene's registration); :func:`measure` is array code: the scene's normalisation,
+change maps, per-footprint statistics and the evidence of each building, all with the
+scene's fit, so a building's numbers only depend on the pixels around it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import shapely
+from affine import Affine
+
+from .config import Config
+from .evidence import FEATURES, building_evidence, derived
+from .grid import warp_epoch
+from .masks import erode
+from .metrics import METRIC_RADIUS, combined
+from .normalize import apply as apply_normalization
+from .plan import grid_units
+from .polygons import changed_polygons
+from .raster import Grid, Raster
+from .scenefit import SceneFit, ScenePixels
+from .sources import Epoch
+from .zonal import Zones, zonal_stats, zones
+
+__all__ = ["WindowPixels", "Measured", "read_window", "cut_window", "measure", "REASONS", "MEASURE_COLUMNS"]
+
+#: Why a footprint is not analysed (``not_analysed_reason``).
+REASONS = ("outside imagery", "partial coverage", "cloud or shadow", "chunk failed")
+#: Per-footprint measurements, in order (the grade, score and probability come from grading).
+MEASURE_COLUMNS = ("not_analysed_reason", "valid_fraction", "change_delta", "change_mean", "change_median",
+                   "change_p90", "changed_fraction", *FEATURES)
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowPixels:
+    """Both epochs on a window of the grid, registered, with what covers them."""
+
+    before: Raster
+    after: Raster
+    covered: np.ndarray  # valid in both epochs
+    cloudy: np.ndarray  # under cloud or shadow (the scene's mask)
+
+
+@dataclasses.dataclass(frozen=True)
+class Measured:
+    """The measurements of a window's footprints.
+
+    Attributes
+    ----------
+    columns : dict
+        :data:`MEASURE_COLUMNS` and ``<metric>_mean`` arrays, one value per footprint.
+    analysed : numpy.ndarray
+        bool per footprint.
+    polygons : numpy.ndarray
+        Changed areas (grid CRS) when asked for, with ``owner`` (footprint) and ``area_m2``.
+    """
+
+    columns: dict[str, np.ndarray]
+    analysed: np.ndarray
+    polygons: np.ndarray
+    owner: np.ndarray
+    area_m2: np.ndarray
+
+
+def read_window(be: Epoch, ae: Epoch, grid: Grid, fit: SceneFit, window: tuple[int, int, int, int], cfg: Config) -> WindowPixels:
+    """Warp ``window`` (``row, col, height, width`` of ``grid``) of both epochs with the fit's registration."""
+    rb = warp_epoch(be, grid, black_fill=cfg.black_fill, check_valid=False, window=window)
+    ra = warp_epoch(ae, grid, black_fill=cfg.black_fill, check_valid=False, window=window, move=fit.move)
+    cloudy = fit.clouds.window(window) if fit.clouds is not None else np.zeros(rb.valid.shape, bool)
+    return WindowPixels(rb, ra, rb.valid & ra.valid, cloudy)
+
+
+def cut_window(pixels: ScenePixels, fit: SceneFit, window: tuple[int, int, int, int]) -> WindowPixels:
+    """The window of pixels the fit already warped for the whole scene (no second read)."""
+    r0, c0, h, w = window
+    cut = (slice(r0, r0 + h), slice(c0, c0 + w))
+    grid = pixels.before.grid
+    sub = Grid(grid.crs, grid.transform @ Affine.translation(c0, r0), (h, w))
+    rb = Raster(pixels.before.array[(slice(None), *cut)], pixels.before.valid[cut], sub)
+    ra = Raster(pixels.after.array[(slice(None), *cut)], pixels.after.valid[cut], sub)
+    cloudy = fit.clouds.window(window) if fit.clouds is not None else np.zeros((h, w), bool)
+    return WindowPixels(rb, ra, pixels.covered[cut], cloudy)
+
+
+def _unit_m2(grid: Grid) -> float:
+    factor = grid.crs.linear_units_factor[1] if grid.crs.is_projected else 1.0
+    return float(factor) ** 2
+
+
+def _reasons(zs: Zones, covered: np.ndarray, cloudy: np.ndarray, valid_fraction: np.ndarray, ev: dict[str, np.ndarray],
+             cfg: Config) -> np.ndarray:
+    """Why each footprint is not analysed (one of :data:`REASONS`), or "" when it is.
+
+    Too little valid imagery is "outside imagery" where the footprint has no pixel
+    with data in both epochs, "cloud or shadow" where clouds or their shadows cover
+    more of it than ``min_valid_fraction`` allows, and "partial coverage" otherwise
+    (the edge of the imagery or of its nodata).
+    """
+    area = np.maximum(zs.area_pixels, 1e-9)
+    on_image = zs.count(covered) / area
+    clouded = zs.count(cloudy & covered) / area
+    reason = np.full(zs.n, "", dtype=object)
+    short = (valid_fraction < cfg.min_valid_fraction) | ~np.isfinite(ev["ssim_loss"]) | ~np.isfinite(ev["colour_change"])
+    reason[short] = "partial coverage"
+    reason[short & (clouded > 1.0 - cfg.min_valid_fraction)] = "cloud or shadow"
+    reason[short & (on_image == 0)] = "outside imagery"
+    return reason
+
+
+def measure(px: WindowPixels, geoms: np.ndarray, fit: SceneFit, cfg: Config, want_polygons: bool = False) -> Measured:
+    """Measure the change over ``geoms`` (grid CRS) on one window, with the scene's fit.
+
+    Parameters
+    ----------
+    px : WindowPixels
+    geoms : numpy.ndarray
+        The window's footprints (None or empty where not usable).
+    fit : SceneFit
+    cfg : Config
+    want_polygons : bool
+        Also vectorise the changed pixels inside the footprints.
+
+    Returns
+    -------
+    Measured
+    """
+    grid = px.before.grid
+    before = px.before.array
+    valid = px.covered & ~px.cloudy
+    after = apply_normalization(px.after.array, fit.normalization)
+    stats = fit.stats
+    change, maps = combined(before, after, valid, cfg.metrics, sigma=cfg.ssim_sigma, tolerance=cfg.shift_tolerance, stats=stats)
+    radius = max(METRIC_RADIUS[name] for name, _ in cfg.metrics) + cfg.shift_tolerance
+    mvalid = erode(valid, radius)
+    zs = zones(geoms, grid)
+    valid_count = zs.count(mvalid)
+    valid_fraction = np.clip(valid_count / np.maximum(zs.area_pixels, 1e-9), 0.0, 1.0)
+    valid_fraction[zs.area_pixels == 0] = 0.0
+    zstats = zonal_stats(zs, change, mvalid, ("mean", "median", "p90"))
+    metric_means = {name: zonal_stats(zs, m, mvalid)["mean"] for name, m in maps.items()}
+    # evidence: each building aligned on its own, with a ring around it, against the scene's typical change
+    ok = np.asarray([g is not None and not shapely.is_empty(g) for g in geoms], bool)
+    rings = np.full(len(geoms), None, dtype=object)
+    width = grid_units(grid, cfg.ring_width)
+    rings[ok] = shapely.difference(shapely.buffer(geoms[ok], width), geoms[ok])
+    evalid = erode(valid, METRIC_RADIUS["ssim"] + cfg.building_shift)
+    calib = fit.calibration
+    ev = building_evidence(before, after, evalid, zs, zones(rings, grid), stats, calib,
+                           max_shift=cfg.building_shift, sigma=cfg.ssim_sigma, maps=derived(before, after, stats))
+    reason = _reasons(zs, px.covered, px.cloudy, valid_fraction, ev, cfg)
+    analysed = reason == ""
+    # A pixel changed when its loss of similarity beyond the scene's typical change reaches change_threshold.
+    changed = (calib.delta(change) >= cfg.change_threshold) & mvalid
+    changed_fraction = zs.count(changed) / np.maximum(valid_count, 1)
+    nan_unless = lambda a: np.where(analysed, a, np.nan)  # noqa: E731
+    columns: dict[str, np.ndarray] = {
+        "not_analysed_reason": np.where(analysed, None, reason).astype(object),
+        "valid_fraction": np.round(valid_fraction, 4),
+        "change_delta": nan_unless(calib.delta(zstats["mean"])),
+        "change_mean": nan_unless(zstats["mean"]),
+        "change_median": nan_unless(zstats["median"]),
+        "change_p90": nan_unless(zstats["p90"]),
+        "changed_fraction": nan_unless(changed_fraction),
+    }
+    columns.update({name: nan_unless(ev[name]) for name in FEATURES})
+    columns.update({f"{name}_mean": nan_unless(v) for name, v in metric_means.items()})
+    if want_polygons:
+        pgeoms, owner = changed_polygons(changed, zs, grid, cfg.min_polygon_pixels)
+        area = np.round(shapely.area(pgeoms) * _unit_m2(grid), 2)
+    else:
+        pgeoms, owner, area = np.empty(0, object), np.empty(0, np.int64), np.empty(0)
+    return Measured(columns, analysed, np.asarray(pgeoms, dtype=object), np.asarray(owner, np.int64), np.asarray(area, float))
