@@ -102,3 +102,19 @@ def test_multi_tile_epochs_give_the_same_result_as_one_file(pair_factory, tmp_pa
     many = damage.assess(b, tiles, f)
     assert (one["damage_grade"] == many["damage_grade"]).all()
     assert np.allclose(one["damage_score"], many["damage_score"], atol=1e-6)
+
+
+def test_change_columns_say_what_they_promise(pair_factory):
+    # rubble over footprint 5 only: its change statistics, against the scene's typical change, stand out
+    b, a, f, _ = pair_factory(damaged=(5,), seed=2)
+    result = damage.assess(b, a, f)
+    calib = result.attrs["damage"]["calibration"]
+    hit, rest = result.loc[5], result.drop(index=5)
+    # change_delta is the footprint's mean change as a log loss of similarity, beyond the scene reference
+    np.testing.assert_allclose(result["change_delta"], -np.log1p(-result["change_mean"]) - calib["reference"], atol=1e-3)
+    assert (result["change_median"] <= result["change_p90"] + 1e-12).all()
+    assert (result["change_p90"] > result["change_median"]).mean() > 0.9  # a 90th percentile, not the median
+    assert hit["change_median"] > rest["change_p90"].max() and hit["change_delta"] > rest["change_delta"].max() + 1.0
+    # changed_fraction: the share of the footprint's pixels past change_threshold
+    assert hit["changed_fraction"] > 0.8 and rest["changed_fraction"].max() < 0.1
+    assert result["changed_fraction"].between(0, 1).all()

@@ -176,3 +176,14 @@ def test_cli_pwtt(stacks, tmp_path):
         warnings.simplefilter("ignore")
         bad = CliRunner().invoke(main, args + ["--lee-size", "4"])
     assert bad.exit_code == 1 and "lee_size" in bad.output
+
+
+def test_t_max_bounds_t_mean_and_marks_the_damaged(stacks):
+    s, b, a, f = stacks("damaged")
+    result = damage.assess(b, a, f, method="pwtt")
+    ok = result["t_max"].notna()
+    assert ok.mean() > 0.9 and (result.loc[ok, "t_max"] >= result.loc[ok, "t_mean"] - 1e-9).all()
+    assert (result.loc[ok, "t_max"] > result.loc[ok, "t_mean"]).mean() > 0.9  # the largest pixel, not the mean
+    destroyed = (s.footprints["true_grade"] == "destroyed").to_numpy()
+    intact = (s.footprints["true_grade"] == "no-damage").to_numpy()
+    assert result.loc[destroyed & ok, "t_max"].median() > result.loc[intact & ok, "t_max"].quantile(0.9)

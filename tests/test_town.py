@@ -60,3 +60,10 @@ def test_no_clouds_found_in_a_clear_pair_with_season_and_sun_change():
     s = make_town(size=384, seed=8, nuisances=Nuisances(season=1.0, sun=40.0, new_buildings=8))
     mask, info = clouds(s.before.astype(np.float32), s.after.astype(np.float32), np.ones(s.before.shape[1:], bool))
     assert not mask.any() and info == {"cloud_share": 0.0, "shadow_share": 0.0}
+
+
+def test_cloud_shadows_are_found_with_their_clouds(tmp_path):
+    s = make_town(size=384, seed=3, nuisances=Nuisances(clouds=0.25))
+    info = _assess(s, tmp_path).attrs["damage"]["clouds"]
+    # this town's clouds cast shadows on clear ground: both are found, the shadow where it fell
+    assert info["cloud_share"] > 0.03 and info["shadow_share"] > 0.02, info
