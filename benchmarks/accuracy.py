@@ -9,7 +9,7 @@ Run by hand (not a test):
 The real tiles decide whether a change to the method is better; the generated suite
 isolates one nuisance at a time.
 
-Each synthetic scene is a town from :func:`damage.town.make_town` with one nuisance
+Each synthetic scene is a town from :func:`damage.scenes.town.make_town` with one nuisance
 switched on (and one with all of them); the real pair is the Joplin crop in
 ``sample_tiles/`` with the buildings judged by eye in ``sample_tiles/eye_labels.geojson``.
 Columns: binary "damaged" (major-damage + destroyed) F1 of the grades, the best F1 any
@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 import damage
-from damage.town import Nuisances, make_town
-from damage.synthetic import write_pair
+from damage.scenes.synthetic import write_pair
+from damage.scenes.town import Nuisances, make_town
 
 ROOT = Path(__file__).resolve().parent.parent
 SENSOR = dict(gain=1.12, offset=-10.0, gamma=0.85, cast=(1.08, 1.0, 0.9))

@@ -5,7 +5,7 @@ Run by hand (not a test):
     python benchmarks/pwtt.py accuracy                 # ~1 min
     python benchmarks/pwtt.py speed --size 10000 --images 24   # writes 24 x 800 MB to a temp dir
 
-``accuracy`` assesses generated Sentinel-1-like stacks (:mod:`damage.sarsim`) with
+``accuracy`` assesses generated Sentinel-1-like stacks (:mod:`damage.scenes.sarsim`) with
 known damage and prints AUC of damage_score and binary F1 at the published threshold
 (mean |t| > 3.3), with and without the published focal smoothing.
 
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 import damage
-from damage.sarsim import make_sar_stack, write_stack
+from damage.scenes.sarsim import make_sar_stack, write_stack
 
 
 def _truth(stack):

@@ -115,7 +115,7 @@ def _town_pair(folder: Path, size: int) -> tuple[Path, Path, Path]:
     """A 1000-px town tiled to ``size`` px; the after image reprojected to EPSG:4326 by GDAL."""
     from rasterio.warp import Resampling, calculate_default_transform, reproject
 
-    from damage.town import Nuisances, make_town
+    from damage.scenes.town import Nuisances, make_town
 
     tile = make_town(size=1000, seed=5, nuisances=Nuisances(shift=(0.6, -0.4)))
     reps = int(np.ceil(size / 1000))

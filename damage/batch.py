@@ -38,17 +38,16 @@ from rasterio.crs import CRS
 from tqdm.auto import tqdm
 
 from . import __version__
-
 from .assemble import assemble
 from .config import Config
 from .errors import ConfigError, CorruptRunError, DamageError, EmptyFootprintsError, OutputError
 from .fitstore import read_fit, write_fit
 from .pipeline import assess_window, run_inputs
 from .plan import make_plan
-from .scenefit import fit_scene
 from .query import select
 from .raster import Grid
 from .runfolder import check_chunks, lock, read_manifest, signature
+from .scenefit import fit_scene
 from .sources import PathSpec, open_epoch, read_footprints
 from .writers import _atomic, write, write_json
 
@@ -301,7 +300,8 @@ def _execute(tasks: list[_Task], workers: int, client: Any, scheduler: str | Non
         for task in tasks:
             yield run_chunk(task)
         return
-    from concurrent.futures import ProcessPoolExecutor, as_completed as done
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import as_completed as done
 
     with ProcessPoolExecutor(max_workers=workers, initializer=_watch_parent, initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(run_chunk, t) for t in tasks]

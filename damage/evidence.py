@@ -51,10 +51,10 @@ both steps.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from scipy import ndimage
-
-import dataclasses
 
 from .grading import Calibration, block_means, log_change
 from .metrics import SceneStats, displacements, shift_edge, ssim_maps

@@ -20,8 +20,8 @@ import numpy as np
 from .errors import CorruptRunError
 from .grading import Calibration
 from .metrics import SceneStats
-from .scenefit import CloudMask, SceneFit
 from .register import Shift
+from .scenefit import CloudMask, SceneFit
 
 __all__ = ["fit_to_json", "fit_from_json", "write_fit", "read_fit"]
 

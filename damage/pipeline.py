@@ -18,15 +18,16 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .analyst import apply_labels
 from .assemble import EVIDENCE_COLUMNS, assemble, graded_table
 from .config import Config
 from .errors import ConfigError
 from .measure import cut_window, measure, read_window
 from .plan import Plan, make_plan, window_extent
+from .pwtt import assess_stack
 from .raster import Grid
 from .scenefit import SceneFit, ScenePixels, fit_scene
 from .sources import Epoch, PathSpec
-from .timeseries import assess_stack
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def assess(
     *,
     polygons: bool = False,
     progress: bool = False,
+    labels: Any = None,
     **options: Any,
 ) -> gpd.GeoDataFrame:
     """Grade the damage to every building footprint between two epochs.
@@ -63,11 +65,16 @@ def assess(
         index of each polygon) and written by :func:`damage.write` on request.
     progress : bool
         Show a progress bar over the steps.
+    labels : path or GeoDataFrame, optional
+        The analyst's grades of some of these buildings (xBD JSON, UNOSAT points, any
+        vector file with a grade column): the evidence model is refitted on them and
+        every building regraded (:func:`damage.analyst.apply_labels`); the labelled
+        ones keep the analyst's grade, with ``grade_source = "analyst"``.
     **options
         Overrides of single :class:`Config` fields, e.g. ``min_valid_fraction=0.3``
         or ``method="pwtt"`` (stacks and the pixel-wise t-test, see
-        :mod:`damage.timeseries`; its evidence columns are
-        :data:`damage.timeseries.PWTT_COLUMNS`).
+        :mod:`damage.pwtt`; its evidence columns are
+        :data:`damage.pwtt.PWTT_COLUMNS`).
 
     Returns
     -------
@@ -110,6 +117,8 @@ def assess(
     # assemble
     result = assemble(plan.footprints, parts, np.zeros(len(plan.footprints), bool), cfg, fit, run_inputs(plan))
     result.attrs["damage_input_files"] = plan.input_files  # never written over (writers.write)
+    if labels is not None:
+        result = apply_labels(result, labels, scale=cfg.scale)
     if polygons:
         result.attrs["damage_polygons"] = changed_areas(polys, plan.footprints.crs)
     return result

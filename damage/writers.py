@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from glob import escape as glob_escape
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
+from glob import escape as glob_escape
 from os import PathLike
 from pathlib import Path
 from typing import Any, Iterator

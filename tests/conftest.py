@@ -7,7 +7,7 @@ import pytest
 import rasterio
 from affine import Affine
 
-from damage.synthetic import make_scene, write_pair
+from damage.scenes.synthetic import make_scene, write_pair
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_tiles"

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 import damage
 from damage.cli import main
 from damage.errors import ConfigError, OutputError
-from damage.synthetic import write_pair
-from damage.town import Nuisances, make_town
+from damage.scenes.synthetic import write_pair
+from damage.scenes.town import Nuisances, make_town
 
 
 @pytest.fixture(scope="module")

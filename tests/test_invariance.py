@@ -10,8 +10,8 @@ import pytest
 import shapely
 
 import damage
-from damage.synthetic import write_pair
-from damage.town import Nuisances, make_town
+from damage.scenes.synthetic import write_pair
+from damage.scenes.town import Nuisances, make_town
 
 TOLERANCE = 0.02  # damage_score, on a 0-1 scale
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from damage.metrics import METRICS, combined, register
-from damage.synthetic import make_scene
+from damage.scenes.synthetic import make_scene
 
 
 @pytest.fixture(scope="module")

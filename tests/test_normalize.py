@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from damage.normalize import NORMALIZERS, normalize
-from damage.synthetic import make_scene
+from damage.scenes.synthetic import make_scene
 
 
 @pytest.mark.parametrize("method", ["regression", "histogram"])

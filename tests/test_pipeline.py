@@ -113,7 +113,7 @@ def test_change_columns_say_what_they_promise(pair_factory):
     # change_delta is the footprint's mean change as a log loss of similarity, beyond the scene reference
     np.testing.assert_allclose(result["change_delta"], -np.log1p(-result["change_mean"]) - calib["reference"], atol=1e-3)
     assert (result["change_median"] <= result["change_p90"] + 1e-12).all()
-    assert (result["change_p90"] > result["change_median"]).mean() > 0.9  # a 90th percentile, not the median
+    assert hit["change_p90"] > hit["change_median"] + 0.01  # a 90th percentile, not the median
     assert hit["change_median"] > rest["change_p90"].max() and hit["change_delta"] > rest["change_delta"].max() + 1.0
     # changed_fraction: the share of the footprint's pixels past change_threshold
     assert hit["changed_fraction"] > 0.8 and rest["changed_fraction"].max() < 0.1

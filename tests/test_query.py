@@ -14,7 +14,7 @@ import damage
 from damage.cli import main
 from damage.errors import ConfigError
 from damage.query import select
-from damage.synthetic import make_scene, write_pair
+from damage.scenes.synthetic import make_scene, write_pair
 
 
 @pytest.fixture

@@ -6,12 +6,11 @@ north blocks. Indices are rows of sample_tiles/footprints.geojson.
 """
 
 import json
+from pathlib import Path
 
 import pytest
 
 import damage
-
-from pathlib import Path
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_tiles"
 

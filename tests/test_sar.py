@@ -15,7 +15,7 @@ import damage
 from damage.cli import main
 from damage.errors import DamageWarning
 from damage.sar import Moments, lee_filter, log_ratio_sigma, pwtt, t_statistic
-from damage.sarsim import make_sar_stack, write_stack
+from damage.scenes.sarsim import make_sar_stack, write_stack
 
 
 def _moments(stack: np.ndarray, valid: np.ndarray | None = None) -> Moments:

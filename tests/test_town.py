@@ -10,8 +10,8 @@ import pytest
 import damage
 from damage.grading import MODEL
 from damage.masks import clouds
-from damage.synthetic import Scene, write_pair
-from damage.town import GRADES, Nuisances, make_town
+from damage.scenes.synthetic import Scene, write_pair
+from damage.scenes.town import GRADES, Nuisances, make_town
 
 
 def _assess(scene: Scene, folder, **write_kw):

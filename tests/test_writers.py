@@ -11,7 +11,7 @@ from damage.errors import OutputError
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
-    from damage.synthetic import make_scene, write_pair
+    from damage.scenes.synthetic import make_scene, write_pair
 
     b, a, f = write_pair(make_scene(damaged=(2,)), tmp_path_factory.mktemp("w"))
     fp = gpd.read_file(f)

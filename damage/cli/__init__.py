@@ -15,6 +15,7 @@ from ..errors import DamageError
 from .assess import assess_cmd
 from .batch import batch_cmd
 from .evaluate import evaluate_cmd
+from .suggest import suggest_cmd
 
 
 class _Group(click.Group):
@@ -35,5 +36,6 @@ def main() -> None:
 main.add_command(assess_cmd)
 main.add_command(batch_cmd)
 main.add_command(evaluate_cmd)
+main.add_command(suggest_cmd)
 
 __all__ = ["main"]

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from ..config import Config
-from ..pipeline import assess as run_assess
 from ..errors import OutputError
+from ..pipeline import assess as run_assess
 from ..writers import check_not_input, write
 from .options import config_opt, configure_logging, quiet_opt, show_progress, verbose_opt
 from .summary import summary
@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 @click.option("--context", type=click.FloatRange(0), help="Metres of imagery around the footprints to fit the scene on (default 250).")
 @click.option("--min-valid-fraction", type=click.FloatRange(0, 1), help="Below this valid share a building is not analysed.")
 @click.option("--metric", "metrics", multiple=True, metavar="NAME[=WEIGHT]", help="Change metric and weight; repeatable (default ssim).")
+@click.option("--labels", "labels_path", type=click.Path(exists=True, dir_okay=False),
+              help="Your grades of some buildings (xBD JSON, UNOSAT points, a vector file with a grade column): "
+                   "the grades are refitted on them.")
 @click.option("--name-column", help="Column with building names for the summary (default: name, if present).")
 @click.option("--method", type=click.Choice(["optical", "pwtt"]),
               help="optical: one image per epoch; pwtt: stacks of images, pixel-wise t-test (radar).")
@@ -63,6 +66,7 @@ def assess_cmd(
     context: float | None,
     min_valid_fraction: float | None,
     metrics: tuple[str, ...],
+    labels_path: str | None,
     name_column: str | None,
     method: str | None,
     units: str | None,
@@ -107,6 +111,7 @@ def assess_cmd(
         config,
         polygons=polygons_path is not None,
         progress=show_progress(quiet),
+        labels=labels_path,
     )
     write(result, output)
     if polygons_path:

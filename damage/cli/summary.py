@@ -33,6 +33,16 @@ def summary(result: gpd.GeoDataFrame, name_col: str | None = None, max_named: in
     why = ", ".join(f"{r}: {int(n)}" for r, n in reasons.items()) if reasons is not None and len(reasons) else \
         "too little valid imagery in both epochs"
     lines.append(f"  {NOT_ANALYSED:<14}{int(counts.get(NOT_ANALYSED, 0)):>8}  ({why})")
+    count = record.get("damaged_count")
+    if count and count.get("buildings"):
+        lines.append(f"damaged ({' or '.join(scale.damaged)}), from p_damaged: {count['expected']:.0f} expected, "
+                     f"95% interval {count['low']}-{count['high']} of {count['buildings']} analysed")
+    refit = record.get("labels")
+    if refit:
+        cv = refit.get("cross_validated", {})
+        auc = f", AUC {cv['auc']:.2f}" if cv.get("auc") is not None else ""
+        lines.append(f"refitted on {refit['labels']} of your labels ({refit['damaged']} damaged); on labels left out "
+                     f"in turn: accuracy {cv.get('accuracy', 0):.2f}{auc}")
     reg = record.get("registration", {})
     if reg.get("applied"):
         lines.append(f"co-registration shift: dy={reg['dy_px']:+.2f} px, dx={reg['dx_px']:+.2f} px (spread {reg['spread_px']:.2f} px)")

@@ -26,12 +26,18 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .config import Config
-from .errors import BandMismatchError, DamageWarning, FootprintsOutsideImageryError, InvalidRasterError, NoValidDataError
+from .errors import (
+    BandMismatchError,
+    DamageWarning,
+    FootprintsOutsideImageryError,
+    InvalidRasterError,
+    NoValidDataError,
+)
 from .grading import NOT_ANALYSED, SCALES, grade
 from .grid import footprint_grid, warp_epoch
+from .masks import source_valid
 from .raster import Grid, present
 from .sar import Moments, lee_filter, log_ratio_sigma, pwtt, t_statistic, to_log, to_power
-from .masks import source_valid
 from .sources import Acquisition, PathSpec, open_stack, read_decimated, read_footprints
 from .zonal import zonal_stats, zones
 

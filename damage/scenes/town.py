@@ -11,7 +11,7 @@ grades some houses on the xBD scale, and renders a before and an after image:
 Each nuisance of :class:`Nuisances` is switchable and graded in strength. The truth
 (``true_grade``, ``damaged``, and ``cloud_fraction``: the share of the footprint
 under cloud or cloud shadow in the after image) is in the footprints. Array code:
-:func:`damage.synthetic.write_pair` writes a town to files, optionally with the after
+:func:`damage.scenes.synthetic.write_pair` writes a town to files, optionally with the after
 image in another CRS and pixel size (two more nuisances).
 """
 
@@ -219,7 +219,7 @@ def make_town(
 
     Returns
     -------
-    damage.synthetic.Scene
+    damage.scenes.synthetic.Scene
         Footprints carry ``building_id``, ``true_grade``, ``damaged`` (major-damage
         or destroyed) and ``cloud_fraction``.
     """

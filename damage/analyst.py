@@ -1,0 +1,157 @@
+"""The analyst's side of an assessment: their labels refit the grades, and what to label next.
+
+- :func:`apply_labels`: match the analyst's labels to the assessed footprints (as
+  :func:`damage.evaluate` matches), refit the evidence model's offset and slope on them
+  (:func:`damage.learn.refit`), regrade every analysed building with it, and give the
+  labelled ones the analyst's grade, marked ``grade_source = "analyst"``.
+- :func:`suggest_labels`: the buildings whose labels would help most.
+
+Table code over a result (a GeoDataFrame from :func:`damage.assess`); labels given as a
+path are read by :mod:`damage.labels`.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+
+import geopandas as gpd
+import numpy as np
+
+from .errors import ConfigError, InvalidLabelsError
+from .evaluate import match
+from .grading import MODEL, NOT_ANALYSED, SCALES, EvidenceModel, grade
+from .learn import damaged_count, refit, suggest
+
+__all__ = ["apply_labels", "suggest_labels", "count_damaged", "result_model"]
+
+
+def result_model(result: gpd.GeoDataFrame) -> EvidenceModel:
+    """The evidence model a result was graded with (its run record's), else the default."""
+    rec = result.attrs.get("damage", {}).get("model")
+    if isinstance(rec, dict):
+        try:
+            return EvidenceModel.from_dict(rec)
+        except (KeyError, TypeError, ValueError):
+            pass
+    return MODEL
+
+
+def _projected(gdf: gpd.GeoDataFrame):
+    return gdf.crs if gdf.crs.is_projected else gdf.estimate_utm_crs()
+
+
+def apply_labels(result: gpd.GeoDataFrame, labels: gpd.GeoDataFrame | str | PathLike, *, scale: str = "xbd",
+                 min_iou: float = 0.25, label_format: str = "auto", grade_column: str | None = None) -> gpd.GeoDataFrame:
+    """Refit the grades of an assessment on the analyst's labels of some of its buildings.
+
+    Parameters
+    ----------
+    result : geopandas.GeoDataFrame
+        An output of :func:`damage.assess` or :func:`damage.batch` (evidence columns).
+    labels : GeoDataFrame or path
+        xBD label JSON, UNOSAT points, any vector file with a grade column (read by
+        :func:`damage.labels.read_labels`), or a GeoDataFrame with a ``grade`` column.
+    scale : str
+        The labels' scale.
+    min_iou, label_format, grade_column
+        As in :func:`damage.evaluate`.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        A copy: ``p_damaged``, ``damage_score`` and ``damage_grade`` from the refitted
+        model, the labelled buildings with the analyst's grade and ``grade_source`` set
+        to ``"analyst"`` (``"model"`` elsewhere); the run record gains ``labels`` (the
+        refit, its leave-one-out accuracy on the labels) and the refitted ``model``.
+
+    Raises
+    ------
+    InvalidLabelsError
+        No label matches an analysed footprint, or labels without a CRS.
+    """
+    from .labels import read_labels
+
+    if scale not in SCALES:
+        raise ConfigError(f"scale={scale!r} is unknown; choose one of {sorted(SCALES)}")
+    if not isinstance(labels, gpd.GeoDataFrame):
+        labels = read_labels(labels, label_format, grade_column, scale)
+    if "grade" not in labels or labels.crs is None:
+        raise InvalidLabelsError("labels need a 'grade' column and a CRS (see damage.labels.read_labels)")
+    sc = SCALES[scale]
+    crs = _projected(result)
+    fgeoms = np.asarray(result.geometry.to_crs(crs).values, dtype=object)
+    lgeoms = np.asarray(labels.geometry.to_crs(crs).values, dtype=object)
+    truth = labels["grade"].to_numpy(dtype=object)
+    scored = np.array([g in sc.levels for g in truth])
+    severity = np.array([sc.levels.index(g) if s else -1 for g, s in zip(truth, scored)])
+    index, _ = match(fgeoms, lgeoms, severity, min_iou)
+    take = scored & (index >= 0)
+    analysed = (result["damage_grade"] != NOT_ANALYSED).to_numpy()
+    analyst = np.full(len(result), None, dtype=object)
+    analyst[index[take]] = truth[take]
+    fitted_on = np.flatnonzero((analyst != None) & analysed)  # noqa: E711 (elementwise)
+    if fitted_on.size == 0:
+        raise InvalidLabelsError(f"none of the {len(labels)} labels matches an analysed footprint of the assessment "
+                                 f"(intersection over union >= {min_iou})")
+    model = result_model(result)
+    evidence = {f: result[f].to_numpy(dtype=float) for f in model.features}
+    damaged = np.array([g in sc.damaged for g in analyst[fitted_on]])
+    fit = refit(model, {f: v[fitted_on] for f, v in evidence.items()}, damaged)
+    p = np.where(analysed, fit.model.probability(evidence), np.nan)
+    out = result.copy()
+    out.attrs = {k: (dict(v) if isinstance(v, dict) else v) for k, v in result.attrs.items()}
+    grades = grade(p, analysed, scale, thresholds=fit.model.cuts)
+    labelled = analyst != None  # noqa: E711
+    grades = np.where(labelled, analyst, grades)
+    out["p_damaged"] = np.round(p, 4)
+    out["damage_score"] = np.round(p, 4)
+    out["damage_grade"] = grades
+    out["grade_source"] = np.where(labelled, "analyst", "model")
+    record = dict(out.attrs.get("damage", {}))
+    record["model"] = fit.model.to_dict() | {"fitted_on": f"refitted on {fit.labels} labels of this event"}
+    record["labels"] = fit.to_dict() | {"matched": int(take.sum()), "given": len(labels)}
+    record["counts"] = {level: int((grades == level).sum()) for level in sc.levels + (NOT_ANALYSED,)}
+    record["damaged_count"] = count_damaged(out, scale)
+    out.attrs["damage"] = record
+    return out
+
+
+def count_damaged(result: gpd.GeoDataFrame, scale: str = "xbd") -> dict[str, float]:
+    """:func:`damage.learn.damaged_count` of a result, the analyst's labels counted as certain."""
+    p = result["p_damaged"].to_numpy(dtype=float).copy()
+    if "grade_source" in result:
+        by_analyst = (result["grade_source"] == "analyst").to_numpy()
+        p[by_analyst] = result["damage_grade"].isin(SCALES[scale].damaged).to_numpy()[by_analyst]
+    return damaged_count(p)
+
+
+def suggest_labels(result: gpd.GeoDataFrame, n: int = 20) -> gpd.GeoDataFrame:
+    """The ``n`` analysed buildings whose labels would help most, in the order to label them.
+
+    Uncertain ones, spread over the area and over the evidence (:func:`damage.learn.suggest`);
+    buildings the analyst already graded (``grade_source``) are skipped.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The picked rows with ``suggest_rank`` (1 first), the model's grade as
+        ``model_grade`` and an empty ``grade`` column to fill in.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ConfigError(f"n must be a positive whole number, got {n!r}")
+    if "p_damaged" not in result:
+        raise InvalidLabelsError("the assessment has no p_damaged column; is it an output of damage.assess?")
+    model = result_model(result)
+    missing = [f for f in model.features if f not in result]
+    if missing:
+        raise InvalidLabelsError(f"the assessment has no evidence column(s) {missing}")
+    pts = result.geometry.to_crs(_projected(result)).representative_point()
+    done = (result["grade_source"] == "analyst").to_numpy() if "grade_source" in result else None
+    picks = suggest(result["p_damaged"].to_numpy(dtype=float), pts.x.to_numpy(), pts.y.to_numpy(),
+                    result[list(model.features)].to_numpy(dtype=float), n, exclude=done)
+    out = result.iloc[picks].copy()
+    # the model's grade under another name: a labels reader must only find the analyst's
+    out = out.rename(columns={"damage_grade": "model_grade"})
+    out["suggest_rank"] = np.arange(1, len(out) + 1)
+    out["grade"] = None
+    return out
