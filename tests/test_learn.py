@@ -1,0 +1,167 @@
+"""Learning from the analyst: counts with intervals, refits from a few labels, what to label next."""
+
+from __future__ import annotations
+
+import warnings
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import damage
+from damage.analyst import apply_labels, suggest_labels
+from damage.cli import main
+from damage.grading import MODEL
+from damage.learn import damaged_count, refit, suggest
+from damage.scenes.synthetic import write_pair
+from damage.scenes.town import Nuisances, make_town
+
+
+# -- counts ------------------------------------------------------------------------------------
+def test_damaged_count_of_certain_buildings_is_exact():
+    c = damaged_count(np.r_[np.ones(7), np.zeros(30), np.nan])
+    assert c == {"expected": 7.0, "low": 7, "high": 7, "buildings": 37}
+
+
+def test_damaged_count_interval_covers_draws_at_its_level():
+    rng = np.random.default_rng(0)
+    p = rng.beta(0.5, 3.0, size=400)
+    c = damaged_count(p)
+    draws = (rng.random((4000, p.size)) < p).sum(axis=1)
+    inside = ((draws >= c["low"]) & (draws <= c["high"])).mean()
+    assert 0.94 <= inside <= 0.975 and c["low"] < c["expected"] < c["high"]
+    # many buildings: the normal approximation agrees with the exact convolution
+    big = np.tile(p, 11)
+    exact_like = damaged_count(big[:4000])
+    approx = damaged_count(big)
+    assert approx["buildings"] == big.size and approx["high"] - approx["low"] > exact_like["high"] - exact_like["low"]
+
+
+# -- refit -------------------------------------------------------------------------------------
+def _labelled(n: int, offset: float, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.4, 0.5, size=(n, 3))
+    ev = {f: x[:, i] for i, f in enumerate(MODEL.features)}
+    s = MODEL.logit(ev)
+    y = rng.random(n) < 1 / (1 + np.exp(-(s + offset)))
+    return ev, y
+
+
+def test_refit_finds_a_scene_offset_and_a_few_labels_move_it_less():
+    ev, y = _labelled(600, offset=2.0)
+    many = refit(MODEL, ev, y)
+    assert many.offset == pytest.approx(2.0, abs=0.45) and many.slope == pytest.approx(1.0, abs=0.3)
+    few = refit(MODEL, {f: v[:5] for f, v in ev.items()}, y[:5])
+    assert abs(few.offset) < abs(many.offset)  # pulled toward the default by the prior
+    # the refitted model predicts what the labels say better than the default
+    p_new, p_old = many.model.probability(ev), MODEL.probability(ev)
+    assert np.mean((p_new - y) ** 2) < np.mean((p_old - y) ** 2)
+    assert many.cv["auc"] is not None and many.cv["accuracy"] > 0.6 and many.labels == 600
+
+
+def test_refit_on_intact_labels_only_lowers_probabilities_but_stays_finite():
+    ev, _ = _labelled(10, offset=0.0)
+    r = refit(MODEL, ev, np.zeros(10, bool))
+    assert r.offset < 0 and np.isfinite(r.offset) and r.cv["auc"] is None
+    assert (r.model.probability(ev) < MODEL.probability(ev)).all()
+
+
+# -- suggest -----------------------------------------------------------------------------------
+def test_suggest_picks_uncertain_buildings_spread_over_the_area():
+    # a 30 x 30 lattice of buildings; the uncertain ones all sit in one corner
+    xs, ys = np.meshgrid(np.arange(30.0), np.arange(30.0))
+    x, y = xs.ravel() * 20, ys.ravel() * 20
+    p = np.where((xs.ravel() < 6) & (ys.ravel() < 6), 0.5, 0.05)
+    p[3] = np.nan  # not analysed: never picked
+    ev = np.column_stack([p, np.zeros_like(p)])
+    done = np.zeros(p.size, bool)
+    done[7] = True
+    picks = suggest(p, x, y, ev, 20, exclude=done)
+    assert len(set(picks.tolist())) == 20 and 3 not in picks and 7 not in picks
+    corner = (x[picks] < 120) & (y[picks] < 120)
+    assert corner[0] and 0.2 <= corner.mean() <= 0.8  # the most uncertain first, yet not twenty neighbours
+    assert np.ptp(x[picks]) > 400 and np.ptp(y[picks]) > 400
+
+
+# -- on an assessment --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def town_result(tmp_path_factory):
+    s = make_town(size=448, seed=3, nuisances=Nuisances(noise=3.0))
+    folder = tmp_path_factory.mktemp("town")
+    b, a, f = write_pair(s, folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = damage.assess(b, a, f)
+    return s, (b, a, f), result
+
+
+def _truth_labels(result: gpd.GeoDataFrame, rows: np.ndarray) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame({"grade": result["true_grade"].to_numpy()[rows]}, geometry=result.geometry.values[rows],
+                            crs=result.crs)
+
+
+def test_the_run_record_counts_damaged_buildings_with_an_interval(town_result):
+    _, _, result = town_result
+    c = result.attrs["damage"]["damaged_count"]
+    truth = int(result["true_grade"].isin(["major-damage", "destroyed"])[result["damage_grade"] != "not-analysed"].sum())
+    assert c["low"] <= c["expected"] <= c["high"] and c["buildings"] == int(result["p_damaged"].notna().sum())
+    assert c["low"] <= truth <= c["high"], (c, truth)
+
+
+def test_labels_refit_a_biased_scene_and_keep_the_analysts_grades(town_result):
+    _, _, result = town_result
+    # a scene whose evidence reads high everywhere (another sensor, say): the default model overcalls
+    biased = result.copy()
+    biased["ssim_excess"] = biased["ssim_excess"] + 1.5
+    biased["p_damaged"] = MODEL.probability({f: biased[f].to_numpy(float) for f in MODEL.features})
+    biased.loc[biased["damage_grade"] == "not-analysed", "p_damaged"] = np.nan
+    intact = (biased["true_grade"] == "no-damage").to_numpy() & biased["p_damaged"].notna().to_numpy()
+    before = (biased["p_damaged"].to_numpy()[intact] >= MODEL.cuts[1]).mean()
+    rows = np.random.default_rng(1).choice(np.flatnonzero(biased["p_damaged"].notna()), 15, replace=False)
+    out = apply_labels(biased, _truth_labels(biased, rows))
+    assert (out["grade_source"].to_numpy()[rows] == "analyst").all() and (out["grade_source"] == "analyst").sum() == 15
+    assert (out["damage_grade"].to_numpy()[rows] == biased["true_grade"].to_numpy()[rows]).all()
+    rec = out.attrs["damage"]["labels"]
+    assert rec["labels"] == 15 and rec["offset"] < 0 and rec["cross_validated"]["accuracy"] is not None
+    after = (out["p_damaged"].to_numpy()[intact] >= out.attrs["damage"]["model"]["cuts"][1]).mean()
+    assert before > 0.5 and after < 0.2  # far fewer intact buildings called major+
+    assert result.attrs["damage"].get("labels") is None  # the input result is untouched
+
+
+def test_labels_matching_nothing_are_refused(town_result):
+    _, _, result = town_result
+    near = _truth_labels(result, np.arange(3))
+    far = near.set_geometry(near.geometry.translate(xoff=5000))
+    with pytest.raises(damage.errors.InvalidLabelsError, match="none of the 3 labels"):
+        apply_labels(result, far)
+
+
+def test_suggest_then_label_then_assess_from_the_command_line(town_result, tmp_path):
+    s, (b, a, f), result = town_result
+    out = tmp_path / "damage.geojson"
+    runner = CliRunner()
+    res = runner.invoke(main, ["assess", str(b), str(a), str(f), "-o", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    picks_path = tmp_path / "to_label.geojson"
+    res = runner.invoke(main, ["suggest", str(out), "-n", "12", "-o", str(picks_path)])
+    assert res.exit_code == 0, res.output
+    picks = gpd.read_file(picks_path)
+    assert len(picks) == 12 and picks["grade"].isna().all() and "damage_grade" not in picks
+    assert picks["suggest_rank"].tolist() == list(range(1, 13))
+    picks["grade"] = picks["true_grade"]  # the analyst fills in the grades
+    picks.to_file(picks_path)
+    labelled = tmp_path / "relabelled.geojson"
+    res = runner.invoke(main, ["assess", str(b), str(a), str(f), "-o", str(labelled), "--labels", str(picks_path)])
+    assert res.exit_code == 0, res.output
+    assert "refitted on 12 of your labels" in res.output and "95% interval" in res.output
+    got = gpd.read_file(labelled)
+    assert (got["grade_source"] == "analyst").sum() == 12
+
+
+def test_suggest_labels_skips_what_the_analyst_graded(town_result):
+    _, _, result = town_result
+    rows = np.flatnonzero(result["p_damaged"].notna())[:5]
+    out = apply_labels(result, _truth_labels(result, rows))
+    picks = suggest_labels(out, 10)
+    assert not set(picks.index) & set(result.index[rows])
