@@ -20,9 +20,9 @@ import numpy as np
 from .errors import ConfigError, InvalidLabelsError
 from .evaluate import match
 from .grading import MODEL, NOT_ANALYSED, SCALES, EvidenceModel, grade
-from .learn import damaged_count, refit, suggest
+from .learn import damaged_count, refit, stratified_estimate, suggest, validation_sample
 
-__all__ = ["apply_labels", "suggest_labels", "count_damaged", "result_model"]
+__all__ = ["apply_labels", "suggest_labels", "count_damaged", "result_model", "validation_sample_of", "validate"]
 
 
 def result_model(result: gpd.GeoDataFrame) -> EvidenceModel:
@@ -155,3 +155,74 @@ def suggest_labels(result: gpd.GeoDataFrame, n: int = 20) -> gpd.GeoDataFrame:
     out["suggest_rank"] = np.arange(1, len(out) + 1)
     out["grade"] = None
     return out
+
+
+def _frame(result: gpd.GeoDataFrame) -> np.ndarray:
+    """The sampling frame's strata: the model's grade of every analysed building it graded."""
+    grades = result["damage_grade"].to_numpy(dtype=object)
+    keep = grades != NOT_ANALYSED
+    if "grade_source" in result:
+        keep &= (result["grade_source"] != "analyst").to_numpy()
+    return np.where(keep, grades, None)
+
+
+def validation_sample_of(result: gpd.GeoDataFrame, n: int = 100, seed: int = 0) -> gpd.GeoDataFrame:
+    """A stratified random sample of the graded buildings for a person to check.
+
+    Strata are the model's grades (:func:`damage.learn.validation_sample`: rare grades
+    get more than their share). The rows come with ``model_grade``, ``validation_stratum``
+    and an empty ``grade`` column to fill in; :func:`validate` reads them back.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ConfigError(f"sample must be a positive whole number, got {n!r}")
+    strata = _frame(result)
+    picks = validation_sample(strata, n, seed)
+    out = result.iloc[picks].rename(columns={"damage_grade": "model_grade"}).copy()
+    out["validation_stratum"] = strata[picks]
+    out["grade"] = None
+    return out
+
+
+def validate(result: gpd.GeoDataFrame, checked: gpd.GeoDataFrame | str | PathLike, *, scale: str = "xbd",
+             min_iou: float = 0.25, label_format: str = "auto", grade_column: str | None = None) -> dict:
+    """Precision, recall and the corrected damaged count, from a checked stratified sample.
+
+    Parameters
+    ----------
+    result : geopandas.GeoDataFrame
+        The assessment the sample was drawn from (:func:`validation_sample_of`).
+    checked : GeoDataFrame or path
+        The sample with the person's grades (any labels :func:`damage.labels.read_labels`
+        reads); matched to the result's footprints as :func:`damage.evaluate` matches.
+
+    Returns
+    -------
+    dict
+        :func:`damage.learn.stratified_estimate`: the damaged count with its 95 %
+        interval, precision and recall of the model's damaged calls, per stratum counts.
+    """
+    from .labels import read_labels
+
+    if not isinstance(checked, gpd.GeoDataFrame):
+        checked = read_labels(checked, label_format, grade_column, scale)
+    if "grade" not in checked or checked.crs is None:
+        raise InvalidLabelsError("the checked sample needs a 'grade' column and a CRS")
+    sc = SCALES[scale]
+    crs = _projected(result)
+    truth = checked["grade"].to_numpy(dtype=object)
+    scored = np.array([g in sc.levels for g in truth])
+    index, _ = match(np.asarray(result.geometry.to_crs(crs).values, dtype=object),
+                     np.asarray(checked.geometry.to_crs(crs).values, dtype=object), None, min_iou)
+    take = scored & (index >= 0)
+    strata = _frame(result)
+    is_checked = np.zeros(len(result), bool)
+    is_checked[index[take]] = True
+    damaged = np.zeros(len(result), bool)
+    damaged[index[take]] = [g in sc.damaged for g in truth[take]]
+    is_checked &= strata != None  # noqa: E711 (elementwise)
+    if not is_checked.any():
+        raise InvalidLabelsError("no checked building matches a graded footprint of the assessment")
+    try:
+        return stratified_estimate(strata, is_checked, damaged, set(sc.damaged))
+    except ValueError as exc:
+        raise InvalidLabelsError(f"the checked sample: {exc}") from None

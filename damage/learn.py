@@ -24,7 +24,7 @@ import numpy as np
 
 from .grading import EvidenceModel
 
-__all__ = ["damaged_count", "refit", "Refit", "suggest", "PRIOR_SD"]
+__all__ = ["damaged_count", "refit", "Refit", "suggest", "validation_sample", "stratified_estimate", "PRIOR_SD"]
 
 #: Prior standard deviations of the offset (logit units) and of the slope (a factor on the
 #: default combination) in :func:`refit`.
@@ -217,3 +217,90 @@ def suggest(p: np.ndarray, x: np.ndarray, y: np.ndarray, evidence: np.ndarray, n
         picks.append(k)
         dist = np.minimum(dist, np.sqrt(((space - space[k]) ** 2).sum(axis=1)))
     return idx[np.asarray(picks, np.int64)]
+
+
+def validation_sample(strata: np.ndarray, n: int, seed: int = 0, minimum: int = 3) -> np.ndarray:
+    """A stratified random sample of about ``n`` buildings for a person to check.
+
+    Each stratum (a model grade, say) gets a share of ``n`` proportional to the square
+    root of its size (rare grades such as "destroyed" get more than their share, the
+    many intact buildings fewer), at least ``minimum`` and at most all of it.
+
+    Parameters
+    ----------
+    strata : numpy.ndarray
+        Stratum of each building (None for buildings never sampled, e.g. not analysed).
+    n : int
+    seed : int
+
+    Returns
+    -------
+    numpy.ndarray
+        Indices of the sampled buildings, sorted.
+    """
+    strata = np.asarray(strata, dtype=object)
+    names = sorted({s for s in strata.tolist() if s is not None})
+    sizes = np.array([(strata == s).sum() for s in names], dtype=float)
+    if not names or n <= 0:
+        return np.empty(0, np.int64)
+    share = np.sqrt(sizes) / np.sqrt(sizes).sum()
+    alloc = np.minimum(np.maximum(np.round(share * n), np.minimum(minimum, sizes)), sizes).astype(int)
+    rng = np.random.default_rng(seed)
+    picks = [rng.choice(np.flatnonzero(strata == s), size=k, replace=False) for s, k in zip(names, alloc) if k > 0]
+    return np.sort(np.concatenate(picks)) if picks else np.empty(0, np.int64)
+
+
+def stratified_estimate(strata: np.ndarray, checked: np.ndarray, damaged: np.ndarray, called: set,
+                        level: float = 0.95) -> dict:
+    """The damaged count, precision and recall of a graded scene from a checked stratified sample.
+
+    Parameters
+    ----------
+    strata : numpy.ndarray
+        Stratum (model grade) of every building in the scene (None: outside the sampling frame).
+    checked : numpy.ndarray
+        bool: the person checked this building.
+    damaged : numpy.ndarray
+        bool: the person found it damaged (read where ``checked``).
+    called : set
+        The strata the model calls damaged.
+
+    Returns
+    -------
+    dict
+        ``damaged`` (estimate, ``low``, ``high``), ``precision`` and ``recall`` of the
+        model's damaged calls, and per stratum its size, checked and damaged counts.
+        Within a stratum the damaged share is estimated with one added success and
+        failure, so a small all-intact sample does not claim certainty.
+    """
+    strata = np.asarray(strata, dtype=object)
+    checked = np.asarray(checked, bool)
+    damaged = np.asarray(damaged, bool)
+    z = _normal_quantile(0.5 + level / 2)
+    total, var, called_total, called_damaged = 0.0, 0.0, 0.0, 0.0
+    rows = {}
+    for s in sorted({v for v in strata.tolist() if v is not None}):
+        in_s = strata == s
+        big_n = int(in_s.sum())
+        k = int((in_s & checked).sum())
+        x = int((in_s & checked & damaged).sum())
+        share = x / k if k else float("nan")
+        rows[s] = {"buildings": big_n, "checked": k, "damaged": x}
+        if k == 0:
+            raise ValueError(f"stratum {s!r} has no checked building; check at least one of each")
+        smooth = (x + 1) * (k - x + 1) / (k + 2) ** 2
+        total += big_n * share
+        var += big_n**2 * (1 - k / big_n) * smooth / max(k - 1, 1) if big_n > k else 0.0
+        if s in called:
+            called_total += big_n
+            called_damaged += big_n * share
+    sd = math.sqrt(var)
+    n_frame = int(sum(r["buildings"] for r in rows.values()))
+    return {
+        "damaged": {"estimate": round(total, 1), "low": round(max(0.0, total - z * sd), 1),
+                    "high": round(min(float(n_frame), total + z * sd), 1)},
+        "precision": round(called_damaged / called_total, 4) if called_total else None,
+        "recall": round(called_damaged / total, 4) if total else None,
+        "strata": rows,
+        "level": level,
+    }

@@ -165,3 +165,56 @@ def test_suggest_labels_skips_what_the_analyst_graded(town_result):
     out = apply_labels(result, _truth_labels(result, rows))
     picks = suggest_labels(out, 10)
     assert not set(picks.index) & set(result.index[rows])
+
+
+# -- validation --------------------------------------------------------------------------------
+def test_stratified_estimate_covers_the_true_count_and_finds_precision_and_recall():
+    from damage.learn import stratified_estimate, validation_sample
+
+    rng = np.random.default_rng(4)
+    strata = np.array(["no-damage"] * 3000 + ["minor-damage"] * 400 + ["major-damage"] * 150 + ["destroyed"] * 80,
+                      dtype=object)
+    share = {"no-damage": 0.02, "minor-damage": 0.15, "major-damage": 0.6, "destroyed": 0.9}
+    truth = rng.random(strata.size) < np.array([share[s] for s in strata])
+    called = {"major-damage", "destroyed"}
+    true_precision = truth[np.isin(strata, list(called))].mean()
+    true_recall = truth[np.isin(strata, list(called))].sum() / truth.sum()
+    covered, precision = [], []
+    for seed in range(200):
+        picks = validation_sample(strata, 120, seed)
+        checked = np.zeros(strata.size, bool)
+        checked[picks] = True
+        est = stratified_estimate(strata, checked, truth, called)
+        covered.append(est["damaged"]["low"] <= truth.sum() <= est["damaged"]["high"])
+        precision.append(est["precision"])
+    assert np.mean(covered) >= 0.9
+    assert np.mean(precision) == pytest.approx(true_precision, abs=0.03)
+    assert est["recall"] == pytest.approx(true_recall, abs=0.25)
+    counts = {s: int((strata[picks] == s).sum()) for s in share}
+    assert counts["destroyed"] > 120 * 80 / strata.size  # rare grades get more than their share
+
+
+def test_validate_from_the_command_line(town_result, tmp_path):
+    s, (b, a, f), result = town_result
+    out = tmp_path / "damage.geojson"
+    damage.write(result, out)
+    sample = tmp_path / "sample.geojson"
+    runner = CliRunner()
+    res = runner.invoke(main, ["validate", str(out), "--sample", "40", "-o", str(sample)])
+    assert res.exit_code == 0, res.output
+    picked = gpd.read_file(sample)
+    assert 30 <= len(picked) <= 45 and picked["grade"].isna().all() and set(picked["validation_stratum"]) <= set(
+        result["damage_grade"])
+    picked["grade"] = picked["true_grade"]
+    picked.to_file(sample)
+    res = runner.invoke(main, ["validate", str(out), "--labels", str(sample), "--json", str(tmp_path / "v.json")])
+    assert res.exit_code == 0, res.output
+    import json
+
+    report = json.loads((tmp_path / "v.json").read_text())
+    graded = result["damage_grade"] != "not-analysed"
+    truth = int(result.loc[graded, "true_grade"].isin(["major-damage", "destroyed"]).sum())
+    assert report["damaged"]["low"] <= truth <= report["damaged"]["high"], (report["damaged"], truth)
+    assert "precision" in res.output and "95% interval" in res.output
+    res = runner.invoke(main, ["validate", str(out)])
+    assert res.exit_code == 1 and "either --sample" in res.output

@@ -16,6 +16,7 @@ from .assess import assess_cmd
 from .batch import batch_cmd
 from .evaluate import evaluate_cmd
 from .suggest import suggest_cmd
+from .validate import validate_cmd
 
 
 class _Group(click.Group):
@@ -37,5 +38,6 @@ main.add_command(assess_cmd)
 main.add_command(batch_cmd)
 main.add_command(evaluate_cmd)
 main.add_command(suggest_cmd)
+main.add_command(validate_cmd)
 
 __all__ = ["main"]
