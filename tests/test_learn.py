@@ -191,7 +191,7 @@ def test_stratified_estimate_covers_the_true_count_and_finds_precision_and_recal
     assert np.mean(precision) == pytest.approx(true_precision, abs=0.03)
     assert est["recall"] == pytest.approx(true_recall, abs=0.25)
     counts = {s: int((strata[picks] == s).sum()) for s in share}
-    assert counts["destroyed"] > 120 * 80 / strata.size  # rare grades get more than their share
+    assert counts["destroyed"] >= 3 * 120 * 80 / strata.size  # rare grades get (well) more than their share
 
 
 def test_validate_from_the_command_line(town_result, tmp_path):
