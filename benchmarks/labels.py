@@ -11,8 +11,9 @@ offset and slope are refitted on them (:func:`damage.learn.refit`) and the measu
 taken on the other buildings only: pooled and per-event AUC, F1 of "damaged" (major+)
 at the model's cut, four-class harmonic-mean F1, the share of intact buildings called
 major+ (false alarms), and how often the 95 % interval of the damaged count
-(:func:`damage.learn.damaged_count`, labels counted as certain) covers the true count
-of the tile. Then a reliability table of ``p_damaged`` and its Brier score, without
+(:func:`damage.learn.damaged_count`, labels counted as certain, the scene offset as
+uncertain as the refit says, or :data:`damage.learn.SCENE_OFFSET_SD` without labels)
+covers the true count of the tile, and how wide it is. Then a reliability table of ``p_damaged`` and its Brier score, without
 labels and after a 10-label refit.
 """
 
@@ -32,7 +33,7 @@ from xbd import DATA, LEVELS, _fmt  # noqa: E402
 
 from damage.evaluate import binary_scores, class_scores, roc_auc  # noqa: E402
 from damage.grading import MODEL, grade  # noqa: E402
-from damage.learn import damaged_count, refit, suggest  # noqa: E402
+from damage.learn import SCENE_OFFSET_SD, damaged_count, refit, suggest  # noqa: E402
 
 
 def load(cache: Path) -> pd.DataFrame:
@@ -71,15 +72,17 @@ def simulate(rows: pd.DataFrame, unit: str, k: int, how: str, seed: int) -> pd.D
         else:
             chosen = rng.choice(n, size=min(k, n), replace=False)
         y = part["ref_grade"].to_numpy() >= 2
-        model = MODEL
+        model, offset_sd = MODEL, SCENE_OFFSET_SD
         if chosen.size:
-            model = refit(MODEL, {f: v[chosen] for f, v in ev.items()}, y[chosen]).model
+            r = refit(MODEL, {f: v[chosen] for f, v in ev.items()}, y[chosen])
+            model, offset_sd = r.model, r.offset_sd
         p = model.probability(ev)
         labelled = np.zeros(n, bool)
         labelled[chosen] = True
         part["p_new"] = p
         part["grade_new"] = grade(p, np.ones(n, bool), "xbd", thresholds=model.cuts)
         part["labelled"] = labelled
+        part["offset_sd"] = offset_sd
         out.append(part)
     return pd.concat(out, ignore_index=True)
 
@@ -93,18 +96,20 @@ def measures(sim: pd.DataFrame) -> dict[str, float]:
     np.add.at(conf, (t, pred), 1)
     _, hm = class_scores(conf, LEVELS)
     damaged = t >= 2
-    cover = []
+    cover, width = [], []
     for _, tile in sim.groupby("tile"):
         p = np.where(tile["labelled"], (tile["ref_grade"] >= 2).astype(float), tile["p_new"])
-        c = damaged_count(p)
+        c = damaged_count(p, offset_sd=float(tile["offset_sd"].iloc[0]))
         true = int((tile["ref_grade"] >= 2).sum())
         cover.append(c["low"] <= true <= c["high"])
+        width.append((c["high"] - c["low"]) / max(len(tile), 1))
     return {
         "auc": roc_auc(damaged, rest["p_new"].to_numpy()) if 0 < damaged.sum() < len(damaged) else float("nan"),
         "f1": binary_scores(damaged, pred >= 2)["f1"] if damaged.any() else float("nan"),
         "hm_f1": hm,
         "intact_major": float((pred[t == 0] >= 2).mean()) if (t == 0).any() else float("nan"),
         "coverage": float(np.mean(cover)),
+        "width": float(np.mean(width)),
     }
 
 
@@ -132,12 +137,12 @@ def main() -> None:
     print(f"{len(rows)} analysed buildings, {rows['event'].nunique()} events, {rows['tile'].nunique()} tiles; "
           f"labels per {args.unit}\n")
     print("| labels per " + args.unit + " | picked by | AUC | F1 damaged | 4-class hm F1 | intact called major+ | "
-          "count interval covers (tiles) |")
-    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+          "count interval covers (tiles) | interval width (share of the tile's buildings) |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     record = []
     base = measures(simulate(rows, args.unit, 0, "none", 0))
     print(f"| 0 | (default model) | {_fmt(base['auc'])} | {_fmt(base['f1'])} | {_fmt(base['hm_f1'])} | "
-          f"{_fmt(base['intact_major'], '.1%')} | {_fmt(base['coverage'], '.0%')} |")
+          f"{_fmt(base['intact_major'], '.1%')} | {_fmt(base['coverage'], '.0%')} | {_fmt(base['width'], '.0%')} |")
     record.append({"k": 0, "how": "none", **base})
     per_event = {}
     for k in budgets:
@@ -147,7 +152,8 @@ def main() -> None:
             m = {key: float(np.nanmean([x[key] for x in ms])) for key in ms[0]}
             record.append({"k": k, "how": how, **m})
             print(f"| {k} | {how}{'' if how == 'suggest' else f' (mean of {args.repeats})'} | {_fmt(m['auc'])} | "
-                  f"{_fmt(m['f1'])} | {_fmt(m['hm_f1'])} | {_fmt(m['intact_major'], '.1%')} | {_fmt(m['coverage'], '.0%')} |")
+                  f"{_fmt(m['f1'])} | {_fmt(m['hm_f1'])} | {_fmt(m['intact_major'], '.1%')} | {_fmt(m['coverage'], '.0%')} | "
+                  f"{_fmt(m['width'], '.0%')} |")
             if k == 10:
                 per_event[how] = draws[0]
     print("\nPer event, 10 labels per " + args.unit + " (AUC on the unlabelled buildings; random: first draw):\n")

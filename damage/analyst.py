@@ -20,7 +20,7 @@ import numpy as np
 from .errors import ConfigError, InvalidLabelsError
 from .evaluate import match
 from .grading import MODEL, NOT_ANALYSED, SCALES, EvidenceModel, grade
-from .learn import damaged_count, refit, stratified_estimate, suggest, validation_sample
+from .learn import SCENE_OFFSET_SD, damaged_count, refit, stratified_estimate, suggest, validation_sample
 
 __all__ = ["apply_labels", "suggest_labels", "count_damaged", "result_model", "validation_sample_of", "validate"]
 
@@ -111,18 +111,25 @@ def apply_labels(result: gpd.GeoDataFrame, labels: gpd.GeoDataFrame | str | Path
     record["model"] = fit.model.to_dict() | {"fitted_on": f"refitted on {fit.labels} labels of this event"}
     record["labels"] = fit.to_dict() | {"matched": int(take.sum()), "given": len(labels)}
     record["counts"] = {level: int((grades == level).sum()) for level in sc.levels + (NOT_ANALYSED,)}
-    record["damaged_count"] = count_damaged(out, scale)
+    record["damaged_count"] = count_damaged(out, scale, fit.offset_sd)
     out.attrs["damage"] = record
     return out
 
 
-def count_damaged(result: gpd.GeoDataFrame, scale: str = "xbd") -> dict[str, float]:
-    """:func:`damage.learn.damaged_count` of a result, the analyst's labels counted as certain."""
+def count_damaged(result: gpd.GeoDataFrame, scale: str = "xbd", offset_sd: float | None = None) -> dict[str, float]:
+    """:func:`damage.learn.damaged_count` of a result, the analyst's labels counted as certain.
+
+    ``offset_sd``: the uncertainty of the scene's offset; default: the refit's when the
+    result was refitted on labels, else :data:`damage.learn.SCENE_OFFSET_SD`.
+    """
+    if offset_sd is None:
+        refitted = result.attrs.get("damage", {}).get("labels") or {}
+        offset_sd = float(refitted.get("offset_sd", SCENE_OFFSET_SD))
     p = result["p_damaged"].to_numpy(dtype=float).copy()
     if "grade_source" in result:
         by_analyst = (result["grade_source"] == "analyst").to_numpy()
         p[by_analyst] = result["damage_grade"].isin(SCALES[scale].damaged).to_numpy()[by_analyst]
-    return damaged_count(p)
+    return damaged_count(p, offset_sd=offset_sd)
 
 
 def suggest_labels(result: gpd.GeoDataFrame, n: int = 20) -> gpd.GeoDataFrame:

@@ -17,7 +17,7 @@ import pandas as pd
 from . import __version__
 from .config import Config
 from .grading import MODEL, NOT_ANALYSED, SCALES, grade
-from .learn import damaged_count
+from .learn import SCENE_OFFSET_SD, damaged_count
 from .measure import MEASURE_COLUMNS, REASONS, Measured
 from .scenefit import SceneFit
 
@@ -97,7 +97,8 @@ def assemble(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np
         "model": MODEL.to_dict(),
         "not_analysed": {r: int((reasons == r).sum()) for r in REASONS},
         "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
-        # the number of damaged buildings p_damaged implies, with its 95 % interval
-        "damaged_count": damaged_count(result["p_damaged"].to_numpy(dtype=float)),
+        # the number of damaged buildings p_damaged implies, with its 95 % interval (the
+        # scene's offset from the default model unknown: SCENE_OFFSET_SD)
+        "damaged_count": damaged_count(result["p_damaged"].to_numpy(dtype=float), offset_sd=SCENE_OFFSET_SD),
     }
     return result

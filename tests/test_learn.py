@@ -21,7 +21,9 @@ from damage.scenes.town import Nuisances, make_town
 # -- counts ------------------------------------------------------------------------------------
 def test_damaged_count_of_certain_buildings_is_exact():
     c = damaged_count(np.r_[np.ones(7), np.zeros(30), np.nan])
-    assert c == {"expected": 7.0, "low": 7, "high": 7, "buildings": 37}
+    assert c == {"expected": 7.0, "low": 7, "high": 7, "buildings": 37, "offset_sd": 0.0}
+    # labels are certain whatever the scene's offset
+    assert damaged_count(np.r_[np.ones(7), np.zeros(30)], offset_sd=3.5)["high"] == 7
 
 
 def test_damaged_count_interval_covers_draws_at_its_level():
@@ -52,8 +54,11 @@ def test_refit_finds_a_scene_offset_and_a_few_labels_move_it_less():
     ev, y = _labelled(600, offset=2.0)
     many = refit(MODEL, ev, y)
     assert many.offset == pytest.approx(2.0, abs=0.45) and many.slope == pytest.approx(1.0, abs=0.3)
-    few = refit(MODEL, {f: v[:5] for f, v in ev.items()}, y[:5])
-    assert abs(few.offset) < abs(many.offset)  # pulled toward the default by the prior
+    five = {f: v[:5] for f, v in ev.items()}
+    few = refit(MODEL, five, y[:5])
+    loose = refit(MODEL, five, y[:5], prior_sd={"offset": 100.0, "slope": 100.0})
+    assert abs(few.offset) < abs(loose.offset) and abs(few.slope - 1) < abs(loose.slope - 1)  # the prior holds it
+    assert few.offset_sd > 3 * many.offset_sd  # and it knows five labels tell less than six hundred
     # the refitted model predicts what the labels say better than the default
     p_new, p_old = many.model.probability(ev), MODEL.probability(ev)
     assert np.mean((p_new - y) ** 2) < np.mean((p_old - y) ** 2)

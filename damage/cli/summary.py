@@ -38,6 +38,8 @@ def summary(result: gpd.GeoDataFrame, name_col: str | None = None, max_named: in
         lines.append(f"damaged ({' or '.join(scale.damaged)}), from p_damaged: {count['expected']:.0f} expected, "
                      f"95% interval {count['low']}-{count['high']} of {count['buildings']} analysed")
     refit = record.get("labels")
+    if count and count.get("buildings") and not refit:
+        lines.append("  (the scene's calibration is unknown until you label a few buildings: damage suggest, then --labels)")
     if refit:
         cv = refit.get("cross_validated", {})
         auc = f", AUC {cv['auc']:.2f}" if cv.get("auc") is not None else ""
