@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import ConfigError, InvalidLabelsError
 from .evaluate import match
-from .grading import MODEL, NOT_ANALYSED, SCALES, EvidenceModel, grade
+from .grading import NOT_ANALYSED, SCALES, EvidenceModel, grade, model_of
 from .learn import SCENE_OFFSET_SD, damaged_count, refit, stratified_estimate, suggest, validation_sample
 
 __all__ = ["apply_labels", "suggest_labels", "count_damaged", "result_model", "validation_sample_of", "validate"]
@@ -27,13 +27,7 @@ __all__ = ["apply_labels", "suggest_labels", "count_damaged", "result_model", "v
 
 def result_model(result: gpd.GeoDataFrame) -> EvidenceModel:
     """The evidence model a result was graded with (its run record's), else the default."""
-    rec = result.attrs.get("damage", {}).get("model")
-    if isinstance(rec, dict):
-        try:
-            return EvidenceModel.from_dict(rec)
-        except (KeyError, TypeError, ValueError):
-            pass
-    return MODEL
+    return model_of(result.attrs.get("damage"))
 
 
 def _projected(gdf: gpd.GeoDataFrame):

@@ -26,7 +26,7 @@ import shapely
 from scipy.stats import rankdata
 
 from .errors import ConfigError, InvalidLabelsError
-from .grading import NOT_ANALYSED, SCALES
+from .grading import NOT_ANALYSED, SCALES, grade, model_of, to_scale
 from .raster import present
 
 __all__ = ["Evaluation", "evaluate", "match", "confusion_matrix", "class_scores", "binary_scores", "roc_auc"]
@@ -169,6 +169,20 @@ def match(footprints: np.ndarray, labels: np.ndarray, severity: np.ndarray | Non
     return index, duplicate
 
 
+def _in_scale(result: gpd.GeoDataFrame, sc) -> np.ndarray:
+    """The result's grades on scale ``sc``: as they are, regraded from ``p_damaged`` with the
+    result's model when it was graded on another scale, else mapped through the xBD grades."""
+    grades = result["damage_grade"].to_numpy(dtype=object)
+    if {g for g in grades if g is not None} <= set(sc.levels) | {NOT_ANALYSED}:
+        return grades
+    analysed = grades != NOT_ANALYSED
+    if "p_damaged" in result and result["p_damaged"].notna().any():
+        p = result["p_damaged"].to_numpy(dtype=float)
+        return grade(p, analysed & np.isfinite(p), sc, thresholds=model_of(result.attrs.get("damage")).cuts)
+    mapped = np.array(to_scale(list(grades), sc), dtype=object)
+    return np.where(analysed, mapped, NOT_ANALYSED)
+
+
 # -- scores -------------------------------------------------------------------------------
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, levels: tuple[str, ...]) -> np.ndarray:
     """Counts of (truth, predicted) pairs over ``levels`` (rows truth, columns predicted)."""
@@ -304,7 +318,7 @@ def evaluate(
     if len(labels) and not matched.any():
         raise InvalidLabelsError(f"none of the {len(labels)} labels matches a footprint of the assessment "
                                  f"(intersection over union >= {min_iou}); do they cover the same buildings?")
-    grades = result["damage_grade"].to_numpy(dtype=object)
+    grades = _in_scale(result, sc)
     scores = result["damage_score"].to_numpy(dtype=float)
     pred = np.where(matched, grades[np.maximum(index, 0)], None)
     analysed = matched & (pred != NOT_ANALYSED) & np.array([p in sc.levels for p in pred])

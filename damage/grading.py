@@ -22,7 +22,7 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["Scale", "SCALES", "Calibration", "log_change", "grade", "NOT_ANALYSED", "EvidenceModel", "MODEL", "block_means"]
+__all__ = ["Scale", "SCALES", "to_scale", "model_of", "Calibration", "log_change", "grade", "NOT_ANALYSED", "EvidenceModel", "MODEL", "block_means"]
 
 NOT_ANALYSED = "not-analysed"
 
@@ -37,26 +37,81 @@ class Scale:
     levels : tuple of str
         From least to most damage.
     thresholds : tuple of float
-        ``len(levels) - 1`` increasing damage-score cut points in (0, 1).
+        ``len(levels) - 1`` increasing damage-score cut points in (0, 1) (used by scores
+        that are not a probability, such as the PWTT's).
+    damaged_levels : tuple of str
+        The levels that count as damaged (major damage or worse); default the upper half.
+    xbd : dict
+        Each level's nearest xBD grade (to compare with labels of the xBD scale).
+    from_model : tuple of float
+        Where each cut lies on the evidence model's probability, as a position among the
+        model's xBD cuts (minor, major, destroyed) = (1, 2, 3); a fraction lies between
+        two on the logit scale and 0.5 is one logit unit below the minor cut.
+    source : str
+        Where the levels are defined.
     """
 
     name: str
     levels: tuple[str, ...]
     thresholds: tuple[float, ...]
+    damaged_levels: tuple[str, ...] = ()
+    xbd: dict[str, str] = dataclasses.field(default_factory=dict)
+    from_model: tuple[float, ...] = (1.0, 2.0, 3.0)
+    source: str = ""
 
     def __post_init__(self) -> None:
         if len(self.thresholds) != len(self.levels) - 1 or list(self.thresholds) != sorted(self.thresholds):
             raise ValueError(f"scale {self.name}: need {len(self.levels) - 1} increasing thresholds")
+        if len(self.from_model) != len(self.levels) - 1:
+            raise ValueError(f"scale {self.name}: need {len(self.levels) - 1} model cut positions")
 
     @property
     def damaged(self) -> tuple[str, ...]:
-        """Levels that count as damaged in a binary sense (the upper half)."""
-        return self.levels[len(self.levels) // 2 :]
+        """Levels that count as damaged in a binary sense (major damage or worse)."""
+        return self.damaged_levels or self.levels[len(self.levels) // 2 :]
+
+    def model_cuts(self, cuts: tuple[float, ...]) -> tuple[float, ...]:
+        """This scale's cuts on ``p_damaged``, from the evidence model's xBD cuts."""
+        logits = np.log(np.asarray(cuts, dtype=float) / (1 - np.asarray(cuts, dtype=float)))
+        out = []
+        for pos in self.from_model:
+            if pos >= 1:
+                i = min(int(pos), 3) - 1
+                frac = pos - int(pos)
+                z = logits[i] + frac * (logits[min(i + 1, 2)] - logits[i])
+            else:
+                z = logits[0] - (1 - pos) * 2.0
+            out.append(float(1 / (1 + np.exp(-z))))
+        return tuple(out)
 
 
+_XBD_LEVELS = ("no-damage", "minor-damage", "major-damage", "destroyed")
+#: The damage scales a run grades in (``Config.scale``, ``--scale``) and labels are read in.
 SCALES: dict[str, Scale] = {
-    # xBD / xView2 Joint Damage Scale (Gupta et al. 2019).
-    "xbd": Scale("xbd", ("no-damage", "minor-damage", "major-damage", "destroyed"), (0.25, 0.5, 0.75)),
+    # xBD / xView2 Joint Damage Scale (Gupta et al. 2019, "xBD: A Dataset for Assessing
+    # Building Damage from Satellite Imagery", table 1).
+    "xbd": Scale("xbd", _XBD_LEVELS, (0.25, 0.5, 0.75), ("major-damage", "destroyed"),
+                 {v: v for v in _XBD_LEVELS}, (1.0, 2.0, 3.0),
+                 "xBD Joint Damage Scale (Gupta et al. 2019)"),
+    # UNITAR-UNOSAT damage assessment classes (the codes of its damage points, see
+    # damage.labels.UNOSAT_CODES). "Possible damage" is UNOSAT's low-confidence class: here it
+    # begins one logit unit below the model's minor-damage cut; moderate, severe and destroyed
+    # begin at the model's minor, major and destroyed cuts.
+    "unosat": Scale("unosat", ("No Visible Damage", "Possible Damage", "Moderate Damage", "Severe Damage", "Destroyed"),
+                    (0.2, 0.4, 0.6, 0.8), ("Severe Damage", "Destroyed"),
+                    {"No Visible Damage": "no-damage", "Possible Damage": "minor-damage",
+                     "Moderate Damage": "minor-damage", "Severe Damage": "major-damage", "Destroyed": "destroyed"},
+                    (0.5, 1.0, 2.0, 3.0), "UNITAR-UNOSAT damage assessment classes"),
+    # Copernicus Emergency Management Service grading maps: "Possibly damaged", "Damaged",
+    # "Destroyed" (EMS damage grading; cf. EMS-98 grades 1-2, 3-4 and 5), here from the model's
+    # minor, major and destroyed cuts.
+    "ems": Scale("ems", ("No visible damage", "Possibly damaged", "Damaged", "Destroyed"), (0.25, 0.5, 0.75),
+                 ("Damaged", "Destroyed"),
+                 {"No visible damage": "no-damage", "Possibly damaged": "minor-damage", "Damaged": "major-damage",
+                  "Destroyed": "destroyed"}, (1.0, 2.0, 3.0), "Copernicus EMS grading (EMS-98 based)"),
+    # Damaged or not: major damage or worse, from the model's major-damage cut.
+    "binary": Scale("binary", ("not damaged", "damaged"), (0.5,), ("damaged",),
+                    {"not damaged": "no-damage", "damaged": "major-damage"}, (2.0,), "major damage or worse"),
 }
 
 
@@ -103,12 +158,31 @@ def block_means(change: np.ndarray, valid: np.ndarray, block: int = 16) -> np.nd
     return c.mean(axis=(1, 3))[v.all(axis=(1, 3))]
 
 
+def to_scale(xbd_grades, scale: Scale | str):
+    """xBD grade names as the levels of ``scale`` (None stays None).
+
+    Each goes to the most severe level whose nearest xBD grade is no more severe
+    (minor damage is "Moderate Damage" on UNOSAT's scale, "not damaged" on the binary one).
+    """
+    sc = SCALES[scale] if isinstance(scale, str) else scale
+    rank = {v: i for i, v in enumerate(_XBD_LEVELS)}
+    out = []
+    for g in xbd_grades:
+        if g is None or g not in rank:
+            out.append(None)
+            continue
+        fits = [lv for lv in sc.levels if rank[sc.xbd.get(lv, "no-damage")] <= rank[g]]
+        out.append(fits[-1] if fits else sc.levels[0])
+    return out
+
+
 def grade(scores: np.ndarray, analysed: np.ndarray, scale: Scale | str = "xbd",
           thresholds: tuple[float, ...] | None = None) -> np.ndarray:
     """Grades of ``scale`` for scores; ``not-analysed`` where ``analysed`` is False.
 
-    ``thresholds`` replace the scale's own cut points (the evidence model's cuts on
-    ``p_damaged``).
+    ``thresholds`` are the evidence model's xBD cuts on ``p_damaged``; the scale places
+    its own cuts among them (:meth:`Scale.model_cuts`). Without them the scale's own
+    cut points apply to ``scores``.
     """
     if isinstance(scale, str):
         if scale not in SCALES:
@@ -117,7 +191,7 @@ def grade(scores: np.ndarray, analysed: np.ndarray, scale: Scale | str = "xbd",
             raise ConfigError(f"scale={scale!r} is unknown; choose one of {sorted(SCALES)}")
         scale = SCALES[scale]
     levels = np.array(scale.levels + (NOT_ANALYSED,), dtype=object)
-    cuts = np.asarray(scale.thresholds if thresholds is None else thresholds)
+    cuts = np.asarray(scale.thresholds if thresholds is None else scale.model_cuts(tuple(thresholds)))
     if cuts.size != len(scale.levels) - 1:
         raise ValueError(f"scale {scale.name} needs {len(scale.levels) - 1} cut points, got {cuts.size}")
     index = np.searchsorted(cuts, np.nan_to_num(scores, nan=0.0), side="right")
@@ -200,3 +274,14 @@ MODEL = EvidenceModel(
     cuts=(0.2558, 0.4283, 0.6746),
     fitted_on="xBD dev tiles: 2786 buildings, 9 events; prior weights 2,1,1; events weighted equally",
 )
+
+
+def model_of(record: dict | None) -> EvidenceModel:
+    """The evidence model a run record names (a result's ``attrs["damage"]``), else :data:`MODEL`."""
+    rec = (record or {}).get("model")
+    if isinstance(rec, dict):
+        try:
+            return EvidenceModel.from_dict(rec)
+        except (KeyError, TypeError, ValueError):
+            pass
+    return MODEL

@@ -25,7 +25,7 @@ import pandas as pd
 import shapely
 
 from .errors import InputNotFoundError, InvalidLabelsError
-from .grading import SCALES
+from .grading import SCALES, to_scale
 from .sources import read_vector
 
 __all__ = ["read_labels", "from_xbd", "from_unosat", "from_vector", "UNOSAT_CODES", "UNOSAT_COLUMNS", "LABEL_FORMATS"]
@@ -41,6 +41,9 @@ UNOSAT_CODES: dict[int, str] = {
     5: "no-damage",
     6: "no-damage",
 }
+#: UNOSAT's own names of its class codes (the levels of the "unosat" scale).
+UNOSAT_NAMES: dict[int, str] = {1: "Destroyed", 2: "Severe Damage", 3: "Moderate Damage", 4: "Possible Damage",
+                                5: "No Visible Damage", 6: "No Visible Damage"}
 #: Column names UNOSAT products have used for the class code, tried in order.
 UNOSAT_COLUMNS = ("Main_Damage_Site_Class", "Main_Dam_1", "Damage_Cl", "Dmg_Cls", "damage_class", "class")
 #: Grade names other label sets use for the xBD levels.
@@ -92,7 +95,7 @@ def read_labels(
     if gdf.crs is None:
         raise InvalidLabelsError(f"{path}: labels have no CRS")
     if format == "unosat" or (format == "auto" and _looks_unosat(gdf, grade_column)):
-        return from_unosat(gdf, str(path), grade_column)
+        return from_unosat(gdf, str(path), grade_column, scale)
     return from_vector(gdf, str(path), grade_column, scale)
 
 
@@ -132,7 +135,7 @@ def from_xbd(doc: dict, label: str = "labels", scale: str = "xbd") -> gpd.GeoDat
         geoms = shapely.from_wkt(buildings)
     except shapely.errors.GEOSException as exc:
         raise InvalidLabelsError(f"{label}: a label has no valid WKT polygon ({exc})") from None
-    grades = _grades([p.get("subtype") for p in props], label, scale)
+    grades = to_scale(_grades([p.get("subtype") for p in props], label, "xbd"), scale)
     ids = [str(p.get("uid", i)) for i, p in enumerate(props)]
     return gpd.GeoDataFrame({"label_id": ids, "grade": grades}, geometry=geoms, crs="EPSG:4326")
 
@@ -143,8 +146,10 @@ def _looks_unosat(gdf: gpd.GeoDataFrame, column: str | None) -> bool:
     return points and (has_code or (column is None and any(c in gdf for c in UNOSAT_COLUMNS)))
 
 
-def from_unosat(gdf: gpd.GeoDataFrame, label: str = "labels", column: str | None = None) -> gpd.GeoDataFrame:
-    """Labels from UNOSAT-style points with a numeric class code (see :data:`UNOSAT_CODES`)."""
+def from_unosat(gdf: gpd.GeoDataFrame, label: str = "labels", column: str | None = None,
+                scale: str = "xbd") -> gpd.GeoDataFrame:
+    """Labels from UNOSAT-style points with a numeric class code (see :data:`UNOSAT_CODES`),
+    as grades of ``scale`` (UNOSAT's own class names for ``"unosat"``)."""
     column = column or next((c for c in UNOSAT_COLUMNS if c in gdf), None)
     if column is None or column not in gdf:
         raise InvalidLabelsError(f"{label}: no damage class column; tried {list(UNOSAT_COLUMNS)} (name it with grade_column)")
@@ -155,7 +160,10 @@ def from_unosat(gdf: gpd.GeoDataFrame, label: str = "labels", column: str | None
             f"{label}: column {column!r} holds class code(s) {sorted(set(codes[bad].tolist()))[:5]}; "
             f"known codes are {sorted(UNOSAT_CODES)}"
         )
-    grades = [UNOSAT_CODES[int(c)] if pd.notna(c) else None for c in codes]
+    if scale == "unosat":
+        grades = [UNOSAT_NAMES[int(c)] if pd.notna(c) else None for c in codes]
+    else:
+        grades = to_scale([UNOSAT_CODES[int(c)] if pd.notna(c) else None for c in codes], scale)
     return gpd.GeoDataFrame({"label_id": np.arange(len(gdf)).astype(str), "grade": grades},
                             geometry=gdf.geometry.values, crs=gdf.crs)
 
@@ -172,15 +180,17 @@ def from_vector(gdf: gpd.GeoDataFrame, label: str = "labels", column: str | None
 
 
 def _grades(values: list, label: str, scale: str) -> list[str | None]:
+    """Grade names of ``scale`` (matched whatever their case), None where unscored."""
     levels = SCALES[scale].levels
+    by_key = {lv.lower(): lv for lv in levels}
     out: list[str | None] = []
     for v in values:
         if v is None or (isinstance(v, float) and np.isnan(v)):
             out.append(None)
             continue
         key = str(v).strip().lower()
-        key = _ALIASES.get(key, key)
-        if key is not None and key not in levels and key != "not-analysed":
+        key = _ALIASES.get(key, key) if scale == "xbd" else key
+        if key is not None and key not in by_key and key not in ("not-analysed", "un-classified", "unclassified"):
             raise InvalidLabelsError(f"{label}: grade {v!r} is not on the {scale} scale {list(levels)}")
-        out.append(None if key in (None, "not-analysed") else key)
+        out.append(by_key.get(key) if key is not None else None)
     return out

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 @click.option("--context", type=click.FloatRange(0), help="Metres of imagery around the footprints to fit the scene on (default 250).")
 @click.option("--min-valid-fraction", type=click.FloatRange(0, 1), help="Below this valid share a building is not analysed.")
 @click.option("--metric", "metrics", multiple=True, metavar="NAME[=WEIGHT]", help="Change metric and weight; repeatable (default ssim).")
+@click.option("--scale", type=click.Choice(["xbd", "unosat", "ems", "binary"]),
+              help="Damage scale of the grades: xbd (default), unosat, ems (Copernicus EMS) or binary.")
 @click.option("--labels", "labels_path", type=click.Path(exists=True, dir_okay=False),
               help="Your grades of some buildings (xBD JSON, UNOSAT points, a vector file with a grade column): "
                    "the grades are refitted on them.")
@@ -66,6 +68,7 @@ def assess_cmd(
     context: float | None,
     min_valid_fraction: float | None,
     metrics: tuple[str, ...],
+    scale: str | None,
     labels_path: str | None,
     name_column: str | None,
     method: str | None,
@@ -95,6 +98,7 @@ def assess_cmd(
         cloud_mask=False if no_cloud_mask else None,
         context=context,
         min_valid_fraction=min_valid_fraction,
+        scale=scale,
         metrics=_parse_metrics(metrics) if metrics else None,
         method=method,
         units=units,

@@ -24,14 +24,17 @@ from .summary import summary
 @click.option("--scheduler", metavar="ADDRESS", help="Run the chunks on this Dask scheduler (tcp://host:8786).")
 @click.option("--where", metavar="EXPR", help="Keep footprints where this expression holds, e.g. \"amenity == 'hospital'\".")
 @click.option("--aoi", type=click.Path(), help="Keep footprints that intersect this area (any vector file).")
+@click.option("--scale", type=click.Choice(["xbd", "unosat", "ems", "binary"]),
+              help="Damage scale of the grades: xbd (default), unosat, ems (Copernicus EMS) or binary.")
 @click.option("--name-column", help="Column with building names for the summary (default: name, if present).")
 @verbose_opt
 @quiet_opt
 def batch_cmd(before, after, footprints, more_before, more_after, folder, config_path, chunk_size, workers, scheduler,
-              where, aoi, name_column, verbose, quiet) -> None:
+              where, aoi, scale, name_column, verbose, quiet) -> None:
     """Assess every footprint of a region between the BEFORE and AFTER tiles, chunk by chunk."""
     configure_logging(verbose, quiet)
     config = Config.from_toml(config_path) if config_path else Config()
+    config = config.replace(scale=scale)
     out = batch([before, *more_before], [after, *more_after], footprints, folder, config, chunk_size=chunk_size,
                 workers=workers, scheduler=scheduler, where=where, aoi=aoi, progress=show_progress(quiet))
     if quiet < 2:

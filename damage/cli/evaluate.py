@@ -18,14 +18,17 @@ from .options import configure_logging, quiet_opt, verbose_opt
 @click.option("--grade-column", help="Column of the labels holding the grade (or the UNOSAT class code).")
 @click.option("--min-iou", type=click.FloatRange(0, 1), default=0.25, show_default=True,
               help="Smallest intersection over union for a polygon label to match a footprint.")
+@click.option("--scale", type=click.Choice(["xbd", "unosat", "ems", "binary"]),
+              help="Scale to score on (the labels' scale): xbd (default), unosat, ems (Copernicus EMS) or binary.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the scores as JSON here.")
 @verbose_opt
 @quiet_opt
 def evaluate_cmd(result: str, labels: str, label_format: str, grade_column: str | None, min_iou: float,
-                 json_path: str | None, verbose: int, quiet: int) -> None:
+                 scale: str | None, json_path: str | None, verbose: int, quiet: int) -> None:
     """Compare RESULT (a file written by `damage assess`) with the reference LABELS."""
     configure_logging(verbose, quiet)
-    ev = evaluate(result, labels, min_iou=min_iou, label_format=label_format, grade_column=grade_column)
+    ev = evaluate(result, labels, scale=scale or "xbd", min_iou=min_iou, label_format=label_format,
+                  grade_column=grade_column)
     if json_path:
         write_json({"result": result, "labels": labels, **ev.to_dict()}, json_path)
     if quiet < 2:
