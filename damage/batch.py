@@ -44,6 +44,7 @@ from .errors import ConfigError, CorruptRunError, DamageError, EmptyFootprintsEr
 from .fitstore import read_fit, write_fit
 from .pipeline import assess_window, run_inputs
 from .plan import make_plan
+from .provenance import Clock, provenance
 from .query import select
 from .raster import Grid
 from .runfolder import check_chunks, lock, read_manifest, signature
@@ -196,8 +197,17 @@ def batch(
         raise CorruptRunError(f"{folder}: 'chunks' (or the folder itself) is a file, not a folder") from None
     except OSError as exc:
         raise OutputError(f"{folder}: cannot create the run folder ({exc.strerror or exc})") from None
+    clock = Clock()
     with lock(folder):
-        return _run(before, after, footprints, folder, cfg, chunk_size, workers, client, scheduler, where, aoi, progress)
+        out = _run(before, after, footprints, folder, cfg, chunk_size, workers, client, scheduler, where, aoi, progress)
+        # the provenance of the merged result: every input, versions, this run's time
+        be, ae = open_epoch(before, "before"), open_epoch(after, "after")
+        others = [str(x) for x in (footprints, aoi) if x is not None and not isinstance(x, gpd.GeoDataFrame)]
+        out.result.attrs["damage"]["provenance"] = provenance([str(t.path) for t in be.tiles],
+                                                              [str(t.path) for t in ae.tiles], others, clock)
+        write(out.result, folder / "damage.parquet")
+        write(out.result, folder / "damage.geojson")
+    return out
 
 
 def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, workers: int, client: Any,
@@ -349,7 +359,4 @@ def _merge(folder: Path, manifest: dict, cfg: Config) -> gpd.GeoDataFrame:
     record = manifest.get("record", {})
     region = {"chunk_size": manifest["chunk_size"], "chunks": len(manifest["chunks"]), "failed": manifest["failed"]}
     footprints = fp.drop(columns=[_INDEX, _CHUNK]).reset_index(drop=True)
-    merged = assemble(footprints, parts, failed, cfg, fit, {**record, "region": region})
-    write(merged, folder / "damage.parquet")
-    write(merged, folder / "damage.geojson")
-    return merged
+    return assemble(footprints, parts, failed, cfg, fit, {**record, "region": region})

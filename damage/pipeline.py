@@ -24,6 +24,7 @@ from .config import Config
 from .errors import ConfigError
 from .measure import cut_window, measure, read_window
 from .plan import Plan, make_plan, window_extent
+from .provenance import Clock, provenance
 from .pwtt import assess_stack
 from .raster import Grid
 from .scenefit import SceneFit, ScenePixels, fit_scene
@@ -97,6 +98,7 @@ def assess(
     ...                        "sample_tiles/footprints.geojson")  # doctest: +SKIP
     >>> result["damage_grade"].value_counts()  # doctest: +SKIP
     """
+    clock = Clock()
     cfg = (config or Config()).replace(**options)
     if cfg.method == "pwtt":
         if polygons:
@@ -119,6 +121,9 @@ def assess(
     result.attrs["damage_input_files"] = plan.input_files  # never written over (writers.write)
     if labels is not None:
         result = apply_labels(result, labels, scale=cfg.scale)
+    others = [str(x) for x in (footprints, labels) if x is not None and not isinstance(x, gpd.GeoDataFrame)]
+    result.attrs["damage"]["provenance"] = provenance([str(t.path) for t in plan.before.tiles],
+                                                      [str(t.path) for t in plan.after.tiles], others, clock)
     if polygons:
         result.attrs["damage_polygons"] = changed_areas(polys, plan.footprints.crs)
     return result

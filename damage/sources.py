@@ -39,7 +39,8 @@ from .errors import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Tile", "Epoch", "Acquisition", "open_epoch", "open_stack", "read_decimated", "read_tile", "read_footprints", "read_result", "PathSpec"]
+__all__ = ["Tile", "Epoch", "Acquisition", "open_epoch", "open_stack", "read_decimated", "read_tile", "read_footprints",
+           "read_result", "tile_date", "PathSpec"]
 
 PathSpec = str | PathLike | Sequence[str | PathLike]
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")
@@ -189,6 +190,11 @@ def _parse_date(text: str) -> datetime.date | None:
         return datetime.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
     except ValueError:
         return None
+
+
+def tile_date(path: Path) -> datetime.date | None:
+    """The acquisition date in a raster's metadata tags, else its name (YYYYMMDD), else None."""
+    return _stack_tags(path)[0]
 
 
 def _stack_tags(path: Path) -> tuple[datetime.date | None, str | None, str | None]:
@@ -366,11 +372,44 @@ def read_vector(path: Path, error: type[DamageError] = InvalidFootprintsError) -
 
 
 def read_result(path: str | PathLike) -> gpd.GeoDataFrame:
-    """Read an assessment written by :func:`damage.write` (GeoJSON, GeoPackage, GeoParquet)."""
+    """Read an assessment written by :func:`damage.write` (GeoJSON, GeoPackage, GeoParquet),
+    with its run record in ``attrs["damage"]`` when the file holds one."""
     gdf = read_vector(Path(path))
     if gdf.crs is None:
         raise MissingCRSError(f"{path}: has no CRS")
+    record = read_record(Path(path))
+    if record is not None:
+        gdf.attrs["damage"] = record
     return gdf
+
+
+def read_record(path: Path) -> dict | None:
+    """The run record an output of :func:`damage.write` carries, or None (read as data, never run)."""
+    import json
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".geojson", ".json"):
+            with open(path, encoding="utf-8") as fh:
+                head = fh.read(1 << 20)  # the record is written before the features
+            at = head.find('"damage":')
+            if at < 0:
+                return None
+            start = at + len('"damage":')
+            start += len(head[start:]) - len(head[start:].lstrip())
+            value, _ = json.JSONDecoder().raw_decode(head, start)
+        elif suffix == ".gpkg":
+            import pyogrio
+
+            meta = pyogrio.read_info(path, layer="damage").get("layer_metadata") or {}
+            value = json.loads(meta["damage"]) if "damage" in meta else None
+        elif suffix in (".parquet", ".geoparquet"):
+            value = gpd.read_parquet(path).attrs.get("damage")  # read_vector already restored it; cheap enough
+        else:
+            return None
+    except (OSError, ValueError, KeyError):  # not a record we wrote: the result is still usable
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _polygonal_part(geoms: np.ndarray) -> np.ndarray:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from glob import escape as glob_escape
@@ -23,6 +25,7 @@ from typing import Any, Iterator
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 
 from .errors import OutputError
@@ -86,7 +89,7 @@ def to_geojson_text(gdf: gpd.GeoDataFrame, precision: int = GEOJSON_PRECISION) -
     geoms = np.asarray(wgs.geometry.values, dtype=object)
     geoms = shapely.transform(geoms, lambda c: np.round(c, precision))
     geoms = shapely.orient_polygons(geoms, exterior_cw=False)
-    geom_text = shapely.to_geojson(geoms)
+    geom_text = [_short_numbers(t) if t is not None else None for t in shapely.to_geojson(geoms)]
     props = wgs.drop(columns=wgs.geometry.name)
     prop_lines = props.to_json(orient="records", lines=True, date_format="iso", double_precision=6).splitlines() if len(props) else []
     if len(prop_lines) != len(wgs):  # no attribute columns at all
@@ -97,6 +100,20 @@ def to_geojson_text(gdf: gpd.GeoDataFrame, precision: int = GEOJSON_PRECISION) -
     )
     head = json.dumps({"type": "FeatureCollection", "damage": _record(gdf)}, default=_json_default)[:-1]
     return f'{head},"features":[\n{features}\n]}}\n'
+
+
+_LONG_NUMBER = re.compile(r"-?\d+\.\d{8,}(?:[eE][-+]?\d+)?")
+
+
+def _short_numbers(text: str, precision: int = GEOJSON_PRECISION) -> str:
+    """Coordinates printed with at most ``precision`` decimals (binary rounding leaves
+    -94.48673170000001 where -94.4867317 was meant)."""
+    return _LONG_NUMBER.sub(lambda m: _fixed(float(m.group()), precision), text)
+
+
+def _fixed(value: float, precision: int) -> str:
+    text = f"{value:.{precision}f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
 
 
 def _json_default(value: Any) -> Any:
@@ -128,7 +145,73 @@ def _write_parquet(gdf: gpd.GeoDataFrame, path: Path) -> None:
     out.to_parquet(path, index=False)
 
 
+def _wgs84(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    if gdf.crs is None:
+        raise OutputError("cannot write: the result has no CRS")
+    return gdf.to_crs(4326) if not gdf.crs.equals("EPSG:4326") else gdf
+
+
+def _plain_columns(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Columns every vector driver takes: objects (lists, dicts) as JSON text."""
+    out = gdf.copy()
+    for c in out.columns:
+        if c != out.geometry.name and out[c].dtype == object:
+            out[c] = [v if v is None or isinstance(v, str) else json.dumps(v, default=_json_default) for v in out[c]]
+    return out
+
+
+def _write_kml(gdf: gpd.GeoDataFrame, path: Path) -> None:
+    """KML (Google Earth, field teams): each building a placemark named by its name or
+    grade, described by its grade and score, with every column as extended data."""
+    wgs = _plain_columns(_wgs84(gdf))
+    name_col = next((c for c in ("name", "Name", "NAME") if c in wgs), None)
+    grade = wgs["damage_grade"].astype(str) if "damage_grade" in wgs else None
+    names = wgs[name_col].astype(str) if name_col else (grade if grade is not None else wgs.index.astype(str))
+    if grade is not None:
+        score = wgs["damage_score"].to_numpy(dtype=float) if "damage_score" in wgs else np.full(len(wgs), np.nan)
+        reason = wgs["not_analysed_reason"].astype(str).to_numpy() if "not_analysed_reason" in wgs else [""] * len(wgs)
+        desc = pd.Series([f"{g}, score {s:.2f}" if np.isfinite(s) else f"{g}: {r}" for g, s, r in zip(grade, score, reason)],
+                         index=wgs.index)
+    else:
+        desc = names
+    out = wgs.drop(columns=[c for c in ("Name", "Description") if c in wgs]).assign(Name=names.values,
+                                                                                   Description=desc.values)
+    out.to_file(path, driver="KML", engine="pyogrio", layer="damage",
+                dataset_options={"NameField": "Name", "DescriptionField": "Description"})
+
+
+def _write_kmz(gdf: gpd.GeoDataFrame, path: Path) -> None:
+    """KMZ: the KML zipped as doc.kml."""
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        kml = Path(tmp) / "doc.kml"
+        _write_kml(gdf, kml)
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.write(kml, "doc.kml")
+
+
+def _write_csv(gdf: gpd.GeoDataFrame, path: Path) -> None:
+    """CSV: one row per building, its centroid as lon/lat (7 decimals), no geometry."""
+    wgs = _wgs84(gdf)
+    if gdf.crs.is_projected:
+        centre = gpd.GeoSeries(gdf.geometry.centroid, crs=gdf.crs).to_crs(4326)
+    else:
+        local = gdf.to_crs(gdf.estimate_utm_crs()) if len(gdf) else gdf
+        centre = gpd.GeoSeries(local.geometry.centroid, crs=local.crs).to_crs(4326)
+    table = _plain_columns(wgs).drop(columns=wgs.geometry.name)
+    table.insert(0, "lat", np.round(centre.y.to_numpy(), GEOJSON_PRECISION))
+    table.insert(0, "lon", np.round(centre.x.to_numpy(), GEOJSON_PRECISION))
+    table.to_csv(path, index=False, float_format="%.10g")
+
+
+def _write_fgb(gdf: gpd.GeoDataFrame, path: Path) -> None:
+    _plain_columns(gdf).to_file(path, driver="FlatGeobuf", engine="pyogrio")
+
+
 WRITERS: dict[str, Callable[[gpd.GeoDataFrame, Path], None]] = {
+    ".kml": _write_kml,
+    ".kmz": _write_kmz,
+    ".csv": _write_csv,
+    ".fgb": _write_fgb,
     ".geojson": _write_geojson,
     ".json": _write_geojson,
     ".gpkg": _write_gpkg,
@@ -155,7 +238,9 @@ def write(result: gpd.GeoDataFrame, path: str | PathLike) -> Path:
     """Write an assessment (or its damage polygons) atomically.
 
     The format follows the extension: ``.geojson``/``.json`` (RFC 7946), ``.gpkg``,
-    ``.parquet``/``.geoparquet``. The file appears complete or not at all.
+    ``.parquet``/``.geoparquet``, ``.fgb`` (FlatGeobuf), ``.kml``/``.kmz`` (Google
+    Earth), ``.csv`` (one row per building, its centroid's lon/lat). The run record
+    travels in GeoJSON, GeoPackage and GeoParquet. The file appears complete or not at all.
 
     Parameters
     ----------

@@ -119,3 +119,25 @@ def test_no_progress_bar_clutter_when_output_goes_to_a_file(pair_factory, tmp_pa
                         str(tmp_path / "o.geojson")], stdout=fh, stderr=fh, check=True)
     text = log.read_text()
     assert "\r" not in text and "%|" not in text and "buildings assessed" in text
+
+
+def test_outputs_are_not_overwritten_without_asking_and_dash_is_standard_output(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+    from conftest import SAMPLE as s
+
+    from damage.cli import main
+    out = tmp_path / "o.geojson"
+    out.write_text("keep")
+    args = ["assess", f"{s}/before", f"{s}/after", f"{s}/footprints.geojson"]
+    res = CliRunner().invoke(main, [*args, "-o", str(out)])
+    assert res.exit_code == 1 and "exists; pass --overwrite" in res.output and out.read_text() == "keep"
+    res = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "o.shp")])
+    assert res.exit_code == 1 and "unknown output format" in res.output
+    res = CliRunner().invoke(main, [*args, "-o", "-"])
+    assert res.exit_code == 0
+    doc = json.loads(res.stdout)
+    assert doc["type"] == "FeatureCollection" and len(doc["features"]) > 100 and "provenance" in doc["damage"]
+    res = CliRunner().invoke(main, [*args, "-o", str(out), "--overwrite", "-q"])
+    assert res.exit_code == 0 and out.read_text() != "keep"

@@ -90,7 +90,7 @@ def test_a_failed_write_leaves_nothing_and_keeps_the_old_file(result, tmp_path, 
 
 def test_unknown_format_and_missing_folder(result, tmp_path):
     with pytest.raises(OutputError, match="unknown output format"):
-        damage.write(result, tmp_path / "out.kml")
+        damage.write(result, tmp_path / "out.shp")
     with pytest.raises(OutputError, match="does not exist"):
         damage.write(result, tmp_path / "nope" / "out.geojson")
 
@@ -132,7 +132,7 @@ def test_sigkill_during_assess_leaves_the_old_output_whole(pair_factory, tmp_pat
 
     b, a, f, _ = pair_factory(size=384, damaged=(1, 2))
     out = tmp_path / "out.geojson"
-    cmd = [sys.executable, "-m", "damage", "assess", str(b), str(a), str(f), "-o", str(out), "-qq"]
+    cmd = [sys.executable, "-m", "damage", "assess", str(b), str(a), str(f), "-o", str(out), "--overwrite", "-qq"]
     subprocess.run(cmd, check=True)
     old = out.read_bytes()
     for delay in (0.5, 1.0, 1.5, 2.0, 2.5):
@@ -144,3 +144,35 @@ def test_sigkill_during_assess_leaves_the_old_output_whole(pair_factory, tmp_pat
         assert len(doc["features"]) == len(json.loads(old)["features"])
     subprocess.run(cmd, check=True)
     assert not list(tmp_path.glob(".out.*.tmp.*"))  # what the kills left is gone
+
+
+def test_exports_for_field_teams_open_and_keep_every_building(result, tmp_path):
+    import csv
+    import zipfile
+
+    for ext in ("kml", "kmz", "fgb", "csv"):
+        damage.write(result, tmp_path / f"out.{ext}")
+    kml = gpd.read_file(tmp_path / "out.kml")
+    assert len(kml) == len(result)
+    assert set(kml["description"].str.split("[,:]", regex=True).str[0]) == set(result["damage_grade"])
+    with zipfile.ZipFile(tmp_path / "out.kmz") as zf:
+        assert zf.namelist() == ["doc.kml"] and b"<Placemark" in zf.read("doc.kml")
+    fgb = gpd.read_file(tmp_path / "out.fgb")
+    assert len(fgb) == len(result) and fgb.crs.equals(result.crs)
+    with open(tmp_path / "out.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(result) and rows[0]["damage_grade"] == result["damage_grade"].iloc[0]
+    centre = result.to_crs(result.estimate_utm_crs()).geometry.centroid.to_crs(4326)
+    assert float(rows[3]["lon"]) == pytest.approx(centre.x.iloc[3], abs=1e-6)
+    assert float(rows[3]["lat"]) == pytest.approx(centre.y.iloc[3], abs=1e-6)
+
+
+def test_geojson_coordinates_have_at_most_seven_decimals(result, tmp_path):
+    import re
+
+    text = damage.write(result, tmp_path / "o.geojson").read_text()
+    coords = text[text.index('"features"'):]
+    geometry_numbers = re.findall(r'"coordinates":\[[^"]*', coords)
+    assert geometry_numbers
+    decimals = [len(n.split(".")[1]) for part in geometry_numbers for n in re.findall(r"-?\d+\.\d+", part)]
+    assert max(decimals) <= 7

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import click
@@ -10,7 +11,7 @@ import click
 from ..config import Config
 from ..errors import OutputError
 from ..pipeline import assess as run_assess
-from ..writers import check_not_input, write
+from ..writers import WRITERS, check_not_input, to_geojson_text, write
 from .options import config_opt, configure_logging, quiet_opt, show_progress, verbose_opt
 from .summary import summary
 
@@ -23,7 +24,9 @@ log = logging.getLogger(__name__)
 @click.argument("footprints", type=click.Path())
 @click.option("--before", "more_before", multiple=True, type=click.Path(), help="Further before tiles or folders.")
 @click.option("--after", "more_after", multiple=True, type=click.Path(), help="Further after tiles or folders.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output: .geojson, .gpkg or .parquet.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="Output: .geojson, .gpkg, .parquet, .fgb, .kml, .kmz or .csv; - writes GeoJSON to standard output.")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files (refused otherwise).")
 @click.option("--polygons", "polygons_path", type=click.Path(dir_okay=False), help="Also write the changed areas inside footprints here.")
 @config_opt
 @click.option("--resolution", type=float, help="Grid pixel size in CRS units (default: the coarser epoch's).")
@@ -58,6 +61,7 @@ def assess_cmd(
     more_before: tuple[str, ...],
     more_after: tuple[str, ...],
     output: str,
+    overwrite: bool,
     polygons_path: str | None,
     config_path: str | None,
     resolution: float | None,
@@ -88,7 +92,7 @@ def assess_cmd(
     --method pwtt they are stacks: every file one dated image.
     """
     configure_logging(verbose, quiet)
-    _check_outputs(output, polygons_path, [before, *more_before, after, *more_after, footprints])
+    _check_outputs(output, polygons_path, [before, *more_before, after, *more_after, footprints], overwrite)
     config = Config.from_toml(config_path) if config_path else Config()
     config = config.replace(
         resolution=resolution,
@@ -117,23 +121,35 @@ def assess_cmd(
         progress=show_progress(quiet),
         labels=labels_path,
     )
-    write(result, output)
+    if output == "-":
+        click.echo(to_geojson_text(result), nl=False)
+    else:
+        write(result, output)
     if polygons_path:
         polys = result.attrs["damage_polygons"]
         polys.attrs = {"damage": result.attrs["damage"], "damage_input_files": result.attrs.get("damage_input_files", [])}
         write(polys, polygons_path)
     if quiet < 2:
-        click.echo(summary(result, name_column))
-        click.echo(f"wrote {output}" + (f" and {polygons_path}" if polygons_path else ""))
+        to_stderr = output == "-"  # standard output holds the GeoJSON
+        click.echo(summary(result, name_column), err=to_stderr)
+        click.echo(f"wrote {'standard output' if to_stderr else output}" + (f" and {polygons_path}" if polygons_path else ""),
+                   err=to_stderr)
 
 
-def _check_outputs(output: str, polygons_path: str | None, inputs: list[str]) -> None:
-    """Before any work: each output in an existing folder, not an input, and not the other output."""
-    outs = [Path(output)] + ([Path(polygons_path)] if polygons_path else [])
+def _check_outputs(output: str, polygons_path: str | None, inputs: list[str], overwrite: bool = False) -> None:
+    """Before any work: each output a known format in an existing, writable folder, not an input,
+    not the other output, and new unless ``overwrite``."""
+    outs = ([Path(output)] if output != "-" else []) + ([Path(polygons_path)] if polygons_path else [])
     for out in outs:
+        if out.suffix.lower() not in WRITERS:
+            raise OutputError(f"{out}: unknown output format {out.suffix!r}; use one of {sorted(WRITERS)}")
         if not out.parent.is_dir():
             raise OutputError(f"{out}: folder {out.parent} does not exist")
+        if not os.access(out.parent, os.W_OK):
+            raise OutputError(f"{out}: folder {out.parent} cannot be written")
         check_not_input(out, inputs)
+        if out.exists() and not overwrite:
+            raise OutputError(f"{out}: exists; pass --overwrite to replace it")
     if len(outs) == 2 and outs[0].resolve() == outs[1].resolve():
         raise OutputError(f"{outs[1]}: --polygons names the same file as -o; give each its own file")
 

@@ -6,6 +6,8 @@ import click
 
 from ..evaluate import evaluate
 from ..labels import LABEL_FORMATS
+from ..provenance import provenance_lines
+from ..sources import read_result
 from ..writers import write_json
 from .options import configure_logging, quiet_opt, verbose_opt
 
@@ -29,7 +31,11 @@ def evaluate_cmd(result: str, labels: str, label_format: str, grade_column: str 
     configure_logging(verbose, quiet)
     ev = evaluate(result, labels, scale=scale or "xbd", min_iou=min_iou, label_format=label_format,
                   grade_column=grade_column)
+    record = read_result(result).attrs.get("damage", {})
+    prov = record.get("provenance")
     if json_path:
-        write_json({"result": result, "labels": labels, **ev.to_dict()}, json_path)
+        write_json({"result": result, "labels": labels, **ev.to_dict(), "provenance": prov}, json_path)
     if quiet < 2:
         click.echo(ev.format())
+        if prov:
+            click.echo(provenance_lines(prov))

@@ -1,0 +1,100 @@
+"""Provenance of a run: every input file (size, SHA-256, acquisition date), the versions
+of the library and its main dependencies, when it started and how long it took.
+
+Stored in the run record (``result.attrs["damage"]["provenance"]``), so every output
+carries it; ``damage evaluate`` and the report show it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+__all__ = ["file_record", "versions", "Clock", "provenance", "provenance_lines"]
+
+#: Distributions whose versions a run records (the library's main dependencies).
+DEPENDENCIES = ("numpy", "scipy", "rasterio", "geopandas", "shapely", "pyproj", "pyogrio", "scikit-image")
+
+
+def file_record(path: str | Path, acquired: str | None = None) -> dict[str, Any]:
+    """``path``, its size in bytes, its SHA-256 and its acquisition date (None when unknown)."""
+    p = Path(path)
+    digest = hashlib.sha256()
+    with open(p, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": str(p), "bytes": p.stat().st_size, "sha256": digest.hexdigest(), "acquired": acquired}
+
+
+def acquisition_date(path: str | Path) -> str | None:
+    """The acquisition date in a raster's tags or name (ISO), or None."""
+    from .sources import tile_date
+
+    d = tile_date(Path(path))
+    return d.isoformat() if d else None
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, the library, its main dependencies and GDAL."""
+    from . import __version__
+
+    out = {"python": platform.python_version(), "damage": __version__}
+    for name in DEPENDENCIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    try:
+        import rasterio
+
+        out["gdal"] = rasterio.__gdal_version__
+    except ImportError:
+        pass
+    return out
+
+
+class Clock:
+    """When a run started (UTC, ISO 8601) and how long it has taken."""
+
+    def __init__(self) -> None:
+        self.started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        self._t0 = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return round(time.perf_counter() - self._t0, 2)
+
+
+def provenance(before: list[str], after: list[str], others: list[str], clock: Clock) -> dict[str, Any]:
+    """The provenance block: inputs of each epoch (with dates) and other inputs, versions, time."""
+    return {
+        "inputs": {
+            "before": [file_record(p, acquisition_date(p)) for p in before],
+            "after": [file_record(p, acquisition_date(p)) for p in after],
+            "other": [file_record(p) for p in others],
+        },
+        "versions": versions(),
+        "started": clock.started,
+        "seconds": clock.seconds,
+    }
+
+
+def provenance_lines(prov: dict[str, Any]) -> str:
+    """A few lines of text saying where a result comes from."""
+    lines = [f"assessed {prov.get('started', '?')} in {prov.get('seconds', '?')} s with damage "
+             f"{prov.get('versions', {}).get('damage', '?')} (GDAL {prov.get('versions', {}).get('gdal', '?')})"]
+    for epoch in ("before", "after", "other"):
+        files = prov.get("inputs", {}).get(epoch, [])
+        if files:
+            dates = sorted({f["acquired"] for f in files if f.get("acquired")})
+            size = sum(int(f.get("bytes", 0)) for f in files) / 1e6
+            lines.append(f"  {epoch}: {len(files)} file(s), {size:.1f} MB"
+                         + (f", acquired {', '.join(dates)}" if dates else
+                            ", no acquisition date in the files" if epoch != "other" else "")
+                         + f"; sha256 {files[0]['sha256'][:12]}..." + (" (first)" if len(files) > 1 else ""))
+    return "\n".join(lines)
