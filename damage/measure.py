@@ -65,6 +65,9 @@ class Measured:
     polygons: np.ndarray
     owner: np.ndarray
     area_m2: np.ndarray
+    #: The window's changed pixels and normalised after epoch (for chips of its buildings).
+    changed: np.ndarray | None = None
+    after: np.ndarray | None = None
 
 
 def read_window(be: Epoch, ae: Epoch, grid: Grid, fit: SceneFit, window: tuple[int, int, int, int], cfg: Config) -> WindowPixels:
@@ -174,4 +177,5 @@ def measure(px: WindowPixels, geoms: np.ndarray, fit: SceneFit, cfg: Config, wan
         area = np.round(shapely.area(pgeoms) * _unit_m2(grid), 2)
     else:
         pgeoms, owner, area = np.empty(0, object), np.empty(0, np.int64), np.empty(0)
-    return Measured(columns, analysed, np.asarray(pgeoms, dtype=object), np.asarray(owner, np.int64), np.asarray(area, float))
+    return Measured(columns, analysed, np.asarray(pgeoms, dtype=object), np.asarray(owner, np.int64), np.asarray(area, float),
+                    changed, after)

@@ -20,15 +20,19 @@ from tqdm.auto import tqdm
 
 from .analyst import apply_labels
 from .assemble import EVIDENCE_COLUMNS, assemble, graded_table
+from .chips import Chip, Overview, cut_chip, grade_colour
 from .config import Config
 from .errors import ConfigError
+from .facilities import assign, summarise
+from .facilities import name_column as name_column_of
+from .grading import SCALES
 from .measure import cut_window, measure, read_window
 from .plan import Plan, make_plan, window_extent
 from .provenance import Clock, provenance
 from .pwtt import assess_stack
 from .raster import Grid
 from .scenefit import SceneFit, ScenePixels, fit_scene
-from .sources import Epoch, PathSpec
+from .sources import Epoch, PathSpec, read_footprints
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,9 @@ def assess(
     polygons: bool = False,
     progress: bool = False,
     labels: Any = None,
+    facilities: Any = None,
+    chips: int = 0,
+    name_column: str | None = None,
     **options: Any,
 ) -> gpd.GeoDataFrame:
     """Grade the damage to every building footprint between two epochs.
@@ -71,6 +78,22 @@ def assess(
         vector file with a grade column): the evidence model is refitted on them and
         every building regraded (:func:`damage.analyst.apply_labels`); the labelled
         ones keep the analyst's grade, with ``grade_source = "analyst"``.
+    facilities : path or GeoDataFrame, optional
+        Facility polygons (an OpenStreetMap hospital campus, say) with their attributes.
+        Footprints inside one belong to it; one with no footprint inside is assessed as
+        one polygon. ``result.attrs["damage_facilities"]`` then holds one row per
+        facility (:func:`damage.facilities.summarise`: its grade, its buildings per
+        grade, damaged roof area, damage in rings around it) and the result a
+        ``facility`` column (the facility's row, -1 for none).
+    chips : int
+        Keep before/after chips (:class:`damage.chips.Chip`, cut from the pixels the
+        grades came from) of this many most damaged buildings, and of every named
+        building and facility building whatever this number, in
+        ``result.attrs["damage_chips"]`` (input position -> chip), with an overview of
+        both epochs in ``result.attrs["damage_overview"]``; for :func:`damage.report`.
+    name_column : str, optional
+        The column of building names (default: the first of
+        :data:`damage.facilities.NAME_COLUMNS` present).
     **options
         Overrides of single :class:`Config` fields, e.g. ``min_valid_fraction=0.3``
         or ``method="pwtt"`` (stacks and the pixel-wise t-test, see
@@ -105,22 +128,56 @@ def assess(
             raise ConfigError("damage polygons are not available with method='pwtt' (its pixels are ~10 m)")
         return assess_stack(before, after, footprints, cfg, progress=progress)
     # prepare: footprints and headers read once, the grid, the windows
-    plan = make_plan(before, after, footprints, cfg, window_size(cfg))
+    fp = read_footprints(footprints)
+    n_input = len(fp)
+    fac, facility_of = None, None
+    if facilities is not None:
+        fac = read_footprints(facilities).to_crs(fp.crs)
+        facility_of = assign(fp, fac)
+        lonely = np.setdiff1d(np.arange(len(fac)), facility_of)  # facilities with no footprint: one polygon each
+        if lonely.size:
+            fp = pd.concat([fp, gpd.GeoDataFrame(geometry=fac.geometry.values[lonely], crs=fp.crs)], ignore_index=True)
+            facility_of = np.r_[facility_of, lonely]
+    plan = make_plan(before, after, fp, cfg, window_size(cfg))
+    plan.source = "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints)
+    plan.input_files += [str(x) for x in (footprints, facilities) if isinstance(x, (str, PathLike))]
     cfg = plan.config
+    names = name_column_of(fp, name_column)
+    wanted = np.zeros(len(fp), bool)  # buildings whose chips are kept whatever their grade
+    if chips and names is not None:
+        wanted |= fp[names].notna().to_numpy() & (fp[names].astype(str).str.strip() != "").to_numpy()
+    if chips and facility_of is not None:
+        wanted |= facility_of >= 0
+    gallery = Gallery(chips, wanted, plan.grid, cfg.scale) if chips else None
     # fit once per scene, before any window is measured
     fit, pixels = fit_scene(plan.before, plan.after, plan.grid, plan.geoms[plan.usable], cfg)
     # measure and grade each window
     parts, polys = [], []
     for win in tqdm(plan.windows, disable=not progress, unit="window", desc="windows", leave=False):
         idx = plan.members(win)
-        table, poly = assess_window(plan.before, plan.after, plan.grid, fit, plan.geoms[idx], idx, cfg, polygons, pixels)
+        table, poly, px, m = assess_window(plan.before, plan.after, plan.grid, fit, plan.geoms[idx], idx, cfg, polygons,
+                                           pixels, with_pixels=True)
         parts.append(table)
         polys.append(poly)
+        if gallery is not None:
+            gallery.add(px, m, table, plan.geoms[idx], window_extent(plan.geoms[idx], plan.grid, cfg))
     # assemble
     result = assemble(plan.footprints, parts, np.zeros(len(plan.footprints), bool), cfg, fit, run_inputs(plan))
     result.attrs["damage_input_files"] = plan.input_files  # never written over (writers.write)
+    if fac is not None:
+        attrs = result.attrs
+        result.attrs["damage_facilities"] = summarise(result, fac, facility_of, cfg.scale)
+        result = result.iloc[:n_input].assign(facility=facility_of[:n_input])
+        result.attrs = attrs
+        result.attrs["damage"]["facilities"] = {"count": len(fac), "assessed_as_one_polygon": int(len(fp) - n_input),
+                                                "source": "GeoDataFrame" if isinstance(facilities, gpd.GeoDataFrame)
+                                                else str(facilities)}
+    if gallery is not None:
+        result.attrs["damage_chips"] = gallery.kept()
+        result.attrs["damage_overview"] = gallery.overview
     if labels is not None:
         result = apply_labels(result, labels, scale=cfg.scale)
+        result.attrs["damage"]["labels"]["source"] = "GeoDataFrame" if isinstance(labels, gpd.GeoDataFrame) else str(labels)
     others = [str(x) for x in (footprints, labels) if x is not None and not isinstance(x, gpd.GeoDataFrame)]
     result.attrs["damage"]["provenance"] = provenance([str(t.path) for t in plan.before.tiles],
                                                       [str(t.path) for t in plan.after.tiles], others, clock)
@@ -145,8 +202,8 @@ def run_inputs(plan: Plan) -> dict[str, Any]:
 
 
 def assess_window(before: Epoch, after: Epoch, grid: Grid, fit: SceneFit, geoms: np.ndarray, positions: np.ndarray,
-                  cfg: Config, want_polygons: bool = False,
-                  pixels: ScenePixels | None = None) -> tuple[pd.DataFrame, gpd.GeoDataFrame | None]:
+                  cfg: Config, want_polygons: bool = False, pixels: ScenePixels | None = None,
+                  with_pixels: bool = False) -> tuple:
     """Measure and grade the footprints of one window of a fitted scene.
 
     The window read is the footprints' extent with the context their evidence needs
@@ -160,6 +217,8 @@ def assess_window(before: Epoch, after: Epoch, grid: Grid, fit: SceneFit, geoms:
         The evidence columns, indexed by the footprints' input positions.
     polygons : geopandas.GeoDataFrame or None
         The changed areas (grid CRS) with the input position of their footprint.
+    pixels, measured : WindowPixels, Measured
+        Only ``with_pixels``: the window's pixels and measurements (for chips).
     """
     idx = np.asarray(positions, np.int64)
     extent = window_extent(geoms, grid, cfg)
@@ -172,7 +231,47 @@ def assess_window(before: Epoch, after: Epoch, grid: Grid, fit: SceneFit, geoms:
         poly = gpd.GeoDataFrame({"footprint": idx[m.owner], "damage_grade": grades[m.owner] if m.owner.size else
                                  np.empty(0, dtype=object), "area_m2": m.area_m2},
                                 geometry=gpd.GeoSeries(m.polygons, crs=grid.crs))
-    return table, poly
+    return (table, poly, px, m) if with_pixels else (table, poly)
+
+
+class Gallery:
+    """The chips an assessment keeps: of the wanted buildings, and of the ``n`` most damaged,
+    cut window by window from the pixels their grades came from; and an overview."""
+
+    def __init__(self, n: int, wanted: np.ndarray, grid: Grid, scale: str) -> None:
+        self.n, self.wanted, self.grid, self.levels = n, wanted, grid, SCALES[scale].levels
+        self.chips: dict[int, tuple[float, Chip]] = {}
+        self.overview = Overview.empty(grid.shape)
+        self.unit = _metres_per_unit(grid)
+
+    def add(self, px, m, table: pd.DataFrame, geoms: np.ndarray, window: tuple[int, int, int, int]) -> None:
+        valid = px.covered & ~px.cloudy
+        self.overview.add(window, px.before.array, m.after, valid)
+        p = table["p_damaged"].to_numpy(dtype=float)
+        idx = table.index.to_numpy()
+        top = np.argsort(-np.nan_to_num(p, nan=-1.0))[: self.n]
+        take = set(top[np.isfinite(p[top])].tolist()) | set(np.flatnonzero(self.wanted[idx]).tolist())
+        grades = table["damage_grade"].to_numpy(dtype=object)
+        for k in sorted(take):
+            if geoms[k] is None:
+                continue
+            chip = cut_chip(px.before.array, m.after, valid, px.before.grid.transform, geoms[k],
+                            grade_colour(grades[k], self.levels), self.unit, m.changed)
+            if chip is not None:
+                self.chips[int(idx[k])] = (float(np.nan_to_num(p[k], nan=-1.0)), chip)
+
+    def kept(self) -> dict[int, Chip]:
+        """The wanted buildings' chips and the ``n`` most damaged overall, by input position."""
+        ranked = sorted(self.chips, key=lambda i: -self.chips[i][0])
+        keep = {i for i in ranked[: self.n]} | {i for i in self.chips if self.wanted[i]}
+        return {i: self.chips[i][1] for i in sorted(keep)}
+
+
+def _metres_per_unit(grid: Grid) -> float:
+    if grid.crs.is_projected:
+        return float(grid.crs.linear_units_factor[1])
+    lat = (grid.bounds[1] + grid.bounds[3]) / 2
+    return 111_320.0 * max(float(np.cos(np.radians(lat))), 0.01)
 
 
 def changed_areas(parts: list[gpd.GeoDataFrame | None], crs: Any) -> gpd.GeoDataFrame:

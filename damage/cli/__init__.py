@@ -15,6 +15,7 @@ from ..errors import DamageError
 from .assess import assess_cmd
 from .batch import batch_cmd
 from .evaluate import evaluate_cmd
+from .report import chips_cmd, report_cmd
 from .suggest import suggest_cmd
 from .validate import validate_cmd
 
@@ -38,6 +39,8 @@ main.add_command(assess_cmd)
 main.add_command(batch_cmd)
 main.add_command(evaluate_cmd)
 main.add_command(suggest_cmd)
+main.add_command(report_cmd)
+main.add_command(chips_cmd)
 main.add_command(validate_cmd)
 
 __all__ = ["main"]

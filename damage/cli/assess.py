@@ -11,6 +11,7 @@ import click
 from ..config import Config
 from ..errors import OutputError
 from ..pipeline import assess as run_assess
+from ..report import write_report
 from ..writers import WRITERS, check_not_input, to_geojson_text, write
 from .options import config_opt, configure_logging, quiet_opt, show_progress, verbose_opt
 from .summary import summary
@@ -42,6 +43,14 @@ log = logging.getLogger(__name__)
 @click.option("--labels", "labels_path", type=click.Path(exists=True, dir_okay=False),
               help="Your grades of some buildings (xBD JSON, UNOSAT points, a vector file with a grade column): "
                    "the grades are refitted on them.")
+@click.option("--facilities", "facilities_path", type=click.Path(exists=True, dir_okay=False),
+              help="Facility polygons (e.g. hospital campuses): graded from their buildings, with damage in rings "
+                   "around them; written beside the output as <name>.facilities<ext>.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="Also write an offline HTML report with before/after chips (no second read of the imagery).")
+@click.option("--top", type=click.IntRange(1), default=12, show_default=True,
+              help="With --report: chips of this many most damaged buildings (named and facility buildings always).")
+@click.option("--title", help="With --report: its title.")
 @click.option("--name-column", help="Column with building names for the summary (default: name, if present).")
 @click.option("--method", type=click.Choice(["optical", "pwtt"]),
               help="optical: one image per epoch; pwtt: stacks of images, pixel-wise t-test (radar).")
@@ -74,6 +83,10 @@ def assess_cmd(
     metrics: tuple[str, ...],
     scale: str | None,
     labels_path: str | None,
+    facilities_path: str | None,
+    report_path: str | None,
+    top: int,
+    title: str | None,
     name_column: str | None,
     method: str | None,
     units: str | None,
@@ -92,7 +105,11 @@ def assess_cmd(
     --method pwtt they are stacks: every file one dated image.
     """
     configure_logging(verbose, quiet)
-    _check_outputs(output, polygons_path, [before, *more_before, after, *more_after, footprints], overwrite)
+    inputs = [before, *more_before, after, *more_after, footprints]
+    _check_outputs(output, polygons_path, inputs, overwrite)
+    facilities_out = _facilities_output(output, facilities_path, inputs, overwrite)
+    if report_path:
+        check_new(report_path, inputs, overwrite, (".html", ".htm"))
     config = Config.from_toml(config_path) if config_path else Config()
     config = config.replace(
         resolution=resolution,
@@ -120,11 +137,20 @@ def assess_cmd(
         polygons=polygons_path is not None,
         progress=show_progress(quiet),
         labels=labels_path,
+        facilities=facilities_path,
+        chips=top if report_path else 0,
+        name_column=name_column,
     )
     if output == "-":
         click.echo(to_geojson_text(result), nl=False)
     else:
         write(result, output)
+    if facilities_out:
+        fac = result.attrs["damage_facilities"]
+        fac.attrs = {"damage": result.attrs["damage"]}
+        write(fac, facilities_out)
+    if report_path:
+        write_report(result, report_path, title=title, top=top, name_col=name_column)
     if polygons_path:
         polys = result.attrs["damage_polygons"]
         polys.attrs = {"damage": result.attrs["damage"], "damage_input_files": result.attrs.get("damage_input_files", [])}
@@ -132,8 +158,31 @@ def assess_cmd(
     if quiet < 2:
         to_stderr = output == "-"  # standard output holds the GeoJSON
         click.echo(summary(result, name_column), err=to_stderr)
-        click.echo(f"wrote {'standard output' if to_stderr else output}" + (f" and {polygons_path}" if polygons_path else ""),
-                   err=to_stderr)
+        extra = [x for x in (polygons_path, facilities_out, report_path) if x]
+        click.echo(f"wrote {'standard output' if to_stderr else output}" + "".join(f", {x}" for x in extra), err=to_stderr)
+
+
+def check_new(path: str, inputs: list[str], overwrite: bool, suffixes: tuple[str, ...]) -> None:
+    """An extra output: a known suffix, an existing writable folder, not an input, new unless ``overwrite``."""
+    out = Path(path)
+    if out.suffix.lower() not in suffixes:
+        raise OutputError(f"{out}: expected a {' or '.join(suffixes)} file")
+    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
+        raise OutputError(f"{out}: folder {out.parent} does not exist or cannot be written")
+    check_not_input(out, inputs)
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out}: exists; pass --overwrite to replace it")
+
+
+def _facilities_output(output: str, facilities: str | None, inputs: list[str], overwrite: bool) -> str | None:
+    if not facilities:
+        return None
+    if output == "-":
+        raise OutputError("--facilities needs -o FILE: the facilities are written beside it")
+    out = Path(output)
+    path = str(out.with_name(f"{out.stem}.facilities{out.suffix}"))
+    check_new(path, [*inputs, facilities], overwrite, tuple(WRITERS))
+    return path
 
 
 def _check_outputs(output: str, polygons_path: str | None, inputs: list[str], overwrite: bool = False) -> None:

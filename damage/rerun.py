@@ -1,0 +1,73 @@
+"""Assess again what a result file records, to cut its evidence (chips, overview) for a report.
+
+A result file holds grades, not pixels. ``damage report`` and ``damage chips`` read the
+inputs its run record names (checked against the SHA-256 recorded for each) and run the
+same assessment again with the same configuration, labels and facilities; one path and
+no randomness make it give the same grades, which is checked too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from os import PathLike
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+
+from .config import Config
+from .errors import DamageWarning, InvalidLabelsError, OutputError
+from .sources import read_result
+
+__all__ = ["reassess"]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def reassess(result: str | PathLike | gpd.GeoDataFrame, chips: int = 12) -> gpd.GeoDataFrame:
+    """The assessment a result records, run again with its evidence kept (``chips``).
+
+    Raises
+    ------
+    InvalidLabelsError
+        The result carries no run record with its inputs (not written by this library).
+    OutputError
+        An input is missing or changed since (its SHA-256 differs), or the grades came
+        out different.
+    """
+    from .pipeline import assess
+
+    res = read_result(result) if not isinstance(result, gpd.GeoDataFrame) else result
+    record = res.attrs.get("damage", {})
+    prov = record.get("provenance", {}).get("inputs")
+    if not prov or "config" not in record:
+        raise InvalidLabelsError(f"{result}: has no run record naming its inputs; assess again with --report")
+    for epoch in ("before", "after", "other"):
+        for f in prov.get(epoch, []):
+            p = Path(f["path"])
+            if not p.exists():
+                raise OutputError(f"{p}: an input of {result} is gone; cannot cut its evidence")
+            if _sha256(p) != f["sha256"]:
+                raise OutputError(f"{p}: changed since {result} was assessed (SHA-256 differs)")
+    before = [f["path"] for f in prov["before"]]
+    after = [f["path"] for f in prov["after"]]
+    footprints = record.get("inputs", {}).get("footprints")
+    if not footprints or footprints == "GeoDataFrame":
+        raise InvalidLabelsError(f"{result}: its footprints were given in memory; pass them to damage.assess(chips=...)")
+    labels = (record.get("labels") or {}).get("source")
+    facilities = (record.get("facilities") or {}).get("source")
+    cfg = Config.from_dict(record["config"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DamageWarning)  # said when the result was made
+        again = assess(before, after, footprints, cfg, labels=labels if labels not in (None, "GeoDataFrame") else None,
+                       facilities=facilities if facilities not in (None, "GeoDataFrame") else None, chips=chips)
+    if len(again) != len(res) or not np.array_equal(again["damage_grade"].to_numpy(), res["damage_grade"].to_numpy()):
+        raise OutputError(f"{result}: assessing its inputs again gives other grades; was it edited?")
+    return again
