@@ -153,7 +153,32 @@ def _child(mode: str, folder: Path) -> None:
 
     b, a, f = folder / "before.tif", folder / "after.tif", folder / "footprints.gpkg"
     t0 = time.perf_counter()
-    if mode == "read":
+    if mode == "reproject":  # the reference: read both epochs, one GDAL warp of the after onto the before
+        from rasterio.warp import Resampling, reproject
+
+        with rasterio.open(b) as src:
+            before = src.read()
+            dst_t, dst_crs, shape = src.transform, src.crs, (src.height, src.width)
+        with rasterio.open(a) as src:
+            after = src.read()
+            out = np.zeros((after.shape[0], *shape), np.float32)
+            reproject(after.astype(np.float32), out, src_transform=src.transform, src_crs=src.crs, dst_transform=dst_t,
+                      dst_crs=dst_crs, resampling=Resampling.bilinear)
+        n = len(read_footprints(f))
+        del before
+    elif mode == "profile":
+        import cProfile
+        import pstats
+
+        prof = cProfile.Profile()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prof.enable()
+            n = len(damage.assess(b, a, f))
+            prof.disable()
+        stats = pstats.Stats(prof, stream=sys.stderr).sort_stats("cumulative")
+        stats.print_stats(45)
+    elif mode == "read":
         fp = read_footprints(f)
         be, ae = open_epoch(b), open_epoch(a)
         grid = common_grid(be, ae, lambda crs: tuple(fp.to_crs(crs).total_bounds))
@@ -172,27 +197,32 @@ def _child(mode: str, folder: Path) -> None:
     print(json.dumps({"seconds": time.perf_counter() - t0, "peak_mb": _peak_mb(), "footprints": n}))
 
 
-def _run_child(mode: str, folder: Path) -> dict:
+def _run_child(mode: str, folder: Path, echo_stderr: bool = False) -> dict:
     env = {**os.environ, "GDAL_CACHEMAX": "64"}
     res = subprocess.run([sys.executable, __file__, "child", mode, str(folder)], capture_output=True, text=True, env=env)
     if res.returncode:
         raise RuntimeError(res.stderr[-2000:])
+    if echo_stderr:
+        print(res.stderr)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def assess(sizes: list[int]) -> None:
-    print("| size px | footprints | read+warp s | assess s | assess / read+warp | read+warp peak MB | assess peak MB | "
-          "assess us per footprint |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+def assess(sizes: list[int], profile: bool = False) -> None:
+    print("| size px | footprints | read + one reproject s | our read+warp s | assess s | assess / reproject | "
+          "assess / our read+warp | assess peak MB | assess us per footprint |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for size in sizes:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             _town_pair(folder, size)
+            g = _run_child("reproject", folder)
             r = _run_child("read", folder)
             a = _run_child("assess", folder)
-            print(f"| {size:,} | {a['footprints']:,} | {r['seconds']:.1f} | {a['seconds']:.1f} | "
-                  f"{a['seconds'] / r['seconds']:.2f} | {r['peak_mb']:.0f} | {a['peak_mb']:.0f} | "
+            print(f"| {size:,} | {a['footprints']:,} | {g['seconds']:.1f} | {r['seconds']:.1f} | {a['seconds']:.1f} | "
+                  f"{a['seconds'] / g['seconds']:.2f} | {a['seconds'] / r['seconds']:.2f} | {a['peak_mb']:.0f} | "
                   f"{1e6 * a['seconds'] / a['footprints']:.0f} |", flush=True)
+            if profile:
+                _run_child("profile", folder, echo_stderr=True)
 
 
 # -- region ------------------------------------------------------------------------------------
@@ -280,6 +310,7 @@ def main() -> None:
     z.add_argument("--counts", default="1000,10000,100000")
     s = sub.add_parser("assess")
     s.add_argument("--sizes", default="2500,5000,10000")
+    s.add_argument("--profile", action="store_true", help="also print a cProfile of assess (cumulative)")
     r = sub.add_parser("region")
     r.add_argument("--size", type=int, default=4000)
     r.add_argument("--chunk", type=int, default=1024)
@@ -290,7 +321,7 @@ def main() -> None:
     if args.what == "zonal":
         zonal(args.raster, [int(v) for v in args.counts.split(",")])
     elif args.what == "assess":
-        assess([int(v) for v in args.sizes.split(",")])
+        assess([int(v) for v in args.sizes.split(",")], args.profile)
     elif args.what == "region":
         region(args.size, args.chunk)
     else:

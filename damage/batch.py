@@ -202,7 +202,7 @@ def batch(
         out = _run(before, after, footprints, folder, cfg, chunk_size, workers, client, scheduler, where, aoi, progress)
         # the provenance of the merged result: every input, versions, this run's time
         be, ae = open_epoch(before, "before"), open_epoch(after, "after")
-        others = [str(x) for x in (footprints, aoi) if x is not None and not isinstance(x, gpd.GeoDataFrame)]
+        others = {"footprints": footprints, "aoi": aoi}
         out.result.attrs["damage"]["provenance"] = provenance([str(t.path) for t in be.tiles],
                                                               [str(t.path) for t in ae.tiles], others, clock)
         write(out.result, folder / "damage.parquet")

@@ -50,6 +50,7 @@ def assess(
     labels: Any = None,
     facilities: Any = None,
     chips: int = 0,
+    chips_for: Any = None,
     name_column: str | None = None,
     **options: Any,
 ) -> gpd.GeoDataFrame:
@@ -91,6 +92,8 @@ def assess(
         building and facility building whatever this number, in
         ``result.attrs["damage_chips"]`` (input position -> chip), with an overview of
         both epochs in ``result.attrs["damage_overview"]``; for :func:`damage.report`.
+    chips_for : sequence of int, optional
+        Input positions of more buildings to keep chips of (buildings to label, say).
     name_column : str, optional
         The column of building names (default: the first of
         :data:`damage.facilities.NAME_COLUMNS` present).
@@ -148,7 +151,9 @@ def assess(
         wanted |= fp[names].notna().to_numpy() & (fp[names].astype(str).str.strip() != "").to_numpy()
     if chips and facility_of is not None:
         wanted |= facility_of >= 0
-    gallery = Gallery(chips, wanted, plan.grid, cfg.scale) if chips else None
+    if chips_for is not None:
+        wanted[np.asarray(list(chips_for), dtype=np.int64)] = True
+    gallery = Gallery(chips, wanted, plan.grid, cfg.scale) if chips or chips_for is not None else None
     # fit once per scene, before any window is measured
     fit, pixels = fit_scene(plan.before, plan.after, plan.grid, plan.geoms[plan.usable], cfg)
     # measure and grade each window
@@ -178,7 +183,7 @@ def assess(
     if labels is not None:
         result = apply_labels(result, labels, scale=cfg.scale)
         result.attrs["damage"]["labels"]["source"] = "GeoDataFrame" if isinstance(labels, gpd.GeoDataFrame) else str(labels)
-    others = [str(x) for x in (footprints, labels) if x is not None and not isinstance(x, gpd.GeoDataFrame)]
+    others = {"footprints": footprints, "labels": labels, "facilities": facilities}
     result.attrs["damage"]["provenance"] = provenance([str(t.path) for t in plan.before.tiles],
                                                       [str(t.path) for t in plan.after.tiles], others, clock)
     if polygons:

@@ -12,6 +12,7 @@ import hashlib
 import platform
 import time
 from importlib import metadata
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,13 @@ DEPENDENCIES = ("numpy", "scipy", "rasterio", "geopandas", "shapely", "pyproj", 
 
 
 def file_record(path: str | Path, acquired: str | None = None) -> dict[str, Any]:
-    """``path``, its size in bytes, its SHA-256 and its acquisition date (None when unknown)."""
+    """``path`` (absolute), its size in bytes, its SHA-256 and its acquisition date (None when unknown)."""
     p = Path(path)
     digest = hashlib.sha256()
     with open(p, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
-    return {"path": str(p), "bytes": p.stat().st_size, "sha256": digest.hexdigest(), "acquired": acquired}
+    return {"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": digest.hexdigest(), "acquired": acquired}
 
 
 def acquisition_date(path: str | Path) -> str | None:
@@ -70,13 +71,14 @@ class Clock:
         return round(time.perf_counter() - self._t0, 2)
 
 
-def provenance(before: list[str], after: list[str], others: list[str], clock: Clock) -> dict[str, Any]:
-    """The provenance block: inputs of each epoch (with dates) and other inputs, versions, time."""
+def provenance(before: list[str], after: list[str], others: dict[str, Any], clock: Clock) -> dict[str, Any]:
+    """The provenance block: inputs of each epoch (with dates) and the other inputs (``role ->
+    path``, those given in memory left out), versions, time."""
     return {
         "inputs": {
             "before": [file_record(p, acquisition_date(p)) for p in before],
             "after": [file_record(p, acquisition_date(p)) for p in after],
-            "other": [file_record(p) for p in others],
+            "other": [{"role": role, **file_record(p)} for role, p in others.items() if isinstance(p, (str, PathLike))],
         },
         "versions": versions(),
         "started": clock.started,

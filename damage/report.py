@@ -290,7 +290,7 @@ def render_report(result: gpd.GeoDataFrame, title: str | None = None, top: int =
             {"key": "footprints", "value": inputs.get("footprints", "")}]
     for epoch in ("before", "after", "other"):
         for f in prov.get("inputs", {}).get(epoch, []):
-            rows.append({"key": f"{epoch} file", "value": f"{f['path']} ({f['bytes']:,} bytes; SHA-256 {f['sha256']}"
+            rows.append({"key": f"{f.get('role', epoch)} file", "value": f"{f['path']} ({f['bytes']:,} bytes; SHA-256 {f['sha256']}"
                                                          + (f"; acquired {f['acquired']}" if f.get("acquired") else "")
                                                          + ")"})
     if prov:

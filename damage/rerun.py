@@ -31,7 +31,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def reassess(result: str | PathLike | gpd.GeoDataFrame, chips: int = 12) -> gpd.GeoDataFrame:
+def reassess(result: str | PathLike | gpd.GeoDataFrame, chips: int = 12, chips_for=None) -> gpd.GeoDataFrame:
     """The assessment a result records, run again with its evidence kept (``chips``).
 
     Raises
@@ -45,29 +45,33 @@ def reassess(result: str | PathLike | gpd.GeoDataFrame, chips: int = 12) -> gpd.
     from .pipeline import assess
 
     res = read_result(result) if not isinstance(result, gpd.GeoDataFrame) else result
+    name = "the result" if isinstance(result, gpd.GeoDataFrame) else str(result)
     record = res.attrs.get("damage", {})
     prov = record.get("provenance", {}).get("inputs")
     if not prov or "config" not in record:
-        raise InvalidLabelsError(f"{result}: has no run record naming its inputs; assess again with --report")
+        raise InvalidLabelsError(f"{name}: has no run record naming its inputs; assess again with --report")
     for epoch in ("before", "after", "other"):
         for f in prov.get(epoch, []):
             p = Path(f["path"])
             if not p.exists():
-                raise OutputError(f"{p}: an input of {result} is gone; cannot cut its evidence")
+                raise OutputError(f"{p}: an input of {name} is gone; cannot cut its evidence")
             if _sha256(p) != f["sha256"]:
-                raise OutputError(f"{p}: changed since {result} was assessed (SHA-256 differs)")
+                raise OutputError(f"{p}: changed since {name} was assessed (SHA-256 differs)")
     before = [f["path"] for f in prov["before"]]
     after = [f["path"] for f in prov["after"]]
-    footprints = record.get("inputs", {}).get("footprints")
-    if not footprints or footprints == "GeoDataFrame":
-        raise InvalidLabelsError(f"{result}: its footprints were given in memory; pass them to damage.assess(chips=...)")
-    labels = (record.get("labels") or {}).get("source")
-    facilities = (record.get("facilities") or {}).get("source")
+    role = {f.get("role"): f["path"] for f in prov.get("other", [])}
+    footprints = role.get("footprints")
+    if not footprints:
+        raise InvalidLabelsError(f"{name}: its footprints were given in memory; pass them to damage.assess(chips=...)")
+    if (record.get("labels") or {}).get("source") == "GeoDataFrame" or \
+            (record.get("facilities") or {}).get("source") == "GeoDataFrame":
+        raise InvalidLabelsError(f"{name}: its labels or facilities were given in memory; pass them to damage.assess")
+    labels, facilities = role.get("labels"), role.get("facilities")
     cfg = Config.from_dict(record["config"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DamageWarning)  # said when the result was made
-        again = assess(before, after, footprints, cfg, labels=labels if labels not in (None, "GeoDataFrame") else None,
-                       facilities=facilities if facilities not in (None, "GeoDataFrame") else None, chips=chips)
+        again = assess(before, after, footprints, cfg, labels=labels, facilities=facilities, chips=chips,
+                       chips_for=chips_for)
     if len(again) != len(res) or not np.array_equal(again["damage_grade"].to_numpy(), res["damage_grade"].to_numpy()):
-        raise OutputError(f"{result}: assessing its inputs again gives other grades; was it edited?")
+        raise OutputError(f"{name}: assessing its inputs again gives other grades; was it edited?")
     return again

@@ -223,3 +223,31 @@ def test_validate_from_the_command_line(town_result, tmp_path):
     assert "precision" in res.output and "95% interval" in res.output
     res = runner.invoke(main, ["validate", str(out)])
     assert res.exit_code == 1 and "either --sample" in res.output
+
+
+def test_the_labelling_page_shows_each_pick_and_saves_what_assess_reads(town_result, tmp_path):
+    import json
+    import re
+
+    s, (b, a, f), result = town_result
+    out = tmp_path / "damage.geojson"
+    assert CliRunner().invoke(main, ["assess", str(b), str(a), str(f), "-o", str(out), "-q"]).exit_code == 0
+    page = tmp_path / "to_label.html"
+    res = CliRunner().invoke(main, ["suggest", str(out), "-n", "6", "-o", str(tmp_path / "to_label.geojson"),
+                                    "--page", str(page)])
+    assert res.exit_code == 0, res.output
+    html = page.read_text()
+    assert html.count('type="radio"') == 6 * 5 and html.count("data:image/png;base64,") == 12
+    assert not re.search(r'(src|href)\s*=\s*"(?!data:|#)', html) and "https://" not in html
+    doc = json.loads(re.search(r'<script type="application/json" id="picks">(.*?)</script>', html, re.S).group(1))
+    assert doc["type"] == "FeatureCollection" and [f["properties"]["suggest_rank"] for f in doc["features"]] == list(
+        range(1, 7))
+    # what the page's button saves: the picks with the chosen grades; assess --labels reads it
+    truth = result["true_grade"].to_numpy()
+    for feat in doc["features"]:
+        feat["properties"]["grade"] = truth[feat["properties"]["building"]]
+    saved = tmp_path / "to_label.labels.geojson"
+    saved.write_text(json.dumps(doc))
+    res = CliRunner().invoke(main, ["assess", str(b), str(a), str(f), "-o", str(tmp_path / "again.geojson"),
+                                    "--labels", str(saved)])
+    assert res.exit_code == 0 and "refitted on 6 of your labels" in res.output, res.output

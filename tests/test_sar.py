@@ -167,7 +167,7 @@ def test_cli_pwtt(stacks, tmp_path):
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     assert "destroyed" in res.output and out.exists()
-    smooth = CliRunner().invoke(main, args + ["--smoothing", "50,100,150"])
+    smooth = CliRunner().invoke(main, args + ["--smoothing", "50,100,150", "--overwrite"])
     assert smooth.exit_code == 0, smooth.output
     import json
 
