@@ -174,7 +174,7 @@ def test_cli_pwtt(stacks, tmp_path):
     assert json.loads(out.read_text())["damage"]["config"]["smoothing_radii"] == [50.0, 100.0, 150.0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        bad = CliRunner().invoke(main, args + ["--lee-size", "4"])
+        bad = CliRunner().invoke(main, args + ["--lee-size", "4", "--overwrite"])
     assert bad.exit_code == 1 and "lee_size" in bad.output
 
 
