@@ -164,7 +164,7 @@ def _frame(result: gpd.GeoDataFrame) -> np.ndarray:
     keep = grades != NOT_ANALYSED
     if "grade_source" in result:
         keep &= (result["grade_source"] != "analyst").to_numpy()
-    return np.where(keep, grades, None)
+    return np.where(keep, grades, np.array(None, dtype=object))
 
 
 def validation_sample_of(result: gpd.GeoDataFrame, n: int = 100, seed: int = 0) -> gpd.GeoDataFrame:

@@ -68,7 +68,7 @@ def _outline_px(geom, transform: Affine) -> list[list[tuple[float, float]]]:
     return rings
 
 
-def png(image: np.ndarray, outlines: list[tuple[list, tuple[int, int, int], int]] = (), scale: int = 1,
+def png(image: np.ndarray, outlines: list[tuple[list, tuple[int, int, int], int]] | None = None, scale: int = 1,
         changed: np.ndarray | None = None) -> bytes:
     """PNG bytes of an ``(h, w, 3)`` uint8 image, enlarged ``scale`` times, with outlines drawn on it.
 
@@ -85,7 +85,7 @@ def png(image: np.ndarray, outlines: list[tuple[list, tuple[int, int, int], int]
     if scale > 1:
         pil = pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(pil)
-    for rings, colour, width in outlines:
+    for rings, colour, width in outlines or []:
         for ring in rings:
             pts = [(c * scale, r * scale) for c, r in ring]
             if len(pts) > 1:

@@ -90,6 +90,10 @@ class Config:
         Optical: the scene is measured in windows of at most this many pixels (its
         square root a side), after the scene is fitted once, so memory stays bounded;
         the result does not depend on it. None: one window.
+    workers : int
+        Optical: processes that measure the windows of a scene too large to fit whole
+        (more than 2048 px a side), each window in one process; 0: one per core. The
+        result does not depend on it.
     method : str
         ``"optical"``: one before and one after image (each may be many tiles),
         structural change. ``"pwtt"``: stacks of images before and after (radar or
@@ -146,7 +150,8 @@ class Config:
     min_valid_fraction: float = 0.5
     scale: str = "xbd"
     min_polygon_pixels: int = 8
-    max_pixels: int | None = 2048 * 2048
+    max_pixels: int | None = 1024 * 1024
+    workers: int = 0
     method: str = "optical"
     units: str = "auto"
     lee_size: int = 3
@@ -238,6 +243,8 @@ class Config:
             raise ConfigError(f"ssim_sigma must be positive, got {self.ssim_sigma}")
         if self.min_cloud_area <= 0:
             raise ConfigError(f"min_cloud_area must be positive, got {self.min_cloud_area}")
+        if self.workers < 0:
+            raise ConfigError(f"workers must be 0 (one per core) or more, got {self.workers}")
         if self.max_pixels is not None and self.max_pixels < 65_536:
             raise ConfigError(f"max_pixels must be at least 65536 (256 x 256), got {self.max_pixels}")
         if self.method not in ("optical", "pwtt"):

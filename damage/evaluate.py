@@ -148,8 +148,8 @@ def match(footprints: np.ndarray, labels: np.ndarray, severity: np.ndarray | Non
             inter = shapely.area(shapely.intersection(labels[li], footprints[fi]))
             union = shapely.area(labels[li]) + shapely.area(footprints[fi]) - inter
             w = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-            keep = w >= min_iou
-            li, fi, w = li[keep], fi[keep], w[keep]
+            overlapping = w >= min_iou
+            li, fi, w = li[overlapping], fi[overlapping], w[overlapping]
         pairs.append((li, fi))
         weights.append(w)
     if not pairs:

@@ -57,7 +57,7 @@ import numpy as np
 from scipy import ndimage
 
 from .grading import Calibration, block_means, log_change
-from .metrics import SceneStats, displacements, shift_edge, ssim_maps
+from .metrics import SceneStats, displacements, ssim_maps
 from .zonal import Zones
 
 __all__ = ["FEATURES", "Derived", "derived", "building_evidence", "scene_typical", "lab"]
@@ -167,18 +167,33 @@ def scene_typical(before: np.ndarray, after: np.ndarray, valid: np.ndarray, mval
 
 
 class _Means:
-    """Means of maps over the valid pixels of each zone, from the zones' pixel lists (computed once)."""
+    """Means of maps over the valid pixels of each zone, from the zones' pixel lists (computed once).
 
-    def __init__(self, zs: Zones, valid: np.ndarray) -> None:
-        labels, idx = zs.pixels()
-        keep = valid.ravel()[idx]
-        self.labels, self.idx, self.n = labels[keep], idx[keep], zs.n
+    Given several zone sets (footprints and their rings), one gather and one
+    ``bincount`` serve them all; each set's means come back in its own array.
+    """
+
+    def __init__(self, valid: np.ndarray, *zone_sets: Zones) -> None:
+        labels, idx, offset = [], [], 0
+        self.sizes = [zs.n for zs in zone_sets]
+        for zs in zone_sets:
+            lab, ix = zs.pixels()
+            keep = valid.ravel()[ix]
+            labels.append(lab[keep] + offset)
+            idx.append(ix[keep])
+            offset += zs.n
+        self.labels, self.idx, self.n = np.concatenate(labels), np.concatenate(idx), offset
         self.count = np.bincount(self.labels, minlength=self.n)
 
-    def __call__(self, values: np.ndarray) -> np.ndarray:
-        total = np.bincount(self.labels, weights=values.ravel()[self.idx].astype(np.float64), minlength=self.n)
+    def __call__(self, values: np.ndarray) -> list[np.ndarray]:
+        return self.gathered(values.ravel()[self.idx])
+
+    def gathered(self, at_pixels: np.ndarray) -> list[np.ndarray]:
+        """Means of values already taken at the zones' pixels (``values.ravel()[self.idx]``)."""
+        total = np.bincount(self.labels, weights=at_pixels.astype(np.float64), minlength=self.n)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.count > 0, total / np.maximum(self.count, 1), np.nan)
+            means = np.where(self.count > 0, total / np.maximum(self.count, 1), np.nan)
+        return np.split(means, np.cumsum(self.sizes)[:-1])
 
 
 def building_evidence(
@@ -222,7 +237,7 @@ def building_evidence(
     dict
         Feature name -> ``(n,)`` float64, NaN where a footprint has no valid pixel.
     """
-    fp_mean, ring_mean = _Means(footprints, valid), _Means(rings, valid)
+    both = _Means(valid, footprints, rings)
     n = footprints.n
     ranges = np.asarray(stats.ranges, dtype=np.float32)[:, None, None]
     best = {key: np.full(n, np.inf) for key in ("ssim", "colour", "ring_ssim", "ring_colour")}
@@ -233,18 +248,35 @@ def building_evidence(
                            np.array([np.sqrt(np.mean(np.square(stats.noise_before)) / before.shape[0])]),
                            np.array([np.sqrt(np.mean(np.square(stats.noise_after)) / after.shape[0])]))
     lum_b, lum_a = before.mean(axis=0, keepdims=True), after.mean(axis=0, keepdims=True)
+    t = max(max(abs(dy), abs(dx)) for dy, dx in moves)
+    rows, cols = before.shape[1:]
+    padded = np.pad(after, ((0, 0), (t, t), (t, t)), mode="edge")  # once: each move is a view (as shift_edge)
     for (dy, dx), loss in zip(moves, ssim_maps(lum_b, lum_a, sigma, moves, lum_stats)):
-        diff = (np.abs(shift_edge(after, dy, dx) - before) / ranges).mean(axis=0)
-        for key, mean, values in (("ssim", fp_mean, loss), ("colour", fp_mean, diff),
-                                  ("ring_ssim", ring_mean, loss), ("ring_colour", ring_mean, diff)):
-            np.fmin(best[key], mean(values), out=best[key])
+        moved = padded[:, t - dy : t - dy + rows, t - dx : t - dx + cols]
+        diff = (np.abs(moved - before) / ranges).mean(axis=0)
+        fp_loss, ring_loss = both(loss)
+        fp_diff, ring_diff = both(diff)
+        for key, values in (("ssim", fp_loss), ("colour", fp_diff), ("ring_ssim", ring_loss), ("ring_colour", ring_diff)):
+            np.fmin(best[key], values, out=best[key])
     best = {k: np.where(np.isfinite(v), v, np.nan) for k, v in best.items()}
 
-    d = maps or derived(before, after, stats)
-    edge_change = np.log((fp_mean(d.grad_after) + _EDGE_FLOOR) / (fp_mean(d.grad_before) + _EDGE_FLOOR))
-    lab_before = [fp_mean(d.lab_before[i]) for i in range(3)]
-    d_lab = {name: fp_mean(d.lab_after[i]) - lab_before[i] for i, name in enumerate(("lightness", "red", "yellow"))}
-    before_contrast = np.sqrt(sum((lab_before[i] - ring_mean(d.lab_before[i])) ** 2 for i in range(3)))
+    if maps is not None:
+        fp = lambda v: both(v)[0]  # noqa: E731
+        edge_change = np.log((fp(maps.grad_after) + _EDGE_FLOOR) / (fp(maps.grad_before) + _EDGE_FLOOR))
+        lab_b = [both(maps.lab_before[i]) for i in range(3)]
+        lab_a_fp = [fp(maps.lab_after[i]) for i in range(3)]
+    else:  # CIELAB is pointwise: converted at the zones' pixels only, not over the whole window
+        lrange = max(float(stats.luminance_range), 1e-6)
+        edge_change = np.log((both(_gradient(after.mean(axis=0)) / lrange)[0] + _EDGE_FLOOR)
+                             / (both(_gradient(before.mean(axis=0)) / lrange)[0] + _EDGE_FLOOR))
+        lo = float(np.min(stats.lows)) if stats.lows is not None else 0.0
+        hi = lo + float(np.max(stats.ranges))
+        at_b = lab(before.reshape(before.shape[0], -1)[:, both.idx][:, None, :], lo, hi)[:, 0, :]
+        at_a = lab(after.reshape(after.shape[0], -1)[:, both.idx][:, None, :], lo, hi)[:, 0, :]
+        lab_b = [both.gathered(at_b[i]) for i in range(3)]
+        lab_a_fp = [both.gathered(at_a[i])[0] for i in range(3)]
+    d_lab = {name: lab_a_fp[i] - lab_b[i][0] for i, name in enumerate(("lightness", "red", "yellow"))}
+    before_contrast = np.sqrt(sum((lab_b[i][0] - lab_b[i][1]) ** 2 for i in range(3)))
 
     return {
         "ssim_excess": log_change(best["ssim"]) - reference.reference,

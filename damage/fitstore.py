@@ -9,6 +9,7 @@ results bit for bit) and every field is checked when read; anything else is a
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import math
 import zlib
@@ -131,7 +132,7 @@ def fit_from_json(doc: Any, source: str = "fit") -> SceneFit:
         fitted_on = doc["fitted_on"]
         if fitted_on not in ("whole scene", "sample blocks"):
             raise bad("fitted_on")
-    except (KeyError, TypeError, ValueError, zlib.error, base64.binascii.Error) as exc:
+    except (KeyError, TypeError, ValueError, zlib.error, binascii.Error) as exc:
         if isinstance(exc, CorruptRunError):
             raise
         raise bad(f"{type(exc).__name__}: {exc}") from None

@@ -19,6 +19,7 @@ as damage, while a town where most houses fell keeps its roads and fields as ref
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -134,7 +135,7 @@ class Calibration:
         """Log-similarity lost beyond the scene's typical change without damage."""
         return log_change(change) - self.reference
 
-    def to_dict(self) -> dict[str, float | int | str]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "reference": round(self.reference, 5),
             "typical": {k: round(float(v), 5) for k, v in self.typical.items()},
@@ -166,7 +167,7 @@ def to_scale(xbd_grades, scale: Scale | str):
     """
     sc = SCALES[scale] if isinstance(scale, str) else scale
     rank = {v: i for i, v in enumerate(_XBD_LEVELS)}
-    out = []
+    out: list[str | None] = []
     for g in xbd_grades:
         if g is None or g not in rank:
             out.append(None)
@@ -229,11 +230,11 @@ class EvidenceModel:
 
     def logit(self, evidence: dict[str, np.ndarray]) -> np.ndarray:
         """The linear predictor of every building."""
-        total = None
+        total: np.ndarray | None = None
         for name, c, s, w in zip(self.features, self.centre, self.spread, self.weights):
             z = np.nan_to_num((np.asarray(evidence[name], dtype=np.float64) - c) / s, nan=0.0)
             total = w * z if total is None else total + w * z
-        return self.intercept + (total if total is not None else 0.0)
+        return np.asarray(self.intercept + (total if total is not None else 0.0))
 
     def probability(self, evidence: dict[str, np.ndarray]) -> np.ndarray:
         """``p_damaged``: probability of major damage or worse."""

@@ -108,14 +108,16 @@ def common_grid(
     if crs is None:
         w, s, e, n = footprint_bounds(CRS.from_epsg(4326))
         crs = choose_crs(before, afters[0], ((w + e) / 2, (s + n) / 2))
-    crs = CRS.from_user_input(crs)
-    if ProjCRS.from_user_input(crs.to_wkt()).is_geographic:
+    grid_crs: CRS = CRS.from_user_input(crs)
+    crs = grid_crs
+    if ProjCRS.from_user_input(grid_crs.to_wkt()).is_geographic:
         log.warning("grid CRS %s is geographic: pixels are not square on the ground", crs)
-    overlap: Bounds | None = epoch_bounds(before, crs)
+    overlap: Bounds = epoch_bounds(before, grid_crs)
     for epoch in befores[1:] + afters:
-        overlap = _intersect(overlap, epoch_bounds(epoch, crs))
-        if overlap is None:
+        common = _intersect(overlap, epoch_bounds(epoch, grid_crs))
+        if common is None:
             raise NoOverlapError(f"{before.describe()} and {epoch.describe()} do not overlap")
+        overlap = common
     # Anchor the grid on the before epoch's own pixel lattice when it is already in the
     # grid CRS at about the grid's pixel size: the before pixels are then not resampled.
     first = before.tiles[0]
@@ -123,7 +125,7 @@ def common_grid(
     finest = min(native_resolution(e, crs) for e in befores + afters)
     if resolution is not None and resolution < finest / MAX_UPSAMPLING:
         raise ConfigError(f"resolution {resolution:g} is {finest / resolution:.0f} times finer than the finest imagery "
-                          f"({finest:.4g} in {crs.to_string()} units); at most {MAX_UPSAMPLING} times finer is allowed")
+                          f"({finest:.4g} in {grid_crs.to_string()} units); at most {MAX_UPSAMPLING} times finer is allowed")
     if resolution is None:
         resolution = max(native_resolution(e, crs) for e in befores + afters)
         if on_lattice and abs(resolution - first.res) <= 0.1 * first.res:
@@ -229,30 +231,35 @@ def _resample(tile: Tile, count: int, grid: Grid, move: Affine, window: tuple[in
                 blocks.append((br, bc, block, swin))
     if not blocks:
         return dst, dst_valid
-    # one read of the tile for all blocks (each block then takes its own window of it)
-    c_lo = min(int(b[3].col_off) for b in blocks)
-    r_lo = min(int(b[3].row_off) for b in blocks)
-    c_hi = max(int(b[3].col_off + b[3].width) for b in blocks)
-    r_hi = max(int(b[3].row_off + b[3].height) for b in blocks)
-    whole, whole_declared, whole_transform = read_tile(tile, Window(c_lo, r_lo, c_hi - c_lo, r_hi - r_lo))
-    for br, bc, block, swin in blocks:
-        r, c = int(swin.row_off) - r_lo, int(swin.col_off) - c_lo
-        cut = (slice(r, r + int(swin.height)), slice(c, c + int(swin.width)))
-        data = whole[(slice(None), *cut)]
-        declared = None if whole_declared is None else whole_declared[cut]
-        src_transform = whole_transform @ Affine.translation(c, r)
-        src_valid = source_valid(data, declared, black_fill).astype(np.float32)
-        # the validity rides along as one more band: one warp, the same kernel for both
-        both = np.concatenate([data.astype(np.float32), src_valid[None]])
-        warped = np.zeros((count + 1, WARP_BLOCK, WARP_BLOCK), dtype=np.float32)
-        reproject(both, warped, src_transform=src_transform, src_crs=tile.crs, dst_transform=block.transform,
-                  dst_crs=grid.crs, resampling=resampling, src_nodata=None, dst_nodata=None, init_dest_nodata=False)
-        bd, bv = warped[:count], warped[count]
-        # the part of the block inside the window
-        ir0, ir1 = max(br, r0), min(br + WARP_BLOCK, r0 + h)
-        ic0, ic1 = max(bc, c0), min(bc + WARP_BLOCK, c0 + w)
-        dst[:, ir0 - r0 : ir1 - r0, ic0 - c0 : ic1 - c0] = bd[:, ir0 - br : ir1 - br, ic0 - bc : ic1 - bc]
-        dst_valid[ir0 - r0 : ir1 - r0, ic0 - c0 : ic1 - c0] = bv[ir0 - br : ir1 - br, ic0 - bc : ic1 - bc]
+    # one read of the tile for a row of blocks (each block then takes its own window of it):
+    # few reads, and never the whole of a large tile in memory at once
+    rows: dict[int, list] = {}
+    for b in blocks:
+        rows.setdefault(b[0], []).append(b)
+    for row in rows.values():
+        c_lo = min(int(b[3].col_off) for b in row)
+        r_lo = min(int(b[3].row_off) for b in row)
+        c_hi = max(int(b[3].col_off + b[3].width) for b in row)
+        r_hi = max(int(b[3].row_off + b[3].height) for b in row)
+        whole, whole_declared, whole_transform = read_tile(tile, Window(c_lo, r_lo, c_hi - c_lo, r_hi - r_lo))
+        for br, bc, block, swin in row:
+            r, c = int(swin.row_off) - r_lo, int(swin.col_off) - c_lo
+            cut = (slice(r, r + int(swin.height)), slice(c, c + int(swin.width)))
+            data = whole[(slice(None), *cut)]
+            declared = None if whole_declared is None else whole_declared[cut]
+            src_transform = whole_transform @ Affine.translation(c, r)
+            src_valid = source_valid(data, declared, black_fill).astype(np.float32)
+            # the validity rides along as one more band: one warp, the same kernel for both
+            both = np.concatenate([data.astype(np.float32), src_valid[None]])
+            warped = np.zeros((count + 1, WARP_BLOCK, WARP_BLOCK), dtype=np.float32)
+            reproject(both, warped, src_transform=src_transform, src_crs=tile.crs, dst_transform=block.transform,
+                      dst_crs=grid.crs, resampling=resampling, src_nodata=None, dst_nodata=None, init_dest_nodata=False)
+            bd, bv = warped[:count], warped[count]
+            # the part of the block inside the window
+            ir0, ir1 = max(br, r0), min(br + WARP_BLOCK, r0 + h)
+            ic0, ic1 = max(bc, c0), min(bc + WARP_BLOCK, c0 + w)
+            dst[:, ir0 - r0 : ir1 - r0, ic0 - c0 : ic1 - c0] = bd[:, ir0 - br : ir1 - br, ic0 - bc : ic1 - bc]
+            dst_valid[ir0 - r0 : ir1 - r0, ic0 - c0 : ic1 - c0] = bv[ir0 - br : ir1 - br, ic0 - bc : ic1 - bc]
     return dst, dst_valid
 
 

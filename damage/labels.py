@@ -188,8 +188,8 @@ def _grades(values: list, label: str, scale: str) -> list[str | None]:
         if v is None or (isinstance(v, float) and np.isnan(v)):
             out.append(None)
             continue
-        key = str(v).strip().lower()
-        key = _ALIASES.get(key, key) if scale == "xbd" else key
+        key: str | None = str(v).strip().lower()
+        key = _ALIASES.get(key, key) if scale == "xbd" and key is not None else key
         if key is not None and key not in by_key and key not in ("not-analysed", "un-classified", "unclassified"):
             raise InvalidLabelsError(f"{label}: grade {v!r} is not on the {scale} scale {list(levels)}")
         out.append(by_key.get(key) if key is not None else None)

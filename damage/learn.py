@@ -78,7 +78,7 @@ def damaged_count(p: np.ndarray, level: float = 0.95, offset_sd: float = 0.0) ->
     expected = float(sum(w * q.sum() for q, w in zip(cases, weights)))
     tail = (1.0 - level) / 2.0
     low = int(np.searchsorted(cdf, tail - 1e-12))
-    high = int(min(np.searchsorted(cdf, 1.0 - tail - 1e-12), n))
+    high = min(int(np.searchsorted(cdf, 1.0 - tail - 1e-12)), n)
     return {"expected": round(expected, 2), "low": low, "high": high, "buildings": n, "offset_sd": offset_sd}
 
 

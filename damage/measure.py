@@ -15,7 +15,7 @@ import shapely
 from affine import Affine
 
 from .config import Config
-from .evidence import FEATURES, building_evidence, derived
+from .evidence import FEATURES, building_evidence
 from .grid import warp_epoch
 from .masks import erode
 from .metrics import METRIC_RADIUS, combined
@@ -154,7 +154,7 @@ def measure(px: WindowPixels, geoms: np.ndarray, fit: SceneFit, cfg: Config, wan
     evalid = erode(valid, METRIC_RADIUS["ssim"] + cfg.building_shift)
     calib = fit.calibration
     ev = building_evidence(before, after, evalid, zs, zones(rings, grid), stats, calib,
-                           max_shift=cfg.building_shift, sigma=cfg.ssim_sigma, maps=derived(before, after, stats))
+                           max_shift=cfg.building_shift, sigma=cfg.ssim_sigma)
     reason = _reasons(zs, px.covered, px.cloudy, valid_fraction, ev, cfg)
     analysed = reason == ""
     # A pixel changed when its loss of similarity beyond the scene's typical change reaches change_threshold.
@@ -162,7 +162,7 @@ def measure(px: WindowPixels, geoms: np.ndarray, fit: SceneFit, cfg: Config, wan
     changed_fraction = zs.count(changed) / np.maximum(valid_count, 1)
     nan_unless = lambda a: np.where(analysed, a, np.nan)  # noqa: E731
     columns: dict[str, np.ndarray] = {
-        "not_analysed_reason": np.where(analysed, None, reason).astype(object),
+        "not_analysed_reason": np.where(analysed, np.array(None, dtype=object), reason).astype(object),
         "valid_fraction": np.round(valid_fraction, 4),
         "change_delta": nan_unless(calib.delta(zstats["mean"])),
         "change_mean": nan_unless(zstats["mean"]),

@@ -111,7 +111,7 @@ class SceneStats:
     noise_after: np.ndarray
     lows: np.ndarray | None = None
 
-    def to_dict(self) -> dict[str, list[float] | float]:
+    def to_dict(self) -> dict[str, list[float] | float | None]:
         return {
             "ranges": [round(float(v), 4) for v in self.ranges],
             "noise_before": [round(float(v), 4) for v in self.noise_before],
@@ -226,9 +226,10 @@ def ssim(
     each pixel takes the smallest value over displacements (:func:`ssim_maps`).
     """
     stats = stats or scene_stats(before, after, valid)
-    out = None
+    out: np.ndarray | None = None
     for loss in ssim_maps(before, after, sigma, displacements(tolerance), stats):
         out = loss if out is None else np.minimum(out, loss)
+    assert out is not None  # displacements() always holds (0, 0)
     return out.astype(np.float32)
 
 

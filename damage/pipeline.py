@@ -10,6 +10,7 @@ This module only wires the steps; each step lives in its own module.
 from __future__ import annotations
 
 import logging
+import os
 from os import PathLike
 from typing import Any
 
@@ -158,18 +159,31 @@ def assess(
     fit, pixels = fit_scene(plan.before, plan.after, plan.grid, plan.geoms[plan.usable], cfg)
     # measure and grade each window
     parts, polys = [], []
-    for win in tqdm(plan.windows, disable=not progress, unit="window", desc="windows", leave=False):
-        idx = plan.members(win)
-        table, poly, px, m = assess_window(plan.before, plan.after, plan.grid, fit, plan.geoms[idx], idx, cfg, polygons,
-                                           pixels, with_pixels=True)
-        parts.append(table)
-        polys.append(poly)
-        if gallery is not None:
-            gallery.add(px, m, table, plan.geoms[idx], window_extent(plan.geoms[idx], plan.grid, cfg))
+    jobs = [plan.members(win) for win in plan.windows]
+    procs = min(cfg.workers or os.cpu_count() or 1, len(jobs))
+    if pixels is None and gallery is None and procs > 1:  # windows read from files: one per process, results in order
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        with ProcessPoolExecutor(max_workers=procs, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(assess_window, plan.before, plan.after, plan.grid, fit, plan.geoms[idx], idx, cfg,
+                                   polygons) for idx in jobs]
+            for future in tqdm(futures, disable=not progress, unit="window", desc="windows", leave=False):
+                table, poly = future.result()
+                parts.append(table)
+                polys.append(poly)
+    else:
+        for idx in tqdm(jobs, disable=not progress, unit="window", desc="windows", leave=False):
+            table, poly, px, m = assess_window(plan.before, plan.after, plan.grid, fit, plan.geoms[idx], idx, cfg,
+                                               polygons, pixels, with_pixels=True)
+            parts.append(table)
+            polys.append(poly)
+            if gallery is not None:
+                gallery.add(px, m, table, plan.geoms[idx], window_extent(plan.geoms[idx], plan.grid, cfg))
     # assemble
     result = assemble(plan.footprints, parts, np.zeros(len(plan.footprints), bool), cfg, fit, run_inputs(plan))
     result.attrs["damage_input_files"] = plan.input_files  # never written over (writers.write)
-    if fac is not None:
+    if fac is not None and facility_of is not None:
         attrs = result.attrs
         result.attrs["damage_facilities"] = summarise(result, fac, facility_of, cfg.scale)
         result = result.iloc[:n_input].assign(facility=facility_of[:n_input])

@@ -35,7 +35,7 @@ def changed_polygons(changed: np.ndarray, zs: Zones, grid: Grid, min_pixels: int
     mask = changed.astype(np.uint8)
     if min_pixels > 1:
         mask = sieve(mask, size=min_pixels, connectivity=8)
-    geoms: list[object] = []
+    geoms: list[dict] = []
     owners: list[int] = []
     for labels in zs.layers:
         image = np.where(mask > 0, labels, 0).astype(np.int32)

@@ -22,7 +22,7 @@ __all__ = ["file_record", "versions", "Clock", "provenance", "provenance_lines"]
 DEPENDENCIES = ("numpy", "scipy", "rasterio", "geopandas", "shapely", "pyproj", "pyogrio", "scikit-image")
 
 
-def file_record(path: str | Path, acquired: str | None = None) -> dict[str, Any]:
+def file_record(path: str | PathLike, acquired: str | None = None) -> dict[str, Any]:
     """``path`` (absolute), its size in bytes, its SHA-256 and its acquisition date (None when unknown)."""
     p = Path(path)
     digest = hashlib.sha256()

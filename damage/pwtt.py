@@ -146,7 +146,8 @@ def assess_stack(
     pair_sigma = log_ratio_sigma(cfg.looks * lee * lee)
     # -- compute, window by window
     n = len(fp)
-    area_px = np.where(usable, np.nan_to_num(shapely.area(np.where(usable, geoms, None))) / grid.res**2, 0.0)
+    area_px = np.where(usable, np.nan_to_num(shapely.area(np.where(usable, geoms, np.array(None, dtype=object))))
+                       / grid.res**2, 0.0)
     small = area_px < MIN_PIXELS
     tree = shapely.STRtree(np.where(usable, geoms, shapely.Polygon()))
     sums = {k: np.zeros(n) for k in ("t", "count", "burned", "n_pre", "n_post")}
@@ -186,8 +187,8 @@ def assess_stack(
             if idx.size == 0:
                 continue
             zs = zones(geoms[idx], core_grid, MIN_PIXELS, small=small[idx])
-            n_pre = sum(g[0].n for g in groups.values())[core].astype(float)
-            n_post = sum(g[1].n for g in groups.values())[core].astype(float)
+            n_pre = np.sum([g[0].n for g in groups.values()], axis=0)[core].astype(float)
+            n_post = np.sum([g[1].n for g in groups.values()], axis=0)[core].astype(float)
             st = zonal_stats(zs, np.nan_to_num(damage), dvalid, ("sum", "count", "max"))
             everything = np.ones(dvalid.shape, bool)
             sums["t"][idx] += st["sum"]

@@ -259,6 +259,8 @@ class _Evaluator:
             if not isinstance(op, (ast.Eq, ast.NotEq)):
                 raise _Refused(f"None can only be compared with == or !=, not '{sym}'")
             col = left if isinstance(left, _Column) else right
+            if not isinstance(col, _Column):
+                raise _Refused(f"None must be compared with a column; {_HINT}")
             missing = col.values.isna().to_numpy(dtype=bool)
             return missing if isinstance(op, ast.Eq) else ~missing
         missing = np.zeros(self.n, bool)
@@ -298,7 +300,7 @@ class _Evaluator:
             items = [self._value(e) for e in node.elts]
             if not all(isinstance(i, _Literal) and not isinstance(i.value, tuple) for i in items):
                 raise _Refused(f"a list may hold literals only (strings, numbers, True, False, None); {_HINT}")
-            return _Literal(tuple(i.value for i in items))
+            return _Literal(tuple(i.value for i in items if isinstance(i, _Literal)))
         raise _Refused(f"{_show(node)} is not a column or a literal; {_HINT}")
 
     def _column(self, name: str) -> _Column:

@@ -7,6 +7,7 @@ file names, so the steps run unchanged on in-memory data and inside a worker.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import shapely
@@ -78,6 +79,6 @@ class Raster:
         """Number of bands."""
         return int(self.array.shape[0])
 
-    def replace(self, **changes: object) -> Raster:
+    def replace(self, **changes: Any) -> Raster:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Any
 
 import numpy as np
 from affine import Affine
@@ -71,8 +72,8 @@ class Shift:
         # col' = col + dx + c (row - rc) + d (col - cc); row' = row + dy + a (row - rc) + b (col - cc)
         return Affine(1.0 + d, c, self.dx - c * rc - d * cc, b, 1.0 + a, self.dy - a * rc - b * cc)
 
-    def to_dict(self) -> dict[str, float | int | bool]:
-        out: dict[str, float | int | bool] = {
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "dy_px": round(self.dy, 3),
             "dx_px": round(self.dx, 3),
             "blocks": self.blocks,

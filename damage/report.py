@@ -253,8 +253,8 @@ def render_report(result: gpd.GeoDataFrame, title: str | None = None, top: int =
             facilities.append({"name": name, "grade": f["damage_grade"], "colour": _hex(grade_colour(f["damage_grade"], levels)),
                                "buildings": int(f["buildings"]), "roof": _fmt(float(f["damaged_roof_m2"]), 0),
                                "rings": [int(f[f"damaged_within_{d}m"]) for d in rings]})
-            members = np.flatnonzero(result["facility"].to_numpy() == k) if "facility" in result else np.empty(0, int)
-            members = sorted(members, key=lambda i: -rank.get(grades[i], -1))
+            inside = np.flatnonzero(result["facility"].to_numpy() == k) if "facility" in result else np.empty(0, int)
+            members = sorted((int(i) for i in inside), key=lambda i: -rank.get(grades[i], -1))
             buildings = [_building(result, i, chips[i], f"building {i}", levels, dates) for i in members if i in chips][:6]
             note = "" if members else "No building footprint inside: assessed as one polygon (its own row is not in the result)."
             if len(members) > 6:

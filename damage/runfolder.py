@@ -49,7 +49,7 @@ def _spec_id(spec: Any, content: bool) -> list:
     if isinstance(spec, gpd.GeoDataFrame):
         return [_frame_id(spec)]
     items = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)
-    out = []
+    out: list[Any] = []
     for item in items:
         p = Path(item)
         if p.is_dir():
@@ -111,7 +111,7 @@ def lock(folder: Path) -> Iterator[None]:
                 holder = json.loads(path.read_text())
                 pid, host = int(holder["pid"]), str(holder["host"])
             except (OSError, ValueError, KeyError, TypeError):
-                pid, host = -1, me["host"]  # unreadable: left half-written by a killed run
+                pid, host = -1, str(me["host"])  # unreadable: left half-written by a killed run
             if host == me["host"] and (pid < 0 or not _alive(pid)):
                 path.unlink(missing_ok=True)  # stale
                 continue

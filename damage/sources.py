@@ -248,11 +248,11 @@ def open_stack(spec: PathSpec, name: str = "stack") -> list[Acquisition]:
         counts = {t.count for t in tiles}
         if len(counts) > 1:
             raise BandMismatchError(f"{name} stack: tiles of {date} have different band counts")
-        units = {u for _, u in members} - {None}
-        if len(units) > 1:
-            raise InvalidRasterError(f"{name} stack: tiles of {date} declare different units {sorted(units)}")
+        declared = {u for _, u in members if u is not None}
+        if len(declared) > 1:
+            raise InvalidRasterError(f"{name} stack: tiles of {date} declare different units {sorted(declared)}")
         real_orbit = None if orbit is not None and orbit.startswith("#") else orbit
-        out.append(Acquisition(Epoch(name, tiles), date, real_orbit, units.pop() if units else None))
+        out.append(Acquisition(Epoch(name, tiles), date, real_orbit, declared.pop() if declared else None))
     out.sort(key=lambda a: (a.date is None, a.date or datetime.date.min))
     return out
 

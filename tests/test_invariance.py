@@ -117,7 +117,13 @@ def test_a_scene_fitted_on_sample_blocks_gives_one_answer_everywhere(rotated_clo
     full = _assess(b, a, fp)
     assert full.attrs["damage"]["fitted_on"] == "sample blocks" and full.attrs["damage"]["clouds"]["overview_factor"] == 3
     assert (full["not_analysed_reason"] == "cloud or shadow").any()
-    for name, out in _region_runs(b, a, fp, tmp_path).items():  # (the fit is made in this process)
+    runs = _region_runs(b, a, fp, tmp_path)  # (the fit is made in this process)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs["assess, windows of 256 in 2 processes"] = damage.assess(b, a, fp, max_pixels=256 * 256, workers=2)
+        runs["assess, one process"] = damage.assess(b, a, fp, max_pixels=256 * 256, workers=1)
+    assert runs["assess, windows of 256 in 2 processes"].attrs["damage"]["grid"]["windows"] > 2
+    for name, out in runs.items():
         _identical(full, out, name)
 
 

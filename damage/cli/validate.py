@@ -47,7 +47,7 @@ def validate_cmd(result: str, sample_size: int | None, output: str | None, seed:
         return
     report = validate(res, labels_path)
     if json_path:
-        check_not_input(json_path, [result, labels_path])
+        check_not_input(json_path, [result, str(labels_path)])
         write_json(report, json_path)
     if quiet < 2:
         d = report["damaged"]

@@ -104,7 +104,8 @@ def make_sar_stack(
     # -- blocks of buildings between streets
     ground_db = np.stack([-12.0 + rng.normal(0, 1.0, (h, w)), -19.0 + rng.normal(0, 1.0, (h, w))])
     labels = np.zeros((h, w), dtype=np.int32)
-    polys, bdb = [], []
+    polys: list[shapely.Polygon] = []
+    building_db: list[tuple[float, float]] = []
     y = 2
     while y < h - 6:
         bh = int(rng.integers(2, 5))
@@ -115,11 +116,11 @@ def make_sar_stack(
                 labels[y : y + bh, x : x + bw] = len(polys) + 1
                 x0, y0 = origin[0] + x * res, origin[1] - y * res
                 polys.append(shapely.box(x0, y0 - bh * res, x0 + bw * res, y0))
-                bdb.append((rng.normal(-4.0, 1.5), rng.normal(-11.0, 1.5)))
+                building_db.append((rng.normal(-4.0, 1.5), rng.normal(-11.0, 1.5)))
             x += bw + int(rng.integers(2, 4))
         y += bh + int(rng.integers(2, 4))
     n = len(polys)
-    bdb = np.array(bdb)  # (n, 2) building VV, VH in dB
+    bdb = np.array(building_db)  # (n, 2) building VV, VH in dB
     grades = np.array(["no-damage"] * n, dtype=object)
     # Damage clusters around a few strike points, as bombing or a tornado leaves it.
     centres = np.array([[p.centroid.x, p.centroid.y] for p in polys])

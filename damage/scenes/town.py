@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -90,7 +91,7 @@ class Nuisances:
     noise: float = 2.0
     new_buildings: int = 0
 
-    def replace(self, **changes: object) -> Nuisances:
+    def replace(self, **changes: Any) -> Nuisances:
         return dataclasses.replace(self, **changes)
 
 
