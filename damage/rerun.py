@@ -31,8 +31,12 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def reassess(result: str | PathLike | gpd.GeoDataFrame, chips: int = 12, chips_for=None) -> gpd.GeoDataFrame:
+def reassess(result: str | PathLike | gpd.GeoDataFrame, chips: int = 12, chips_for=None,
+             footprints: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
     """The assessment a result records, run again with its evidence kept (``chips``).
+
+    ``footprints``: the footprints it assessed, when they are not the file its record
+    names (a region run with ``where`` or ``aoi`` assessed a selection of them).
 
     Raises
     ------
@@ -60,8 +64,9 @@ def reassess(result: str | PathLike | gpd.GeoDataFrame, chips: int = 12, chips_f
     before = [f["path"] for f in prov["before"]]
     after = [f["path"] for f in prov["after"]]
     role = {f.get("role"): f["path"] for f in prov.get("other", [])}
-    footprints = role.get("footprints")
-    if not footprints:
+    if footprints is None:
+        footprints = role.get("footprints")
+    if footprints is None:
         raise InvalidLabelsError(f"{name}: its footprints were given in memory; pass them to damage.assess(chips=...)")
     if (record.get("labels") or {}).get("source") == "GeoDataFrame" or \
             (record.get("facilities") or {}).get("source") == "GeoDataFrame":

@@ -251,3 +251,24 @@ def test_the_labelling_page_shows_each_pick_and_saves_what_assess_reads(town_res
     res = CliRunner().invoke(main, ["assess", str(b), str(a), str(f), "-o", str(tmp_path / "again.geojson"),
                                     "--labels", str(saved)])
     assert res.exit_code == 0 and "refitted on 6 of your labels" in res.output, res.output
+
+
+def test_eye_labels_on_the_sample_tiles_refit_and_keep_the_plain_cases(tmp_path):
+    """The library and CLI paths on the bundled real pair: its 18 buildings judged by eye as labels."""
+    from conftest import SAMPLE
+
+    labels = SAMPLE / "eye_labels.geojson"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = damage.assess(SAMPLE / "before", SAMPLE / "after", SAMPLE / "footprints.geojson", labels=labels)
+    eye = gpd.read_file(labels)
+    rows = eye["footprint_row"].to_numpy()
+    assert (result["grade_source"].to_numpy()[rows] == "analyst").all() and (result["grade_source"] == "analyst").sum() == 18
+    assert (result["damage_grade"].to_numpy()[rows] == eye["grade"].to_numpy()).all()
+    rec = result.attrs["damage"]["labels"]
+    assert rec["labels"] == 18 and rec["damaged"] == 10 and rec["cross_validated"]["auc"] == 1.0
+    # the eighteen are plain cases: a refit on them narrows the count's interval a lot
+    count = result.attrs["damage"]["damaged_count"]
+    assert count["high"] - count["low"] < 0.5 * count["buildings"]
+    picks = suggest_labels(result, 5)
+    assert len(picks) == 5 and not set(picks.index) & set(rows)

@@ -141,3 +141,17 @@ def test_a_changed_input_is_refused_when_cutting_evidence_again(tmp_path):
     tif.write_bytes(tif.read_bytes() + b"\0")
     res = CliRunner().invoke(main, ["report", str(out), "-o", str(tmp_path / "r.html")])
     assert res.exit_code == 1 and "changed since" in res.output
+
+
+def test_batch_writes_the_report_of_its_selection(tmp_path):
+    fp = gpd.read_file(SAMPLE / "footprints.geojson")
+    aoi = gpd.GeoDataFrame(geometry=[fp.to_crs(fp.estimate_utm_crs()).geometry.iloc[50].centroid.buffer(60)],
+                           crs=fp.estimate_utm_crs())
+    aoi.to_file(tmp_path / "aoi.geojson")
+    res = CliRunner().invoke(main, ["batch", str(SAMPLE / "before"), str(SAMPLE / "after"), str(SAMPLE / "footprints.geojson"),
+                                    "-o", str(tmp_path / "run"), "--chunk-size", "256", "--aoi", str(tmp_path / "aoi.geojson"),
+                                    "--report", str(tmp_path / "r.html"), "--top", "2", "-q"])
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "r.html").read_text()
+    n = len(gpd.read_file(tmp_path / "run" / "damage.geojson"))
+    assert n < len(fp) and f"{n} buildings graded" in html and html.count("data:image/png;base64,") >= 2 + 4

@@ -6,6 +6,9 @@ import click
 
 from ..batch import batch
 from ..config import Config
+from ..report import write_report
+from ..rerun import reassess
+from .assess import check_new
 from .options import config_opt, configure_logging, quiet_opt, show_progress, verbose_opt
 from .summary import summary
 
@@ -26,13 +29,19 @@ from .summary import summary
 @click.option("--aoi", type=click.Path(), help="Keep footprints that intersect this area (any vector file).")
 @click.option("--scale", type=click.Choice(["xbd", "unosat", "ems", "binary"]),
               help="Damage scale of the grades: xbd (default), unosat, ems (Copernicus EMS) or binary.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="Also write an offline HTML report (the chips are cut by assessing the region's inputs again).")
+@click.option("--top", type=click.IntRange(1), default=12, show_default=True,
+              help="With --report: chips of this many most damaged buildings (named ones always).")
 @click.option("--name-column", help="Column with building names for the summary (default: name, if present).")
 @verbose_opt
 @quiet_opt
 def batch_cmd(before, after, footprints, more_before, more_after, folder, config_path, chunk_size, workers, scheduler,
-              where, aoi, scale, name_column, verbose, quiet) -> None:
+              where, aoi, scale, report_path, top, name_column, verbose, quiet) -> None:
     """Assess every footprint of a region between the BEFORE and AFTER tiles, chunk by chunk."""
     configure_logging(verbose, quiet)
+    if report_path:
+        check_new(report_path, [before, *more_before, after, *more_after, footprints], False, (".html", ".htm"))
     config = Config.from_toml(config_path) if config_path else Config()
     config = config.replace(scale=scale)
     out = batch([before, *more_before], [after, *more_after], footprints, folder, config, chunk_size=chunk_size,
@@ -43,3 +52,13 @@ def batch_cmd(before, after, footprints, more_before, more_after, folder, config
         for chunk, error in out.failed.items():
             click.echo(f"  chunk {chunk} failed: {error}")
         click.echo(f"wrote {out.folder / 'damage.parquet'} and {out.folder / 'damage.geojson'}")
+    if report_path:
+        import geopandas as gpd
+
+        from ..batch import _CHUNK, _INDEX
+
+        selected = gpd.read_parquet(out.folder / "footprints.parquet").sort_values(_INDEX, kind="stable")
+        selected = selected.drop(columns=[_INDEX, _CHUNK]).reset_index(drop=True)  # what the run assessed, in order
+        write_report(reassess(out.result, chips=top, footprints=selected), report_path, top=top, name_col=name_column)
+        if quiet < 2:
+            click.echo(f"wrote {report_path}")
