@@ -34,6 +34,29 @@ def _projected(gdf: gpd.GeoDataFrame):
     return gdf.crs if gdf.crs.is_projected else gdf.estimate_utm_crs()
 
 
+def _matched_grades(result: gpd.GeoDataFrame, labels, scale: str, min_iou: float, label_format: str,
+                    grade_column: str | None) -> tuple[np.ndarray, int]:
+    """The labelled grade of each footprint of ``result`` (None where no scored label matches it), and
+    how many labels were given; labels are read (a path) and matched as :func:`damage.evaluate` does."""
+    from .labels import read_labels
+
+    if not isinstance(labels, gpd.GeoDataFrame):
+        labels = read_labels(labels, label_format, grade_column, scale)
+    if "grade" not in labels or labels.crs is None:
+        raise InvalidLabelsError("labels need a 'grade' column and a CRS (see damage.labels.read_labels)")
+    sc = SCALES[scale]
+    crs = _projected(result)
+    truth = labels["grade"].to_numpy(dtype=object)
+    scored = np.array([g in sc.levels for g in truth], dtype=bool)
+    severity = np.array([sc.levels.index(g) if s else -1 for g, s in zip(truth, scored)])
+    index, _ = match(np.asarray(result.geometry.to_crs(crs).values, dtype=object),
+                     np.asarray(labels.geometry.to_crs(crs).values, dtype=object), severity, min_iou)
+    take = scored & (index >= 0)
+    out = np.full(len(result), None, dtype=object)
+    out[index[take]] = truth[take]
+    return out, len(labels)
+
+
 def apply_labels(result: gpd.GeoDataFrame, labels: gpd.GeoDataFrame | str | PathLike, *, scale: str = "xbd",
                  min_iou: float = 0.25, label_format: str = "auto", grade_column: str | None = None) -> gpd.GeoDataFrame:
     """Refit the grades of an assessment on the analyst's labels of some of its buildings.
@@ -63,29 +86,15 @@ def apply_labels(result: gpd.GeoDataFrame, labels: gpd.GeoDataFrame | str | Path
     InvalidLabelsError
         No label matches an analysed footprint, or labels without a CRS.
     """
-    from .labels import read_labels
-
     if scale not in SCALES:
         raise ConfigError(f"scale={scale!r} is unknown; choose one of {sorted(SCALES)}")
-    if not isinstance(labels, gpd.GeoDataFrame):
-        labels = read_labels(labels, label_format, grade_column, scale)
-    if "grade" not in labels or labels.crs is None:
-        raise InvalidLabelsError("labels need a 'grade' column and a CRS (see damage.labels.read_labels)")
     sc = SCALES[scale]
-    crs = _projected(result)
-    fgeoms = np.asarray(result.geometry.to_crs(crs).values, dtype=object)
-    lgeoms = np.asarray(labels.geometry.to_crs(crs).values, dtype=object)
-    truth = labels["grade"].to_numpy(dtype=object)
-    scored = np.array([g in sc.levels for g in truth])
-    severity = np.array([sc.levels.index(g) if s else -1 for g, s in zip(truth, scored)])
-    index, _ = match(fgeoms, lgeoms, severity, min_iou)
-    take = scored & (index >= 0)
+    analyst, given = _matched_grades(result, labels, scale, min_iou, label_format, grade_column)
+    take_n = int((analyst != None).sum())  # noqa: E711 (elementwise)
     analysed = (result["damage_grade"] != NOT_ANALYSED).to_numpy()
-    analyst = np.full(len(result), None, dtype=object)
-    analyst[index[take]] = truth[take]
     fitted_on = np.flatnonzero((analyst != None) & analysed)  # noqa: E711 (elementwise)
     if fitted_on.size == 0:
-        raise InvalidLabelsError(f"none of the {len(labels)} labels matches an analysed footprint of the assessment "
+        raise InvalidLabelsError(f"none of the {given} labels matches an analysed footprint of the assessment "
                                  f"(intersection over union >= {min_iou})")
     model = result_model(result)
     evidence = {f: result[f].to_numpy(dtype=float) for f in model.features}
@@ -103,7 +112,7 @@ def apply_labels(result: gpd.GeoDataFrame, labels: gpd.GeoDataFrame | str | Path
     out["grade_source"] = np.where(labelled, "analyst", "model")
     record = dict(out.attrs.get("damage", {}))
     record["model"] = fit.model.to_dict() | {"fitted_on": f"refitted on {fit.labels} labels of this event"}
-    record["labels"] = fit.to_dict() | {"matched": int(take.sum()), "given": len(labels)}
+    record["labels"] = fit.to_dict() | {"matched": take_n, "given": given}
     record["counts"] = {level: int((grades == level).sum()) for level in sc.levels + (NOT_ANALYSED,)}
     record["damaged_count"] = count_damaged(out, scale, fit.offset_sd)
     out.attrs["damage"] = record
@@ -202,25 +211,11 @@ def validate(result: gpd.GeoDataFrame, checked: gpd.GeoDataFrame | str | PathLik
         :func:`damage.learn.stratified_estimate`: the damaged count with its 95 %
         interval, precision and recall of the model's damaged calls, per stratum counts.
     """
-    from .labels import read_labels
-
-    if not isinstance(checked, gpd.GeoDataFrame):
-        checked = read_labels(checked, label_format, grade_column, scale)
-    if "grade" not in checked or checked.crs is None:
-        raise InvalidLabelsError("the checked sample needs a 'grade' column and a CRS")
     sc = SCALES[scale]
-    crs = _projected(result)
-    truth = checked["grade"].to_numpy(dtype=object)
-    scored = np.array([g in sc.levels for g in truth])
-    index, _ = match(np.asarray(result.geometry.to_crs(crs).values, dtype=object),
-                     np.asarray(checked.geometry.to_crs(crs).values, dtype=object), None, min_iou)
-    take = scored & (index >= 0)
+    person, _ = _matched_grades(result, checked, scale, min_iou, label_format, grade_column)
     strata = _frame(result)
-    is_checked = np.zeros(len(result), bool)
-    is_checked[index[take]] = True
-    damaged = np.zeros(len(result), bool)
-    damaged[index[take]] = [g in sc.damaged for g in truth[take]]
-    is_checked &= strata != None  # noqa: E711 (elementwise)
+    is_checked = (person != None) & (strata != None)  # noqa: E711 (elementwise)
+    damaged = np.array([g in sc.damaged for g in person])
     if not is_checked.any():
         raise InvalidLabelsError("no checked building matches a graded footprint of the assessment")
     try:
