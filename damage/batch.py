@@ -223,7 +223,8 @@ def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, 
     # -- validate, plan and fit (once; reused on resume)
     fit_path = folder / "fit.json"  # data only: a run folder is never code (no pickle)
     if manifest is None or not fit_path.exists() or not (folder / "footprints.parquet").exists():
-        plan = make_plan(before, after, _select(read_footprints(footprints), where, aoi), cfg, chunk_size)
+        plan = make_plan(before, after, _select(read_footprints(footprints), where, aoi), cfg, chunk_size,
+                         "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints))
         cfg, grid, usable = plan.config, plan.grid, plan.usable
         reserved = [c for c in (_INDEX, _CHUNK) if c in plan.footprints.columns]
         if reserved:

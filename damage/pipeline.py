@@ -142,8 +142,8 @@ def assess(
         if lonely.size:
             fp = pd.concat([fp, gpd.GeoDataFrame(geometry=fac.geometry.values[lonely], crs=fp.crs)], ignore_index=True)
             facility_of = np.r_[facility_of, lonely]
-    plan = make_plan(before, after, fp, cfg, window_size(cfg))
-    plan.source = "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints)
+    plan = make_plan(before, after, fp, cfg, window_size(cfg),
+                     "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints))
     plan.input_files += [str(x) for x in (footprints, facilities) if isinstance(x, (str, PathLike))]
     cfg = plan.config
     names = name_column_of(fp, name_column)

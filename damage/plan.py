@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -22,7 +21,7 @@ from .config import Config
 from .errors import BandMismatchError, FootprintsOutsideImageryError
 from .grid import footprint_grid
 from .raster import Grid, present
-from .sources import Epoch, PathSpec, open_epoch, read_footprints
+from .sources import Epoch, PathSpec, open_epoch
 
 __all__ = ["Plan", "make_plan", "window_ids", "window_extent", "grid_units", "CONTEXT_PIXELS"]
 
@@ -112,15 +111,19 @@ def window_extent(geoms: np.ndarray, grid: Grid, cfg: Config) -> tuple[int, int,
     return r0, c0, max(r1 - r0, 1), max(c1 - c0, 1)
 
 
-def make_plan(before: PathSpec, after: PathSpec, footprints: Any, cfg: Config, window_size: int) -> Plan:
-    """Read the footprints and the headers, choose the grid and assign every footprint its window.
+def make_plan(before: PathSpec, after: PathSpec, footprints: gpd.GeoDataFrame, cfg: Config, window_size: int,
+              source: str = "GeoDataFrame") -> Plan:
+    """Read the headers, choose the grid and assign every footprint its window.
+
+    ``footprints`` as :func:`damage.sources.read_footprints` returned them (read once, by
+    the caller); ``source`` says where they came from.
 
     Raises
     ------
     damage.errors.DamageError
         Unreadable inputs, epochs of different bands, no overlap, or no footprint on it.
     """
-    fp = read_footprints(footprints)
+    fp = footprints
     be = open_epoch(before, "before")
     ae = open_epoch(after, "after")
     if be.count != ae.count:
@@ -137,8 +140,5 @@ def make_plan(before: PathSpec, after: PathSpec, footprints: Any, cfg: Config, w
     window_of = np.full(len(fp), "", dtype=object)
     window_of[usable] = window_ids(geoms[usable], grid, window_size)
     files = [str(t.path) for t in (*be.tiles, *ae.tiles)]
-    if not isinstance(footprints, gpd.GeoDataFrame):
-        files.append(str(footprints))
     return Plan(be, ae, fp, geoms, usable, grid, cfg.replace(crs=grid.crs.to_string(), resolution=grid.res),
-                window_size, window_of.astype(str), "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints),
-                files)
+                window_size, window_of.astype(str), source, files)

@@ -122,6 +122,9 @@ def _open_tile(path: Path) -> Tile:
                 raise MissingCRSError(f"{path}: raster has no CRS or no georeferencing")
             if not transform.is_rectilinear or transform.b or transform.d:
                 raise InvalidRasterError(f"{path}: rotated rasters are not supported; warp it north-up first")
+            if any(np.dtype(d).kind == "c" for d in ds.dtypes):
+                raise InvalidRasterError(f"{path}: complex-valued pixels ({ds.dtypes[0]}); give the amplitude or "
+                                         "intensity (e.g. gdal_calc.py --calc='abs(A)')")
             flags = ds.mask_flag_enums
             per_dataset = any(MaskFlags.per_dataset in f or MaskFlags.alpha in f for f in flags)
             has_alpha = ds.count > 1 and ds.colorinterp[-1].name == "alpha"
@@ -335,6 +338,18 @@ def read_footprints(source: str | PathLike | gpd.GeoDataFrame) -> gpd.GeoDataFra
     polygonal = shapely.get_type_id(geoms) == 3
     polygonal |= shapely.get_type_id(geoms) == 6
     unusable = shapely.is_missing(geoms) | shapely.is_empty(geoms) | ~polygonal
+    absurd = ~unusable & ~_plausible(np.asarray(geoms, dtype=object), gdf.crs)
+    if absurd.any():
+        if (absurd | unusable).all():
+            raise InvalidFootprintsError(f"{label}: every footprint has coordinates no place on Earth has in {gdf.crs.name} "
+                                         "(infinite, NaN or far out of range); is the CRS right?")
+        warnings.warn(f"{label}: {int(absurd.sum())} footprint(s) have coordinates no place on Earth has "
+                      "(infinite, NaN or far out of range) and are not analysed", DamageWarning, stacklevel=2)
+        new = np.asarray(geoms, dtype=object).copy()
+        new[absurd] = None
+        gdf = gdf.set_geometry(gpd.GeoSeries(new, crs=gdf.crs, index=gdf.index))
+        geoms = gdf.geometry.values
+        unusable = unusable | absurd
     if unusable.all():
         raise EmptyFootprintsError(f"{label}: holds no polygon footprints (all {len(gdf)} are empty, null or not polygons)")
     invalid = ~unusable & ~shapely.is_valid(geoms)
@@ -350,13 +365,27 @@ def read_footprints(source: str | PathLike | gpd.GeoDataFrame) -> gpd.GeoDataFra
             DamageWarning,
             stacklevel=2,
         )
-    if unusable.any():
+    if (unusable & ~absurd).any():
         warnings.warn(
-            f"{label}: {int(unusable.sum())} footprint(s) are empty, null or not polygons and are not analysed",
+            f"{label}: {int((unusable & ~absurd).sum())} footprint(s) are empty, null or not polygons and are not analysed",
             DamageWarning,
             stacklevel=2,
         )
     return gdf
+
+
+def _plausible(geoms: np.ndarray, crs) -> np.ndarray:
+    """Footprints whose coordinates are finite and of a size a place on Earth can have in ``crs``."""
+    out = np.ones(len(geoms), bool)
+    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    if not ok.any():
+        return out
+    bounds = shapely.bounds(geoms[ok])
+    finite = np.isfinite(bounds).all(axis=1)
+    limit = np.array([-540.0, -91.0, 540.0, 91.0]) if crs.is_geographic else np.array([-1e8, -1e8, 1e8, 1e8])
+    inside = (bounds[:, 0] >= limit[0]) & (bounds[:, 1] >= limit[1]) & (bounds[:, 2] <= limit[2]) & (bounds[:, 3] <= limit[3])
+    out[np.flatnonzero(ok)] = finite & inside
+    return out
 
 
 def read_vector(path: Path, error: type[DamageError] = InvalidFootprintsError) -> gpd.GeoDataFrame:

@@ -51,13 +51,31 @@ def _cases(tmp_path, pair_factory, write_raster):
     bad_vec = tmp_path / "bad.geojson"
     bad_vec.write_text("{ not json")
     cases["corrupt footprints"] = ((b, a, bad_vec), InvalidFootprintsError, OSError, "bad.geojson")
+    cplx = write_raster("complex.tif", (scene.after + 1j * scene.after).astype(np.complex64))
+    cases["complex imagery"] = ((b, cplx, f), InvalidRasterError, OSError, "complex.tif: complex-valued")
+    absurd = tmp_path / "absurd.geojson"
+    absurd.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": '
+                      '{"type": "Polygon", "coordinates": [[[0, 0], [1e308, 0], [1e308, 1e308], [0, 0]]]}}]}')
+    cases["absurd coordinates"] = ((b, a, absurd), InvalidFootprintsError, OSError, "absurd.geojson: every footprint")
     return cases
 
 
 CASES = [
     "missing path", "empty folder", "no CRS", "corrupt raster", "no overlap", "band mismatch",
-    "all nodata", "footprints elsewhere", "empty footprints", "corrupt footprints",
+    "all nodata", "footprints elsewhere", "empty footprints", "corrupt footprints", "complex imagery",
+    "absurd coordinates",
 ]
+
+
+def test_footprints_with_absurd_coordinates_are_not_analysed_and_counted(pair_factory, tmp_path):
+    b, a, f, _ = pair_factory()
+    fp = gpd.read_file(f)
+    fp.loc[len(fp)] = {**fp.iloc[0].to_dict(), "geometry": shapely.box(1e300, 1e300, 2e300, 2e300)}
+    path = tmp_path / "some_absurd.geojson"
+    fp.to_file(path)
+    with pytest.warns(DamageWarning, match="1 footprint.s. have coordinates no place on Earth has"):
+        result = damage.assess(b, a, path)
+    assert result["damage_grade"].iloc[-1] == "not-analysed" and (result["damage_grade"] != "not-analysed").sum() > 5
 
 
 @pytest.mark.parametrize("case", CASES)
