@@ -284,8 +284,8 @@ def workers(size: int, chunk: int) -> None:
             warnings.simplefilter("ignore")
             damage.batch(b, a, f, folder / "run", chunk_size=chunk)  # the plan, the fit and the files
         manifest = json.loads((folder / "run" / "manifest.json").read_text())
-        tasks = [batch_module._Task(c, b, a, str(folder / "run"), manifest["config"], str(folder / "run" / "fit.json"))
-                 for c in manifest["chunks"]]
+        tasks = [batch_module._Task(c, b, a, str(folder / "run"), manifest["config"], str(folder / "run" / "fit.json"),
+                                    manifest["grid"]) for c in manifest["chunks"]]
         with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster, \
                 Client(cluster) as client:
             client.run(lambda: __import__("damage"))
