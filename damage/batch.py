@@ -108,11 +108,43 @@ class _Task:
     grid: dict  # crs, transform, shape of the region's grid
 
 
+_ALLOCATOR_TUNED = False
+
+
+def _tune_allocator() -> None:
+    """Let this process reuse freed memory for the next window's arrays (glibc only; once).
+
+    Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_`` set, which turns off
+    glibc's dynamic mmap threshold: every array above 128 KB is then mapped and unmapped
+    anew, and a chunk takes twice as long on a Dask worker as in a process pool
+    (``benchmarks/scale.py workers``). Arrays up to 32 MB come from the heap again, and
+    the heap is not trimmed between windows.
+    """
+    global _ALLOCATOR_TUNED
+    if _ALLOCATOR_TUNED:
+        return
+    _ALLOCATOR_TUNED = True
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)
+        libc.mallopt(m_trim_threshold, 512 * 1024 * 1024)
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+
+
 def run_chunk(task: _Task) -> tuple[str, int, str | None]:
     """Measure and grade one chunk and write its table atomically; returns ``(chunk, buildings, library error or None)``.
 
     Runs unchanged in a local process or on a Dask worker (it only needs the files).
     """
+    _tune_allocator()
     folder = Path(task.folder)
     try:
         fp = gpd.read_parquet(folder / "footprints.parquet", filters=[(_CHUNK, "==", task.chunk)])
