@@ -28,7 +28,7 @@ __all__ = ["SCENE_OFFSET_SD", "damaged_count", "refit", "Refit", "suggest", "val
 
 #: How far a scene's logit offset strays from the default model's: the standard deviation of
 #: the offsets refitted per tile on all labels of the xBD development tiles (3.6 over 39
-#: tiles; 3.3 over the 9 events; 3.2-3.7 leaving out one event at a time).
+#: tiles; 2.6-3.9 over the tiles of the other events when one event is left out).
 SCENE_OFFSET_SD = 3.5
 #: Prior standard deviations of the offset (logit units: the scenes' spread) and of the slope
 #: (a factor on the default combination) in :func:`refit`.
