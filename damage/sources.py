@@ -333,6 +333,13 @@ def read_footprints(source: str | PathLike | gpd.GeoDataFrame) -> gpd.GeoDataFra
         raise EmptyFootprintsError(f"{label}: holds no footprints")
     if gdf.crs is None:
         raise MissingCRSError(f"{label}: footprints have no CRS")
+    try:  # a local or engineering CRS has no way to the imagery's
+        from pyproj import Transformer
+
+        Transformer.from_crs(gdf.crs, "EPSG:4326", always_xy=True)
+    except Exception:  # pyproj raises ProjError, CRSError, ... for a CRS it cannot place on Earth
+        raise MissingCRSError(f"{label}: footprints are in {gdf.crs.name!r}, a CRS that cannot be transformed to "
+                              "longitude/latitude (local or engineering); give them in a georeferenced CRS") from None
     gdf = gdf.reset_index(drop=True)
     geoms = gdf.geometry.values
     polygonal = shapely.get_type_id(geoms) == 3

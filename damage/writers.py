@@ -207,6 +207,9 @@ def _write_fgb(gdf: gpd.GeoDataFrame, path: Path) -> None:
     _plain_columns(gdf).to_file(path, driver="FlatGeobuf", engine="pyogrio")
 
 
+#: Formats whose column names are matched whatever their case.
+_CASELESS = (".gpkg", ".fgb", ".kml", ".kmz")
+
 WRITERS: dict[str, Callable[[gpd.GeoDataFrame, Path], None]] = {
     ".kml": _write_kml,
     ".kmz": _write_kmz,
@@ -261,6 +264,13 @@ def write(result: gpd.GeoDataFrame, path: str | PathLike) -> Path:
     if writer is None:
         raise OutputError(f"{path}: unknown output format {path.suffix!r}; use one of {sorted(WRITERS)}")
     check_not_input(path, result.attrs.get("damage_input_files", ()))
+    if path.suffix.lower() in _CASELESS:
+        seen: dict[str, str] = {}
+        for col in map(str, result.columns):
+            if col.lower() in seen:
+                raise OutputError(f"{path}: columns {seen[col.lower()]!r} and {col!r} differ only in case, which "
+                                  f"{path.suffix} cannot hold; rename one")
+            seen[col.lower()] = col
     try:
         with _atomic(path) as tmp:
             writer(result, tmp)

@@ -124,3 +124,22 @@ def test_a_resolution_far_finer_than_the_imagery_is_refused_at_once(pair_factory
                                     "--resolution", "0.001"])
     assert res.exit_code == 1 and "times finer" in res.output and not (tmp_path / "o.geojson").exists()
     assert damage.assess(b, a, f, resolution=0.25)["damage_grade"].notna().all()  # 2x finer is fine
+
+
+
+def test_footprints_in_a_local_crs_are_refused_in_one_line(pair_factory, tmp_path):
+    b, a, f, _ = pair_factory()
+    local = gpd.read_file(f).set_crs('ENGCRS["site grid",EDATUM[""],CS[Cartesian,2],AXIS["x",east,ORDER[1],LENGTHUNIT'
+                                     '["metre",1]],AXIS["y",north,ORDER[2],LENGTHUNIT["metre",1]]]', allow_override=True)
+    with pytest.raises(MissingCRSError, match="'site grid', a CRS that cannot be transformed"):
+        damage.assess(b, a, local)
+
+
+def test_columns_that_differ_only_in_case_are_refused_for_geopackage(pair_factory, tmp_path):
+    from damage.errors import OutputError
+
+    b, a, f, _ = pair_factory()
+    result = damage.assess(b, a, f).assign(Damage_Grade="x")
+    with pytest.raises(OutputError, match="'damage_grade' and 'Damage_Grade' differ only in case"):
+        damage.write(result, tmp_path / "out.gpkg")
+    assert not list(tmp_path.glob("*.gpkg")) and damage.write(result, tmp_path / "out.geojson").exists()
