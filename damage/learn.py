@@ -214,14 +214,16 @@ def refit(model: EvidenceModel, evidence: dict[str, np.ndarray], damaged: np.nda
 
 
 def suggest(p: np.ndarray, x: np.ndarray, y: np.ndarray, evidence: np.ndarray, n: int,
-            exclude: np.ndarray | None = None) -> np.ndarray:
+            exclude: np.ndarray | None = None, offset_sd: float = SCENE_OFFSET_SD) -> np.ndarray:
     """Which ``n`` buildings to label next.
 
-    Greedy: each pick maximises its uncertainty (``p (1 - p)``, floored so that sure
+    Greedy: each pick maximises its uncertainty (``q (1 - q)``, floored so that sure
     buildings can still be picked where nothing else is) times its distance to the
     picks so far in a space of position and evidence, each scaled by its spread, so the
     picks are uncertain and spread over the area and over the kinds of evidence, not
-    twenty neighbours.
+    twenty neighbours. ``q`` is ``p`` with the scene's offset unknown (normal with
+    ``offset_sd``, the probit approximation): a building the default model calls sure
+    may not be in this scene, and the labels are there to find out.
 
     Parameters
     ----------
@@ -252,7 +254,9 @@ def suggest(p: np.ndarray, x: np.ndarray, y: np.ndarray, evidence: np.ndarray, n
     pos = (pos - pos.mean(axis=0)) / max(float(pos.std(axis=0).max()), 1e-9)
     ev = (ev - np.median(ev, axis=0)) / np.maximum(ev.std(axis=0), 1e-9)
     space = np.column_stack([pos, ev / math.sqrt(max(ev.shape[1], 1))])
-    u = p[idx] * (1 - p[idx]) + UNCERTAINTY_FLOOR
+    logit = np.log(np.clip(p[idx], 1e-9, 1 - 1e-9) / np.clip(1 - p[idx], 1e-9, 1))
+    q = 1.0 / (1.0 + np.exp(-logit / math.sqrt(1.0 + math.pi * offset_sd**2 / 8.0)))
+    u = q * (1 - q) + UNCERTAINTY_FLOOR
     dist = np.full(idx.size, np.inf)
     picks: list[int] = []
     for _ in range(min(n, idx.size)):
