@@ -22,7 +22,7 @@ from .metrics import METRIC_RADIUS, combined
 from .normalize import apply as apply_normalization
 from .plan import grid_units
 from .polygons import changed_polygons
-from .raster import Grid, Raster
+from .raster import Grid, Raster, present
 from .scenefit import SceneFit, ScenePixels
 from .sources import Epoch
 from .zonal import Zones, zonal_stats, zones
@@ -147,7 +147,7 @@ def measure(px: WindowPixels, geoms: np.ndarray, fit: SceneFit, cfg: Config, wan
     zstats = zonal_stats(zs, change, mvalid, ("mean", "median", "p90"))
     metric_means = {name: zonal_stats(zs, m, mvalid)["mean"] for name, m in maps.items()}
     # evidence: each building aligned on its own, with a ring around it, against the scene's typical change
-    ok = np.asarray([g is not None and not shapely.is_empty(g) for g in geoms], bool)
+    ok = present(geoms)
     rings = np.full(len(geoms), None, dtype=object)
     width = grid_units(grid, cfg.ring_width)
     rings[ok] = shapely.difference(shapely.buffer(geoms[ok], width), geoms[ok])

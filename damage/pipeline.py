@@ -28,7 +28,7 @@ from .facilities import assign, summarise
 from .facilities import name_column as name_column_of
 from .grading import SCALES
 from .measure import cut_window, measure, read_window
-from .plan import Plan, make_plan, window_extent
+from .plan import Plan, grid_units, make_plan, window_extent
 from .provenance import Clock, provenance
 from .pwtt import assess_stack
 from .raster import Grid
@@ -261,7 +261,7 @@ class Gallery:
         self.n, self.wanted, self.grid, self.levels = n, wanted, grid, SCALES[scale].levels
         self.chips: dict[int, tuple[float, Chip]] = {}
         self.overview = Overview.empty(grid.shape)
-        self.unit = _metres_per_unit(grid)
+        self.unit = 1.0 / grid_units(grid, 1.0)  # metres per CRS unit
 
     def add(self, px, m, table: pd.DataFrame, geoms: np.ndarray, window: tuple[int, int, int, int]) -> None:
         valid = px.covered & ~px.cloudy
@@ -284,13 +284,6 @@ class Gallery:
         ranked = sorted(self.chips, key=lambda i: -self.chips[i][0])
         keep = {i for i in ranked[: self.n]} | {i for i in self.chips if self.wanted[i]}
         return {i: self.chips[i][1] for i in sorted(keep)}
-
-
-def _metres_per_unit(grid: Grid) -> float:
-    if grid.crs.is_projected:
-        return float(grid.crs.linear_units_factor[1])
-    lat = (grid.bounds[1] + grid.bounds[3]) / 2
-    return 111_320.0 * max(float(np.cos(np.radians(lat))), 0.01)
 
 
 def changed_areas(parts: list[gpd.GeoDataFrame | None], crs: Any) -> gpd.GeoDataFrame:

@@ -23,7 +23,7 @@ from .grid import footprint_grid
 from .raster import Grid, present
 from .sources import Epoch, PathSpec, open_epoch
 
-__all__ = ["Plan", "make_plan", "window_ids", "window_extent", "grid_units", "CONTEXT_PIXELS"]
+__all__ = ["Plan", "make_plan", "cells", "window_ids", "window_extent", "grid_units", "CONTEXT_PIXELS"]
 
 #: Pixels of imagery a window needs around its footprints' rings (SSIM window, alignment, erosion).
 CONTEXT_PIXELS = 24
@@ -87,12 +87,16 @@ def grid_units(grid: Grid, metres: float) -> float:
     return metres / (111_320.0 * max(np.cos(np.radians(lat)), 0.01))
 
 
-def window_ids(geoms: np.ndarray, grid: Grid, size: int) -> np.ndarray:
-    """Window id (``"r<row>_c<col>"``) of each footprint: the cell of ``size`` pixels holding its representative point."""
+def cells(geoms: np.ndarray, grid: Grid, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(row, col)`` of the cell of ``size`` grid pixels holding each footprint's representative point."""
     pts = shapely.point_on_surface(geoms)
     cols, rows = ~grid.transform * (shapely.get_x(pts), shapely.get_y(pts))
-    r = np.floor(np.asarray(rows) / size).astype(np.int64)
-    c = np.floor(np.asarray(cols) / size).astype(np.int64)
+    return np.floor(np.asarray(rows) / size).astype(np.int64), np.floor(np.asarray(cols) / size).astype(np.int64)
+
+
+def window_ids(geoms: np.ndarray, grid: Grid, size: int) -> np.ndarray:
+    """Window id (``"r<row>_c<col>"``) of each footprint: the cell of ``size`` pixels holding its representative point."""
+    r, c = cells(geoms, grid, size)
     return np.char.add(np.char.add("r", r.astype(str)), np.char.add("_c", c.astype(str)))
 
 

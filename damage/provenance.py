@@ -16,7 +16,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-__all__ = ["file_record", "versions", "Clock", "provenance", "provenance_lines"]
+__all__ = ["file_record", "sha256_of", "versions", "Clock", "provenance", "provenance_lines"]
 
 #: Distributions whose versions a run records (the library's main dependencies).
 DEPENDENCIES = ("numpy", "scipy", "rasterio", "geopandas", "shapely", "pyproj", "pyogrio", "scikit-image")
@@ -25,11 +25,16 @@ DEPENDENCIES = ("numpy", "scipy", "rasterio", "geopandas", "shapely", "pyproj", 
 def file_record(path: str | PathLike, acquired: str | None = None) -> dict[str, Any]:
     """``path`` (absolute), its size in bytes, its SHA-256 and its acquisition date (None when unknown)."""
     p = Path(path)
+    return {"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": sha256_of(p), "acquired": acquired}
+
+
+def sha256_of(path: str | PathLike) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 1 MB blocks."""
     digest = hashlib.sha256()
-    with open(p, "rb") as fh:
+    with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
-    return {"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": digest.hexdigest(), "acquired": acquired}
+    return digest.hexdigest()
 
 
 def acquisition_date(path: str | Path) -> str | None:

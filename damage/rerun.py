@@ -8,7 +8,6 @@ no randomness make it give the same grades, which is checked too.
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from os import PathLike
 from pathlib import Path
@@ -18,17 +17,10 @@ import numpy as np
 
 from .config import Config
 from .errors import DamageWarning, InvalidLabelsError, OutputError
+from .provenance import sha256_of
 from .sources import read_result
 
 __all__ = ["reassess"]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def reassess(result: str | PathLike | gpd.GeoDataFrame, chips: int = 12, chips_for=None,
@@ -59,7 +51,7 @@ def reassess(result: str | PathLike | gpd.GeoDataFrame, chips: int = 12, chips_f
             p = Path(f["path"])
             if not p.exists():
                 raise OutputError(f"{p}: an input of {name} is gone; cannot cut its evidence")
-            if _sha256(p) != f["sha256"]:
+            if sha256_of(p) != f["sha256"]:
                 raise OutputError(f"{p}: changed since {name} was assessed (SHA-256 differs)")
     before = [f["path"] for f in prov["before"]]
     after = [f["path"] for f in prov["after"]]

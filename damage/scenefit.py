@@ -19,7 +19,6 @@ import math
 from typing import Any
 
 import numpy as np
-import shapely
 from affine import Affine
 
 from .config import Config
@@ -31,6 +30,7 @@ from .masks import clouds, erode
 from .metrics import METRIC_RADIUS, METRICS, SceneStats, combined, scene_stats
 from .normalize import normalize
 from .normalize import record as norm_record
+from .plan import cells
 from .raster import Grid, Raster
 from .register import Shift, block_shifts, consensus, estimate_shift, luminance
 from .sources import Epoch
@@ -188,12 +188,25 @@ def _fit_whole(be: Epoch, ae: Epoch, grid: Grid, cfg: Config) -> tuple[SceneFit,
         cloudy, info = clouds(rb.array, ra.array, covered, min_pixels=cloud_min_pixels(cfg, grid))
         cloud = CloudMask(1, cloudy, info)
         valid = covered & ~cloudy
-    after_norm, norm_params = normalize(rb.array, ra.array, valid, cfg.normalize)
-    stats = scene_stats(rb.array, after_norm, valid)
-    _, maps = combined(rb.array, after_norm, valid, (("ssim", 1.0),), sigma=cfg.ssim_sigma,
-                       tolerance=cfg.shift_tolerance, stats=stats)
-    calib = scene_calibration(maps, rb.array, after_norm, valid, erode(valid, _metric_radius(cfg)), cfg, stats)
+    norm_params, stats, calib = _radiometry(rb.array, ra.array, valid, cfg)
     return SceneFit(shift, norm_params, stats, calib, cloud, "whole scene"), ScenePixels(rb, ra, covered)
+
+
+def _radiometry(before: np.ndarray, after: np.ndarray, valid: np.ndarray, cfg: Config,
+                zero_invalid: bool = False) -> tuple[dict[str, Any], SceneStats, Calibration]:
+    """Normalisation, scene statistics and the scene's typical change, fitted on registered pixels.
+
+    ``zero_invalid``: set the invalid normalised after pixels to 0 first (sample blocks
+    side by side, whose padding must not enter the structural similarity).
+    """
+    after_norm, norm_params = normalize(before, after, valid, cfg.normalize)
+    stats = scene_stats(before, after_norm, valid)
+    if zero_invalid:
+        after_norm = np.where(valid[None], after_norm, 0.0)
+    _, maps = combined(before, after_norm, valid, (("ssim", 1.0),), sigma=cfg.ssim_sigma,
+                       tolerance=cfg.shift_tolerance, stats=stats)
+    calib = scene_calibration(maps, before, after_norm, valid, erode(valid, _metric_radius(cfg)), cfg, stats)
+    return norm_params, stats, calib
 
 
 def _overview_clouds(be: Epoch, ae: Epoch, grid: Grid, cfg: Config) -> CloudMask:
@@ -210,9 +223,8 @@ def _overview_clouds(be: Epoch, ae: Epoch, grid: Grid, cfg: Config) -> CloudMask
 
 def _sample_blocks(geoms: np.ndarray, grid: Grid) -> list[tuple[int, int, int, int]]:
     """The FIT_BLOCK blocks holding the most footprints (at most FIT_BLOCKS, and a quarter of the grid)."""
-    pts = shapely.point_on_surface(geoms)
-    cols, rows = ~grid.transform * (shapely.get_x(pts), shapely.get_y(pts))
-    keys = np.floor(np.asarray(rows) / FIT_BLOCK).astype(np.int64) * 1_000_003 + np.floor(np.asarray(cols) / FIT_BLOCK).astype(np.int64)
+    rows, cols = cells(geoms, grid, FIT_BLOCK)
+    keys = rows * 1_000_003 + cols
     names, counts = np.unique(keys, return_counts=True)
     most = int(np.clip(grid.shape[0] * grid.shape[1] / 4 / FIT_BLOCK**2, 4, FIT_BLOCKS))
     order = sorted(range(len(names)), key=lambda i: (-counts[i], names[i]))[:most]
@@ -255,10 +267,5 @@ def _fit_sampled(be: Epoch, ae: Epoch, grid: Grid, geoms: np.ndarray, cfg: Confi
     b_all, a_all, v_all = (np.concatenate(p, axis=-1) for p in (b_parts, a_parts, v_parts))
     if not v_all.any():
         raise NoOverlapError(f"{be.describe()} and {ae.describe()} hold no valid pixel in common where the footprints are")
-    after_norm, norm_params = normalize(b_all, a_all, v_all, cfg.normalize)
-    stats = scene_stats(b_all, after_norm, v_all)
-    after_norm = np.where(v_all[None], after_norm, 0.0)
-    _, maps = combined(b_all, after_norm, v_all, (("ssim", 1.0),), sigma=cfg.ssim_sigma, tolerance=cfg.shift_tolerance,
-                       stats=stats)
-    calib = scene_calibration(maps, b_all, after_norm, v_all, erode(v_all, _metric_radius(cfg)), cfg, stats)
+    norm_params, stats, calib = _radiometry(b_all, a_all, v_all, cfg, zero_invalid=True)
     return SceneFit(shift, norm_params, stats, calib, cloud, "sample blocks")

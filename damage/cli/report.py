@@ -10,7 +10,7 @@ from ..errors import OutputError
 from ..facilities import name_column
 from ..report import write_report
 from ..rerun import reassess
-from ..writers import check_not_input
+from .assess import check_new
 from .options import configure_logging, quiet_opt, verbose_opt
 
 
@@ -32,11 +32,7 @@ def report_cmd(result: str, output: str, top: int, title: str | None, name_colum
     """
     configure_logging(verbose, quiet)
     out = Path(output)
-    if out.suffix.lower() not in (".html", ".htm"):
-        raise OutputError(f"{out}: expected an .html file")
-    check_not_input(out, [result])
-    if out.exists() and not overwrite:
-        raise OutputError(f"{out}: exists; pass --overwrite to replace it")
+    check_new(output, [result], overwrite, (".html", ".htm"))
     write_report(reassess(result, chips=top), out, title=title, top=top, name_col=name_column)
     if quiet < 2:
         click.echo(f"wrote {out}")
