@@ -19,6 +19,7 @@ from .config import Config
 from .grading import MODEL, NOT_ANALYSED, SCALES, grade
 from .learn import SCENE_OFFSET_SD, damaged_count
 from .measure import MEASURE_COLUMNS, REASONS, Measured
+from .raster import analysable
 from .scenefit import SceneFit
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ def assemble(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np
         :func:`graded_table` of each window.
     failed : numpy.ndarray
         bool per footprint: its window failed ("chunk failed"); the footprints in no
-        part and not failed are "outside imagery".
+        part and not failed are "unusable footprint" (empty, not a polygon, coordinates
+        not finite) or else "outside imagery".
     cfg, fit : the run's configuration and the scene's fit
     record : dict
         More of the run record (inputs, grid, region).
@@ -73,8 +75,11 @@ def assemble(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np
         lost = failed[rest]
         if lost.any():
             extra.append(_missing(rest[lost], "chunk failed", template))
-        if (~lost).any():
-            extra.append(_missing(rest[~lost], "outside imagery", template))
+        unusable = ~analysable(footprints.geometry.values)[rest]
+        if (~lost & unusable).any():
+            extra.append(_missing(rest[~lost & unusable], "unusable footprint", template))
+        if (~lost & ~unusable).any():
+            extra.append(_missing(rest[~lost & ~unusable], "outside imagery", template))
     table = pd.concat([table, *extra]) if extra else table
     table = table.reindex(np.arange(n))
     order = [c for c in EVIDENCE_COLUMNS if c in table] + [c for c in table.columns if c not in EVIDENCE_COLUMNS]

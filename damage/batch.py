@@ -44,10 +44,10 @@ from .errors import ConfigError, CorruptRunError, DamageError, EmptyFootprintsEr
 from .fitstore import read_fit, write_fit
 from .pipeline import assess_window, run_inputs
 from .plan import make_plan
-from .provenance import Clock, provenance
+from .provenance import Clock, provenance, sha256_of
 from .query import select
 from .raster import Grid
-from .runfolder import check_chunks, lock, read_manifest, signature
+from .runfolder import check_chunks, check_written, lock, plan_digest, read_manifest, signature
 from .scenefit import fit_scene
 from .sources import PathSpec, open_epoch, read_footprints
 from .writers import _atomic, write, write_json
@@ -139,8 +139,9 @@ def _tune_allocator() -> None:
         pass
 
 
-def run_chunk(task: _Task) -> tuple[str, int, str | None]:
-    """Measure and grade one chunk and write its table atomically; returns ``(chunk, buildings, library error or None)``.
+def run_chunk(task: _Task) -> tuple[str, int, str | None, str | None]:
+    """Measure and grade one chunk and write its table atomically; returns ``(chunk, buildings,
+    library error or None, SHA-256 of the chunk's file or None)``.
 
     Runs unchanged in a local process or on a Dask worker (it only needs the files).
     """
@@ -156,9 +157,10 @@ def run_chunk(task: _Task) -> tuple[str, int, str | None]:
         table, _ = assess_window(be, ae, grid, fit, geoms, fp[_INDEX].to_numpy(), cfg)
         with _atomic(folder / "chunks" / f"{task.chunk}.parquet") as tmp:
             table.reset_index().rename(columns={"position": _INDEX}).to_parquet(tmp, index=False)
-        return task.chunk, len(fp), None
+            digest = sha256_of(tmp)
+        return task.chunk, len(fp), None, digest
     except DamageError as exc:
-        return task.chunk, 0, f"{type(exc).__name__}: {exc}"
+        return task.chunk, 0, f"{type(exc).__name__}: {exc}", None
 
 
 # -- the region ----------------------------------------------------------------------------------
@@ -267,8 +269,10 @@ def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, 
         fit, _ = fit_scene(plan.before, plan.after, grid, plan.geoms[usable], cfg)
         with _atomic(fit_path) as tmp:
             write_fit(fit, tmp)
+            fit_sum = sha256_of(tmp)
         with _atomic(folder / "footprints.parquet") as tmp:
             fp.to_parquet(tmp, index=False, row_group_size=4096)
+            footprints_sum = sha256_of(tmp)
         chunks = pd.Series(plan.window_of[usable]).value_counts().sort_index()
         manifest = {
             "signature": sig,
@@ -281,15 +285,21 @@ def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, 
             "footprints": len(fp),
             "fit": fit.to_dict(),
             "failed": {},
+            # what the run wrote, so that a file changed since (by hand, by a disk) is never used
+            "sha256": {"fit.json": fit_sum, "footprints.parquet": footprints_sum, "chunks": {}},
         }
+        manifest["plan_sha256"] = plan_digest(manifest)
         write_json(manifest, manifest_path)
     else:
+        check_written(folder, manifest, ("fit.json", "footprints.parquet"))
         read_fit(fit_path)  # a hand-edited or foreign fit is refused here, before any chunk uses it
+    sums = manifest["sha256"]["chunks"]
     cfg = Config.from_dict(manifest["config"])
     for stale in (folder / "chunks").glob(".*.tmp.*"):  # left by a run killed while writing
         stale.unlink()
-    for bad in check_chunks(folder, manifest["chunks"]):
-        log.warning("chunk %s: its file is damaged or from another run; redoing it", bad)
+    for bad in check_chunks(folder, manifest["chunks"], sums):
+        sums.pop(bad, None)
+        log.warning("chunk %s: its file is damaged, changed or from another run; redoing it", bad)
     todo = [c for c in manifest["chunks"] if not (folder / "chunks" / f"{c}.parquet").exists()]
     tasks = [_Task(c, before, after, str(folder), manifest["config"], str(fit_path), manifest["grid"]) for c in todo]
     log.info("region: %d chunks, %d to do", len(manifest["chunks"]), len(tasks))
@@ -299,10 +309,11 @@ def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, 
                unit="chunk", desc="chunks")
     buildings = 0
     try:
-        for chunk, n, error in _execute(tasks, workers, client, scheduler):
+        for chunk, n, error, digest in _execute(tasks, workers, client, scheduler):
             if error is None:
                 done += 1
                 buildings += n
+                sums[chunk] = digest
             else:
                 failed[chunk] = error
                 log.error("chunk %s failed: %s", chunk, error)
@@ -316,7 +327,8 @@ def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, 
     return BatchResult(result, len(manifest["chunks"]), done, {k: v for k, v in manifest["failed"].items()}, folder)
 
 
-def _execute(tasks: list[_Task], workers: int, client: Any, scheduler: str | None) -> Iterable[tuple[str, int, str | None]]:
+def _execute(tasks: list[_Task], workers: int, client: Any,
+             scheduler: str | None) -> Iterable[tuple[str, int, str | None, str | None]]:
     """Run the tasks and yield their outcomes as they finish."""
     if not tasks:
         return

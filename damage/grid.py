@@ -20,7 +20,7 @@ from rasterio.windows import Window
 
 from .errors import ConfigError, FootprintsOutsideImageryError, NoOverlapError, NoValidDataError
 from .masks import source_valid
-from .raster import Grid, Raster, present
+from .raster import Grid, Raster, analysable
 from .sources import Epoch, Tile, read_tile
 
 log = logging.getLogger(__name__)
@@ -158,10 +158,15 @@ def footprint_grid(
 
     ``margin`` metres of context are added on every side (clipped to the imagery).
     """
-    kept = geometry[present(geometry.values)]
+    kept = geometry[analysable(geometry.values)]
 
     def bounds(c: CRS) -> Bounds:
-        x0, y0, x1, y1 = kept.to_crs(c).total_bounds
+        b = kept.to_crs(c).bounds.to_numpy()
+        b = b[np.isfinite(b).all(axis=1)]  # a footprint with no place in ``c`` (far outside its area of use)
+        if not len(b):
+            raise FootprintsOutsideImageryError(f"no footprint can be placed in {c.to_string()} (coordinates far outside "
+                                                "its area of use)")
+        x0, y0, x1, y1 = b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()
         if c.is_geographic:  # metres to degrees at the footprints' latitude
             dy = margin / 111_320.0
             dx = dy / max(math.cos(math.radians((y0 + y1) / 2)), 0.01)

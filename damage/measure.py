@@ -30,7 +30,7 @@ from .zonal import Zones, zonal_stats, zones
 __all__ = ["WindowPixels", "Measured", "read_window", "cut_window", "measure", "REASONS", "MEASURE_COLUMNS"]
 
 #: Why a footprint is not analysed (``not_analysed_reason``).
-REASONS = ("outside imagery", "partial coverage", "cloud or shadow", "chunk failed")
+REASONS = ("outside imagery", "partial coverage", "cloud or shadow", "unusable footprint", "chunk failed")
 #: Per-footprint measurements, in order (the grade, score and probability come from grading).
 MEASURE_COLUMNS = ("not_analysed_reason", "valid_fraction", "change_delta", "change_mean", "change_median",
                    "change_p90", "changed_fraction", *FEATURES)

@@ -23,7 +23,15 @@ DEPENDENCIES = ("numpy", "scipy", "rasterio", "geopandas", "shapely", "pyproj", 
 
 
 def file_record(path: str | PathLike, acquired: str | None = None) -> dict[str, Any]:
-    """``path`` (absolute), its size in bytes, its SHA-256 and its acquisition date (None when unknown)."""
+    """``path`` (absolute), its size in bytes, its SHA-256 and its acquisition date (None when unknown).
+
+    A remote input (a URL or GDAL virtual path) is recorded by its address, with size and
+    SHA-256 None: hashing it would mean downloading all of it.
+    """
+    from .sources import is_remote
+
+    if is_remote(path):
+        return {"path": str(path), "bytes": None, "sha256": None, "acquired": acquired}
     p = Path(path)
     return {"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": sha256_of(p), "acquired": acquired}
 
@@ -39,9 +47,9 @@ def sha256_of(path: str | PathLike) -> str:
 
 def acquisition_date(path: str | Path) -> str | None:
     """The acquisition date in a raster's tags or name (ISO), or None."""
-    from .sources import tile_date
+    from .sources import locate, tile_date
 
-    d = tile_date(Path(path))
+    d = tile_date(locate(path))
     return d.isoformat() if d else None
 
 
@@ -99,9 +107,12 @@ def provenance_lines(prov: dict[str, Any]) -> str:
         files = prov.get("inputs", {}).get(epoch, [])
         if files:
             dates = sorted({f["acquired"] for f in files if f.get("acquired")})
-            size = sum(int(f.get("bytes", 0)) for f in files) / 1e6
+            size = sum(int(f.get("bytes") or 0) for f in files) / 1e6
+            remote = sum(f.get("sha256") is None for f in files)
             lines.append(f"  {epoch}: {len(files)} file(s), {size:.1f} MB"
                          + (f", acquired {', '.join(dates)}" if dates else
                             ", no acquisition date in the files" if epoch != "other" else "")
-                         + f"; sha256 {files[0]['sha256'][:12]}..." + (" (first)" if len(files) > 1 else ""))
+                         + (f"; sha256 {files[0]['sha256'][:12]}..." + (" (first)" if len(files) > 1 else "")
+                            if files[0].get("sha256") else "")
+                         + (f"; {remote} remote, not hashed" if remote else ""))
     return "\n".join(lines)

@@ -36,7 +36,7 @@ from .errors import (
 from .grading import NOT_ANALYSED, SCALES, grade
 from .grid import footprint_grid, warp_epoch
 from .masks import source_valid
-from .raster import Grid, present
+from .raster import Grid, analysable
 from .sar import Moments, lee_filter, log_ratio_sigma, pwtt, t_statistic, to_log, to_power
 from .sources import Acquisition, PathSpec, open_stack, read_decimated, read_footprints
 from .zonal import zonal_stats, zones
@@ -130,7 +130,7 @@ def assess_stack(
         raise BandMismatchError(f"stacks mix band counts {sorted(counts)}: {pre[0].describe()} has {pre[0].epoch.count}")
     bands = next(iter(counts))
     units = {id(a): _units(a, cfg) for a in pre + post}
-    usable = present(fp.geometry.values)
+    usable = analysable(fp.geometry.values)
     grid = footprint_grid([a.epoch for a in pre], [a.epoch for a in post], fp.geometry, crs=cfg.crs,
                           resolution=cfg.resolution)
     geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)

@@ -14,13 +14,22 @@ import shapely
 from affine import Affine
 from rasterio.crs import CRS
 
-__all__ = ["Grid", "Raster", "present"]
+__all__ = ["Grid", "Raster", "present", "analysable"]
 
 
 def present(geoms: np.ndarray) -> np.ndarray:
     """True for geometries that are neither missing nor empty."""
     geoms = np.asarray(geoms, dtype=object)
     return ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+
+
+def analysable(geoms: np.ndarray) -> np.ndarray:
+    """True for footprints that can be measured: present (multi)polygons whose every coordinate is finite."""
+    geoms = np.asarray(geoms, dtype=object)
+    ok = present(geoms) & np.isin(shapely.get_type_id(geoms), (3, 6))
+    coords, index = shapely.get_coordinates(geoms, return_index=True)
+    ok[np.unique(index[~np.isfinite(coords).all(axis=1)])] = False
+    return ok
 
 
 @dataclasses.dataclass(frozen=True)

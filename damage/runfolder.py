@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ import pandas as pd
 from . import __version__
 from .errors import CorruptRunError, OutputError
 
-__all__ = ["signature", "lock", "read_manifest", "check_chunks"]
+__all__ = ["signature", "lock", "read_manifest", "check_chunks", "check_written", "plan_digest"]
 
 #: Bytes of a file hashed at a time.
 _BLOCK = 1 << 20
@@ -127,7 +128,16 @@ def lock(folder: Path) -> Iterator[None]:
 
 
 _MANIFEST_KEYS = {"signature": str, "version": str, "config": dict, "grid": dict, "chunk_size": int, "chunks": dict,
-                  "footprints": int, "failed": dict}
+                  "footprints": int, "failed": dict, "sha256": dict, "plan_sha256": str}
+#: The manifest's keys a run writes once (its plan); the rest (``failed``, ``sha256``) change as chunks finish.
+_PLAN_KEYS = ("signature", "version", "config", "record", "grid", "chunk_size", "chunks", "footprints", "fit")
+
+
+def plan_digest(manifest: dict) -> str:
+    """SHA-256 of the manifest's plan (:data:`_PLAN_KEYS`, canonical JSON), stored beside it so that
+    a plan changed by hand or by a disk is refused rather than followed."""
+    doc = json.dumps({k: manifest.get(k) for k in _PLAN_KEYS}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(doc.encode()).hexdigest()
 
 
 def read_manifest(path: Path) -> dict | None:
@@ -145,23 +155,58 @@ def read_manifest(path: Path) -> dict | None:
             raise CorruptRunError(f"{path}: not a run manifest ({key!r} missing or not a {kind.__name__})")
     if not all(isinstance(k, str) and isinstance(v, int) for k, v in doc["chunks"].items()):
         raise CorruptRunError(f"{path}: not a run manifest ('chunks' must map chunk names to counts)")
+    if plan_digest(doc) != doc["plan_sha256"]:
+        raise CorruptRunError(f"{path}: changed since the run wrote it (its plan's SHA-256 differs); "
+                              "delete the run folder and run again")
+    sums = doc["sha256"]
+    if not isinstance(sums.get("chunks"), dict) or not all(isinstance(v, str) for v in sums["chunks"].values()):
+        raise CorruptRunError(f"{path}: not a run manifest ('sha256' must hold the chunks' SHA-256)")
     return doc
 
 
-def check_chunks(folder: Path, chunks: dict[str, int]) -> list[str]:
-    """Chunk files that are present but unreadable (cut short by a kill, truncated): removed, to be redone."""
+def check_written(folder: Path, manifest: dict, names: tuple[str, ...]) -> None:
+    """Refuse a run folder whose files (``names``) differ from what the run wrote.
+
+    Raises
+    ------
+    CorruptRunError
+        Naming the file that is missing or whose SHA-256 differs from the manifest's.
+    """
+    from .provenance import sha256_of
+
+    for name in names:
+        path = folder / name
+        if not path.is_file():
+            raise CorruptRunError(f"{path}: missing from the run folder; delete the run folder and run again")
+        if sha256_of(path) != manifest["sha256"].get(name):
+            raise CorruptRunError(f"{path}: changed since the run wrote it (SHA-256 differs); "
+                                  "delete the run folder and run again")
+
+
+def check_chunks(folder: Path, chunks: dict[str, int], sums: dict[str, str]) -> list[str]:
+    """Chunk files that are present but not as the run wrote them (cut short by a kill, truncated,
+    changed, from another run, or written by a run killed before it recorded their SHA-256):
+    removed, to be redone."""
     import pyarrow.parquet as pq
+
+    from .provenance import sha256_of
 
     redo = []
     for name in chunks:
         f = folder / "chunks" / f"{name}.parquet"
         if not f.exists():
             continue
-        try:
-            rows = pq.read_metadata(f).num_rows
-        except Exception:  # pyarrow raises several kinds for a damaged file
+        if not f.is_file() or sha256_of(f) != sums.get(name):
             rows = -1
+        else:
+            try:
+                rows = pq.read_metadata(f).num_rows
+            except Exception:  # pyarrow raises several kinds for a damaged file
+                rows = -1
         if rows != chunks[name]:
-            f.unlink()
+            if f.is_dir():
+                shutil.rmtree(f)
+            else:
+                f.unlink()
             redo.append(name)
     return redo

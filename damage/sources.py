@@ -40,17 +40,40 @@ from .errors import (
 log = logging.getLogger(__name__)
 
 __all__ = ["Tile", "Epoch", "Acquisition", "open_epoch", "open_stack", "read_decimated", "read_tile", "read_footprints",
-           "read_result", "tile_date", "PathSpec"]
+           "read_result", "tile_date", "check_order", "is_remote", "locate", "PathSpec", "Location"]
 
 PathSpec = str | PathLike | Sequence[str | PathLike]
+#: A file on disk, or a URL / GDAL virtual path that GDAL reads (kept as the string given).
+Location = Path | str
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")
+_REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|/vsi[a-z0-9_]+/)", re.IGNORECASE)
+
+
+def is_remote(item: object) -> bool:
+    """Whether ``item`` is a URL (``https://``, ``s3://``, ``gs://``, ...) or a GDAL virtual
+    path (``/vsicurl/...``, ``/vsizip/...``): read through GDAL, never looked up on disk."""
+    return isinstance(item, str) and bool(_REMOTE.match(item))
+
+
+def locate(item: str | PathLike) -> Location:
+    """A :class:`~pathlib.Path` for a local file, the string itself for a remote one."""
+    return item if is_remote(item) else Path(item)  # type: ignore[return-value]
+
+
+def _name(loc: Location) -> str:
+    return loc.name if isinstance(loc, Path) else loc.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+
+
+def _stem(loc: Location) -> str:
+    name = _name(loc)
+    return name.rsplit(".", 1)[0] if "." in name else name
 
 
 @dataclasses.dataclass(frozen=True)
 class Tile:
     """Header of one raster file of an epoch (no pixels)."""
 
-    path: Path
+    path: Location
     crs: CRS
     transform: Affine
     width: int
@@ -58,6 +81,7 @@ class Tile:
     count: int
     nodata: float | None
     per_dataset_mask: bool  # an alpha band or an internal/external mask
+    date: datetime.date | None = None  # acquisition date from the tags or the name
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -89,16 +113,19 @@ class Epoch:
 
 
 def _common_parent(tiles: Iterable[Tile]) -> str:
-    parents = {str(t.path.parent) for t in tiles}
+    parents = {str(t.path.parent) if isinstance(t.path, Path) else t.path.rsplit("/", 1)[0] for t in tiles}
     return parents.pop() if len(parents) == 1 else "several folders"
 
 
-def _expand(spec: PathSpec) -> list[Path]:
+def _expand(spec: PathSpec) -> list[Location]:
     items = [spec] if isinstance(spec, (str, PathLike)) else list(spec)
     if not items:
         raise InputNotFoundError("an epoch was given as an empty list of paths")
-    paths: list[Path] = []
+    paths: list[Location] = []
     for item in items:
+        if is_remote(item):
+            paths.append(item)  # type: ignore[arg-type]
+            continue
         path = Path(item)
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in RASTER_SUFFIXES and p.is_file())
@@ -112,7 +139,7 @@ def _expand(spec: PathSpec) -> list[Path]:
     return paths
 
 
-def _open_tile(path: Path) -> Tile:
+def _open_tile(path: Location) -> Tile:
     try:
         with rasterio.open(path) as ds:
             crs, transform = ds.crs, ds.transform
@@ -129,7 +156,8 @@ def _open_tile(path: Path) -> Tile:
             per_dataset = any(MaskFlags.per_dataset in f or MaskFlags.alpha in f for f in flags)
             has_alpha = ds.count > 1 and ds.colorinterp[-1].name == "alpha"
             count = ds.count - 1 if has_alpha else ds.count
-            return Tile(path, crs, transform, ds.width, ds.height, count, ds.nodata, per_dataset)
+            date = _date_of(path, {**ds.tags(), **ds.tags(1)})
+            return Tile(path, crs, transform, ds.width, ds.height, count, ds.nodata, per_dataset, date)
     except RasterioIOError as exc:
         raise InvalidRasterError(f"{path}: not a readable raster ({_first_line(exc)})") from None
 
@@ -160,9 +188,19 @@ def open_epoch(spec: PathSpec, name: str = "epoch") -> Epoch:
     tiles = tuple(_open_tile(p) for p in _expand(spec))
     counts = {t.count for t in tiles}
     if len(counts) > 1:
-        detail = ", ".join(f"{t.path.name}: {t.count}" for t in tiles[:4])
+        detail = ", ".join(f"{_name(t.path)}: {t.count}" for t in tiles[:4])
         raise BandMismatchError(f"{name} epoch: tiles have different band counts ({detail})")
     return Epoch(name, tiles)
+
+
+def check_order(before: Epoch, after: Epoch) -> None:
+    """Warn (:class:`DamageWarning`) when the tiles' dates say an after tile is older than a
+    before tile: swapped arguments grade new buildings as destroyed ones."""
+    b = [t.date for t in before.tiles if t.date is not None]
+    a = [t.date for t in after.tiles if t.date is not None]
+    if b and a and max(b) > min(a):
+        warnings.warn(f"{after.describe()} is dated {min(a)}, earlier than {before.describe()} ({max(b)}): "
+                      "are before and after swapped?", DamageWarning, stacklevel=3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,12 +233,17 @@ def _parse_date(text: str) -> datetime.date | None:
         return None
 
 
-def tile_date(path: Path) -> datetime.date | None:
+def _date_of(path: Location, tags: dict) -> datetime.date | None:
+    date = next((d for d in (_parse_date(str(tags[k])) for k in _DATE_TAGS if k in tags) if d), None)
+    return date or _parse_date(_stem(path))
+
+
+def tile_date(path: Location) -> datetime.date | None:
     """The acquisition date in a raster's metadata tags, else its name (YYYYMMDD), else None."""
     return _stack_tags(path)[0]
 
 
-def _stack_tags(path: Path) -> tuple[datetime.date | None, str | None, str | None]:
+def _stack_tags(path: Location) -> tuple[datetime.date | None, str | None, str | None]:
     """Date, orbit and units of a file, from its metadata tags or else its name."""
     try:
         with rasterio.open(path) as ds:
@@ -208,10 +251,9 @@ def _stack_tags(path: Path) -> tuple[datetime.date | None, str | None, str | Non
             band_units = ds.units[0] if ds.units and ds.units[0] else None
     except RasterioIOError as exc:
         raise InvalidRasterError(f"{path}: not a readable raster ({_first_line(exc)})") from None
-    date = next((d for d in (_parse_date(str(tags[k])) for k in _DATE_TAGS if k in tags) if d), None)
-    date = date or _parse_date(path.stem)
+    date = _date_of(path, tags)
     orbit = next((str(tags[k]) for k in _ORBIT_TAGS if k in tags), None)
-    if orbit is None and (m := _ORBIT_IN_NAME.search(path.stem)):
+    if orbit is None and (m := _ORBIT_IN_NAME.search(_stem(path))):
         orbit = str(int(m.group(1)))
     units = next((str(tags[k]) for k in _UNIT_TAGS if k in tags), band_units)
     return date, orbit, units.lower() if units else None
@@ -326,7 +368,7 @@ def read_footprints(source: str | PathLike | gpd.GeoDataFrame) -> gpd.GeoDataFra
     if isinstance(source, gpd.GeoDataFrame):
         gdf, label = source.copy(), "footprints"
     else:
-        gdf, label = read_vector(Path(source)), str(source)
+        gdf, label = read_vector(locate(source)), str(source)
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry is None:
         raise InvalidFootprintsError(f"{label}: holds no geometry column")
     if len(gdf) == 0:
@@ -366,6 +408,9 @@ def read_footprints(source: str | PathLike | gpd.GeoDataFrame) -> gpd.GeoDataFra
         new[invalid] = fixed
         gdf = gdf.set_geometry(gpd.GeoSeries(new, crs=gdf.crs, index=gdf.index))
         still = shapely.is_empty(fixed) | shapely.is_missing(fixed)
+        if (unusable | np.isin(np.arange(len(gdf)), np.flatnonzero(invalid)[still])).all():
+            raise EmptyFootprintsError(f"{label}: holds no usable footprint (the {int(invalid.sum())} invalid ones "
+                                       "cannot be repaired; the rest are empty, null or not polygons)")
         warnings.warn(
             f"{label}: repaired {int(invalid.sum()) - int(still.sum())} invalid footprint(s)"
             + (f"; {int(still.sum())} could not be repaired and are not analysed" if still.any() else ""),
@@ -388,32 +433,57 @@ def _plausible(geoms: np.ndarray, crs) -> np.ndarray:
     if not ok.any():
         return out
     bounds = shapely.bounds(geoms[ok])
+    coords, index = shapely.get_coordinates(geoms[ok], return_index=True)
     finite = np.isfinite(bounds).all(axis=1)
+    finite[np.unique(index[~np.isfinite(coords).all(axis=1)])] = False
     limit = np.array([-540.0, -91.0, 540.0, 91.0]) if crs.is_geographic else np.array([-1e8, -1e8, 1e8, 1e8])
     inside = (bounds[:, 0] >= limit[0]) & (bounds[:, 1] >= limit[1]) & (bounds[:, 2] <= limit[2]) & (bounds[:, 3] <= limit[3])
     out[np.flatnonzero(ok)] = finite & inside
     return out
 
 
-def read_vector(path: Path, error: type[DamageError] = InvalidFootprintsError) -> gpd.GeoDataFrame:
-    """Any vector file OGR reads, or GeoParquet; ``error`` (naming the file) if unreadable."""
-    if not path.exists():
+def read_vector(path: Location, error: type[DamageError] = InvalidFootprintsError) -> gpd.GeoDataFrame:
+    """Any vector file OGR reads (local or remote), or GeoParquet; ``error`` (naming the file)
+    if unreadable.
+
+    An attribute named ``geometry`` (which OGR readers drop, as the shape has that name) is
+    kept as ``geometry_``, with a :class:`DamageWarning`.
+    """
+    if isinstance(path, Path) and not path.exists():
         raise InputNotFoundError(f"{path}: no such file or directory")
     try:
-        if path.suffix.lower() in (".parquet", ".geoparquet"):
+        if _name(path).lower().endswith((".parquet", ".geoparquet")):
             return gpd.read_parquet(path)
-        return gpd.read_file(path)
+        gdf = gpd.read_file(path)
+        return _keep_geometry_attribute(path, gdf)
+    except DamageError:
+        raise
     except Exception as exc:  # pyogrio/pyarrow raise many types for a bad file
         raise error(f"{path}: not a readable vector file ({_first_line(exc)})") from None
+
+
+def _keep_geometry_attribute(path: Location, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    import pyogrio
+
+    if "geometry" not in list(pyogrio.read_info(path)["fields"]):
+        return gdf
+    name = "geometry_"
+    while name in gdf.columns:
+        name += "_"
+    values = pyogrio.read_dataframe(path, read_geometry=False, columns=["geometry"])["geometry"]
+    gdf.insert(len(gdf.columns) - 1 if gdf.columns[-1] == gdf.geometry.name else len(gdf.columns), name, values.to_numpy())
+    warnings.warn(f"{path}: its attribute 'geometry' is kept as {name!r} (the shape has that name)", DamageWarning,
+                  stacklevel=3)
+    return gdf
 
 
 def read_result(path: str | PathLike) -> gpd.GeoDataFrame:
     """Read an assessment written by :func:`damage.write` (GeoJSON, GeoPackage, GeoParquet),
     with its run record in ``attrs["damage"]`` when the file holds one."""
-    gdf = read_vector(Path(path))
+    gdf = read_vector(locate(path))
     if gdf.crs is None:
         raise MissingCRSError(f"{path}: has no CRS")
-    record = read_record(Path(path))
+    record = None if is_remote(path) else read_record(Path(path))
     if record is not None:
         gdf.attrs["damage"] = record
     return gdf

@@ -135,11 +135,12 @@ def test_footprints_in_a_local_crs_are_refused_in_one_line(pair_factory, tmp_pat
         damage.assess(b, a, local)
 
 
-def test_columns_that_differ_only_in_case_are_refused_for_geopackage(pair_factory, tmp_path):
+@pytest.mark.parametrize("suffix", [".gpkg", ".fgb", ".kml"])
+def test_columns_that_differ_only_in_case_are_refused_for_geopackage(pair_factory, tmp_path, suffix):
     from damage.errors import OutputError
 
     b, a, f, _ = pair_factory()
     result = damage.assess(b, a, f).assign(Damage_Grade="x")
     with pytest.raises(OutputError, match="'damage_grade' and 'Damage_Grade' differ only in case"):
-        damage.write(result, tmp_path / "out.gpkg")
-    assert not list(tmp_path.glob("*.gpkg")) and damage.write(result, tmp_path / "out.geojson").exists()
+        damage.write(result, tmp_path / f"out{suffix}")
+    assert not list(tmp_path.glob(f"*{suffix}")) and damage.write(result, tmp_path / "out.geojson").exists()

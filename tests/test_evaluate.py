@@ -170,7 +170,7 @@ def test_bad_calls_are_one_line_damage_errors(tmp_path):
     import shapely
 
     import damage
-    from damage.errors import DamageError
+    from damage.errors import DamageError, OutputError
 
     frame = gpd.GeoDataFrame({"damage_grade": ["destroyed"], "damage_score": [0.9]},
                              geometry=[shapely.box(0, 0, 10, 10)], crs="EPSG:32615")
@@ -180,13 +180,16 @@ def test_bad_calls_are_one_line_damage_errors(tmp_path):
         lambda: damage.evaluate(frame, far),  # nothing matched: not a table of zeros
         lambda: damage.evaluate(frame, near, scale="nope"),
         lambda: damage.evaluate(frame, near, min_iou=-5),
+        lambda: damage.evaluate(frame, near, min_iou=0),
+        lambda: damage.evaluate(frame, near, min_iou=1.5),
         lambda: damage.evaluate(frame.assign(damage_score="high"), near),
-        lambda: damage.write(pd.DataFrame({"a": [1]}), tmp_path / "x.geojson"),
     ]
     for case in cases:
         with pytest.raises(DamageError) as err:
             case()
         assert len(str(err.value).splitlines()) == 1
+    with pytest.raises(OutputError, match="x.geojson"):
+        damage.write(pd.DataFrame({"a": [1]}), tmp_path / "x.geojson")
     assert damage.evaluate(frame, near).binary["tp"] == 1
 
 
