@@ -42,6 +42,11 @@ depend on which other footprints are assessed with it):
     How far the before image of the footprint differs in colour from its ring
     (CIELAB ΔE of their means): near zero where nothing stands out from its
     surroundings, such as an empty lot under a footprint newer than the imagery.
+``before_outline``
+    Log ratio of the before image's mean gradient on the footprint's outline (a band
+    across it, as wide as the building's own alignment allows) to that on its ring:
+    a building has edges where its footprint says, an empty lot has none there
+    (see :func:`outline_evidence`).
 
 The scene's typical values (:func:`scene_typical`) are medians over the steadiest
 building-sized blocks of the scene's context, fitted once per scene. Gradients and
@@ -60,7 +65,7 @@ from .grading import Calibration, block_means, log_change
 from .metrics import SceneStats, displacements, ssim_maps
 from .zonal import Zones
 
-__all__ = ["FEATURES", "Derived", "derived", "building_evidence", "scene_typical", "lab"]
+__all__ = ["FEATURES", "Derived", "derived", "building_evidence", "outline_evidence", "scene_typical", "lab"]
 
 #: Evidence columns, in output order.
 FEATURES = (
@@ -79,6 +84,7 @@ FEATURES = (
     "red_change",
     "yellow_change",
     "before_contrast",
+    "before_outline",
 )
 
 
@@ -196,6 +202,30 @@ class _Means:
         return np.split(means, np.cumsum(self.sizes)[:-1])
 
 
+def outline_evidence(before: np.ndarray, valid: np.ndarray, outlines: Zones, rings: Zones, luminance_range: float,
+                     gradient: np.ndarray | None = None) -> np.ndarray:
+    """``before_outline`` of every footprint: log of the before image's mean gradient on its
+    outline band over that on its ring (NaN where either has no valid pixel).
+
+    Parameters
+    ----------
+    before : numpy.ndarray
+        ``(bands, rows, cols)`` before epoch.
+    valid : numpy.ndarray
+        ``(rows, cols)`` bool pixels that count.
+    outlines, rings : Zones
+        Bands across the footprints' outlines and their rings (same order).
+    luminance_range : float
+        The scene's luminance range: gradients as shares of it.
+    gradient : numpy.ndarray, optional
+        The before luminance's gradient magnitude, when already computed.
+    """
+    if gradient is None:
+        gradient = _gradient(before.mean(axis=0)) / max(float(luminance_range), 1e-6)
+    on_outline, on_ring = _Means(valid, outlines, rings)(gradient)
+    return np.log((on_outline + _EDGE_FLOOR) / (on_ring + _EDGE_FLOOR))
+
+
 def building_evidence(
     before: np.ndarray,
     after: np.ndarray,
@@ -208,7 +238,7 @@ def building_evidence(
     sigma: float = 1.5,
     maps: Derived | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every feature of :data:`FEATURES` for every footprint.
+    """Every feature of :data:`FEATURES` but ``before_outline`` (:func:`outline_evidence`) for every footprint.
 
     Parameters
     ----------

@@ -57,7 +57,7 @@ def test_unchanged_buildings_show_no_change_even_when_moved_by_two_pixels():
     before = _scene()
     moved = np.roll(before, (2, -1), axis=(1, 2))
     ev = _evidence(before, moved)
-    assert set(ev) == set(FEATURES)
+    assert set(ev) == set(FEATURES) - {"before_outline"}  # measured by outline_evidence
     assert np.all(ev["ssim_loss"] < 0.05) and np.all(ev["colour_change"] < 0.02)
 
 
@@ -80,7 +80,7 @@ def test_a_buildings_evidence_does_not_depend_on_the_others():
     after[:, 100:130, 100:130] = 60.0
     every = _evidence(before, after)
     alone = _evidence(before, after, boxes=BOXES[3:])
-    for name in FEATURES:
+    for name in set(FEATURES) - {"before_outline"}:  # outline_evidence: zonal means of one map, per footprint
         assert alone[name][0] == pytest.approx(every[name][3], rel=1e-9, abs=1e-12), name
 
 
@@ -112,3 +112,56 @@ def test_not_analysed_buildings_say_why(pair_factory):
     assert r.loc[ok, "p_damaged"].between(0, 1).all()
     assert r.attrs["damage"]["not_analysed"]["outside imagery"] == 1
     assert r.attrs["damage"]["model"]["features"] == list(MODEL.features)
+
+
+def test_footprints_on_empty_lots_are_not_graded_but_no_house_is_called_empty(tmp_path):
+    """Footprints newer than the before image (boxes on the town's open ground) show no building:
+    the plain ones are "no building before"; no footprint of a house ever is."""
+    import warnings
+
+    import geopandas as gpd
+    import shapely
+
+    import damage
+    from damage.scenes.synthetic import write_pair
+    from damage.scenes.town import make_town
+
+    b, a, f = write_pair(make_town(size=448, seed=2, damage_share=0.3), tmp_path)
+    houses = gpd.read_file(f)
+    taken = shapely.union_all(houses.geometry.buffer(3).values)
+    rng = np.random.default_rng(0)
+    x0, y0, x1, y1 = houses.total_bounds
+    lots: list = []
+    while len(lots) < 30:
+        cx, cy = rng.uniform(x0, x1), rng.uniform(y0, y1)
+        lot = shapely.box(cx - 5, cy - 4, cx + 5, cy + 4)
+        if not lot.intersects(taken):
+            lots.append(lot)
+            taken = taken.union(lot.buffer(3))
+    fp = gpd.GeoDataFrame({"lot": [False] * len(houses) + [True] * len(lots)},
+                          geometry=[*houses.geometry, *lots], crs=houses.crs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = damage.assess(b, a, fp, building_check=True)
+        unchecked = damage.assess(b, a, fp)  # off by default
+    empty = result["not_analysed_reason"] == "no building before"
+    assert empty[fp["lot"]].sum() >= 4 and not empty[~fp["lot"]].any()
+    assert result.loc[fp["lot"], "before_outline"].median() < result.loc[~fp["lot"], "before_outline"].median() - 0.2
+    assert not (unchecked["not_analysed_reason"] == "no building before").any()
+    assert (unchecked.loc[empty, "damage_grade"] != "not-analysed").all()
+
+
+def test_edges_on_the_outline_tell_a_building_from_an_empty_lot():
+    """A flat roof on textured ground has its edges on its outline; the same box on open ground has none."""
+    from damage.evidence import outline_evidence
+
+    rng = np.random.default_rng(3)
+    image = np.repeat((100 + rng.normal(0, 6, (1, 120, 120))).astype(np.float32), 3, axis=0)
+    image[:, 20:40, 20:44] = 180.0  # a flat roof: no edges inside, a step all round
+    grid = Grid(CRS.from_epsg(32615), Affine(0.5, 0, 0, 0, -0.5, 60), (120, 120))
+    house, lot = shapely.box(10, 40, 22, 50), shapely.box(35, 10, 47, 20)  # the roof's pixels, and open ground
+    geoms = np.array([house, lot], dtype=object)
+    outlines = zones(shapely.buffer(shapely.boundary(geoms), 1.5), grid)
+    rings = zones(shapely.difference(shapely.buffer(geoms, 6.0), geoms), grid)
+    value = outline_evidence(image, np.ones((120, 120), bool), outlines, rings, 255.0)
+    assert value[0] > 0.4 and abs(value[1]) < 0.1

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 @click.option("--crs", help="Grid CRS, e.g. EPSG:32615 (default: the before epoch's if projected).")
 @click.option("--normalize", type=click.Choice(["regression", "histogram", "none"]), help="Radiometric normalisation.")
 @click.option("--no-register", is_flag=True, help="Skip co-registration.")
+@click.option("--building-check", is_flag=True,
+              help="Do not grade footprints whose before image shows no building (an empty lot); see the README.")
 @click.option("--no-cloud-mask", is_flag=True, help="Do not mask clouds (on a cloud-free pair, bright rubble is then never taken for cloud).")
 @click.option("--context", type=click.FloatRange(0), help="Metres of imagery around the footprints to fit the scene on (default 250).")
 @click.option("--min-valid-fraction", type=click.FloatRange(0, 1), help="Below this valid share a building is not analysed.")
@@ -77,6 +79,7 @@ def assess_cmd(
     crs: str | None,
     normalize: str | None,
     no_register: bool,
+    building_check: bool,
     no_cloud_mask: bool,
     context: float | None,
     min_valid_fraction: float | None,
@@ -117,6 +120,7 @@ def assess_cmd(
         normalize=normalize,
         register=False if no_register else None,
         cloud_mask=False if no_cloud_mask else None,
+        building_check=True if building_check else None,
         context=context,
         min_valid_fraction=min_valid_fraction,
         scale=scale,
