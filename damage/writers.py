@@ -65,7 +65,10 @@ def _atomic(path: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
+        try:
+            os.replace(tmp_path, path)
+        except OSError as exc:  # the target is a folder, on another device, ...
+            raise OutputError(f"{path}: could not write ({exc.strerror or exc})") from None
     except BaseException:
         if tmp_path.exists():
             tmp_path.unlink()

@@ -24,7 +24,7 @@ import pytest
 import rasterio
 import shapely
 from click.testing import CliRunner
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 import damage
@@ -265,6 +265,7 @@ _RUN_FILES = ["manifest.json", "fit.json", "footprints.parquet", "chunks/r0_c0.p
 
 @settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(damages=st.lists(_corruption(_RUN_FILES), min_size=1, max_size=3))
+@example(damages=[("manifest.json", "delete", 0.0), ("fit.json", "folder", 0.0)])  # was an IsADirectoryError
 def test_a_corrupted_run_folder_is_redone_or_refused_never_answered_wrong(finished_run, tmp_path_factory, damages):
     b, a, f, folder, reference = finished_run
     assert {p.relative_to(folder).as_posix() for p in folder.rglob("*.parquet")} >= set(_RUN_FILES[2:])
