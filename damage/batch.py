@@ -237,8 +237,7 @@ def batch(
         # the provenance of the merged result: every input, versions, this run's time
         be, ae = open_epoch(before, "before"), open_epoch(after, "after")
         others = {"footprints": footprints, "aoi": aoi}
-        out.result.attrs["damage"]["provenance"] = provenance([str(t.path) for t in be.tiles],
-                                                              [str(t.path) for t in ae.tiles], others, clock)
+        out.result.attrs["damage"]["provenance"] = provenance(be, ae, others, clock)
         write(out.result, folder / "damage.parquet")
         write(out.result, folder / "damage.geojson")
     return out

@@ -15,12 +15,11 @@ import numpy as np
 import shapely
 from affine import Affine
 
-__all__ = ["Chip", "cut_chip", "stretch", "png", "GRADE_COLOURS", "Overview", "draw_footprints"]
+__all__ = ["Chip", "cut_chip", "stretch", "png", "grade_colour", "Overview", "draw_footprints"]
 
 #: Outline colours (RGB) of the grades of every scale, by position from least to most damage.
 GRADE_RAMP = ((46, 204, 113), (241, 196, 15), (230, 126, 34), (192, 57, 43), (120, 20, 60))
 NOT_ANALYSED_COLOUR = (160, 160, 160)
-GRADE_COLOURS: dict[str, tuple[int, int, int]] = {"not-analysed": NOT_ANALYSED_COLOUR}
 
 
 def grade_colour(grade: str | None, levels: tuple[str, ...]) -> tuple[int, int, int]:
@@ -28,7 +27,7 @@ def grade_colour(grade: str | None, levels: tuple[str, ...]) -> tuple[int, int, 
     if grade not in levels:
         return NOT_ANALYSED_COLOUR
     i = levels.index(grade)
-    ramp = GRADE_RAMP if len(levels) > 4 else (GRADE_RAMP[0], GRADE_RAMP[1], GRADE_RAMP[2], GRADE_RAMP[3])
+    ramp = GRADE_RAMP if len(levels) > 4 else GRADE_RAMP[:4]
     pos = round(i * (len(ramp) - 1) / max(len(levels) - 1, 1))
     return ramp[pos]
 

@@ -232,13 +232,14 @@ def building_evidence(
     valid: np.ndarray,
     footprints: Zones,
     rings: Zones,
+    outlines: Zones,
     stats: SceneStats,
     reference: Calibration,
     max_shift: int = 2,
     sigma: float = 1.5,
-    maps: Derived | None = None,
+    outline_valid: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every feature of :data:`FEATURES` but ``before_outline`` (:func:`outline_evidence`) for every footprint.
+    """Every feature of :data:`FEATURES` for every footprint.
 
     Parameters
     ----------
@@ -250,6 +251,8 @@ def building_evidence(
         metrics need and by ``max_shift``).
     footprints, rings : Zones
         The footprints' pixels and their rings' pixels (same order).
+    outlines : Zones
+        Bands across the footprints' outlines (same order), for ``before_outline``.
     stats : SceneStats
         Scene-wide scaling (robust ranges and noise), fitted once per scene.
     reference : Calibration
@@ -259,8 +262,9 @@ def building_evidence(
         Largest displacement, in whole pixels, of each building's own alignment.
     sigma : float
         Gaussian window of the structural similarity.
-    maps : Derived, optional
-        :func:`derived` maps already computed for this window.
+    outline_valid : numpy.ndarray, optional
+        ``(rows, cols)`` bool pixels that count for ``before_outline`` (a property of the
+        before image alone: no erosion needed); ``valid`` when not given.
 
     Returns
     -------
@@ -290,21 +294,18 @@ def building_evidence(
             np.fmin(best[key], values, out=best[key])
     best = {k: np.where(np.isfinite(v), v, np.nan) for k, v in best.items()}
 
-    if maps is not None:
-        fp = lambda v: both(v)[0]  # noqa: E731
-        edge_change = np.log((fp(maps.grad_after) + _EDGE_FLOOR) / (fp(maps.grad_before) + _EDGE_FLOOR))
-        lab_b = [both(maps.lab_before[i]) for i in range(3)]
-        lab_a_fp = [fp(maps.lab_after[i]) for i in range(3)]
-    else:  # CIELAB is pointwise: converted at the zones' pixels only, not over the whole window
-        lrange = max(float(stats.luminance_range), 1e-6)
-        edge_change = np.log((both(_gradient(after.mean(axis=0)) / lrange)[0] + _EDGE_FLOOR)
-                             / (both(_gradient(before.mean(axis=0)) / lrange)[0] + _EDGE_FLOOR))
-        lo = float(np.min(stats.lows)) if stats.lows is not None else 0.0
-        hi = lo + float(np.max(stats.ranges))
-        at_b = lab(before.reshape(before.shape[0], -1)[:, both.idx][:, None, :], lo, hi)[:, 0, :]
-        at_a = lab(after.reshape(after.shape[0], -1)[:, both.idx][:, None, :], lo, hi)[:, 0, :]
-        lab_b = [both.gathered(at_b[i]) for i in range(3)]
-        lab_a_fp = [both.gathered(at_a[i])[0] for i in range(3)]
+    lrange = max(float(stats.luminance_range), 1e-6)
+    grad_before = _gradient(lum_b[0]) / lrange
+    before_outline = outline_evidence(before, valid if outline_valid is None else outline_valid, outlines, rings, lrange,
+                                      gradient=grad_before)
+    edge_change = np.log((both(_gradient(lum_a[0]) / lrange)[0] + _EDGE_FLOOR) / (both(grad_before)[0] + _EDGE_FLOOR))
+    # CIELAB is pointwise: converted at the zones' pixels only, not over the whole window
+    lo = float(np.min(stats.lows)) if stats.lows is not None else 0.0
+    hi = lo + float(np.max(stats.ranges))
+    at_b = lab(before.reshape(before.shape[0], -1)[:, both.idx][:, None, :], lo, hi)[:, 0, :]
+    at_a = lab(after.reshape(after.shape[0], -1)[:, both.idx][:, None, :], lo, hi)[:, 0, :]
+    lab_b = [both.gathered(at_b[i]) for i in range(3)]
+    lab_a_fp = [both.gathered(at_a[i])[0] for i in range(3)]
     d_lab = {name: lab_a_fp[i] - lab_b[i][0] for i, name in enumerate(("lightness", "red", "yellow"))}
     before_contrast = np.sqrt(sum((lab_b[i][0] - lab_b[i][1]) ** 2 for i in range(3)))
 
@@ -324,4 +325,5 @@ def building_evidence(
         "red_change": d_lab["red"],
         "yellow_change": d_lab["yellow"],
         "before_contrast": before_contrast,
+        "before_outline": before_outline,
     }

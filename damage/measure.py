@@ -15,7 +15,7 @@ import shapely
 from affine import Affine
 
 from .config import Config
-from .evidence import FEATURES, building_evidence, outline_evidence
+from .evidence import FEATURES, building_evidence
 from .grid import warp_epoch
 from .masks import erode
 from .metrics import METRIC_RADIUS, combined
@@ -175,13 +175,11 @@ def measure(px: WindowPixels, geoms: np.ndarray, fit: SceneFit, cfg: Config, wan
     rings[ok] = shapely.difference(shapely.buffer(geoms[ok], width), geoms[ok])
     evalid = erode(valid, METRIC_RADIUS["ssim"] + cfg.building_shift)
     calib = fit.calibration
-    ring_zones = zones(rings, grid)
-    ev = building_evidence(before, after, evalid, zs, ring_zones, stats, calib,
-                           max_shift=cfg.building_shift, sigma=cfg.ssim_sigma)
-    # was the building there: edges on the outline (within the building's own alignment) in the before image
+    # was the building there: edges on a band across the outline, as wide as the building's own alignment
     outlines = np.full(len(geoms), None, dtype=object)
     outlines[ok] = shapely.buffer(shapely.boundary(geoms[ok]), (cfg.building_shift + 1) * grid.res)
-    ev["before_outline"] = outline_evidence(before, px.covered, zones(outlines, grid), ring_zones, stats.luminance_range)
+    ev = building_evidence(before, after, evalid, zs, zones(rings, grid), zones(outlines, grid), stats, calib,
+                           max_shift=cfg.building_shift, sigma=cfg.ssim_sigma, outline_valid=px.covered)
     reason = _reasons(zs, px.covered, px.cloudy, valid_fraction, ev, cfg)
     analysed = reason == ""
     # A pixel changed when its loss of similarity beyond the scene's typical change reaches change_threshold.

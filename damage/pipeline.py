@@ -198,8 +198,7 @@ def assess(
         result = apply_labels(result, labels, scale=cfg.scale)
         result.attrs["damage"]["labels"]["source"] = "GeoDataFrame" if isinstance(labels, gpd.GeoDataFrame) else str(labels)
     others = {"footprints": footprints, "labels": labels, "facilities": facilities}
-    result.attrs["damage"]["provenance"] = provenance([str(t.path) for t in plan.before.tiles],
-                                                      [str(t.path) for t in plan.after.tiles], others, clock)
+    result.attrs["damage"]["provenance"] = provenance(plan.before, plan.after, others, clock)
     if polygons:
         result.attrs["damage_polygons"] = changed_areas(polys, plan.footprints.crs)
     return result

@@ -14,7 +14,10 @@ import time
 from importlib import metadata
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .sources import Epoch
 
 __all__ = ["file_record", "sha256_of", "versions", "Clock", "provenance", "provenance_lines"]
 
@@ -43,14 +46,6 @@ def sha256_of(path: str | PathLike) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def acquisition_date(path: str | Path) -> str | None:
-    """The acquisition date in a raster's tags or name (ISO), or None."""
-    from .sources import locate, tile_date
-
-    d = tile_date(locate(path))
-    return d.isoformat() if d else None
 
 
 def versions() -> dict[str, str]:
@@ -84,13 +79,17 @@ class Clock:
         return round(time.perf_counter() - self._t0, 2)
 
 
-def provenance(before: list[str], after: list[str], others: dict[str, Any], clock: Clock) -> dict[str, Any]:
-    """The provenance block: inputs of each epoch (with dates) and the other inputs (``role ->
-    path``, those given in memory left out), versions, time."""
+def provenance(before: Epoch, after: Epoch, others: dict[str, Any], clock: Clock) -> dict[str, Any]:
+    """The provenance block: the tiles of each epoch (with the dates their headers gave) and the
+    other inputs (``role -> path``, those given in memory left out), versions, time."""
+
+    def tiles(epoch: Epoch) -> list[dict[str, Any]]:
+        return [file_record(str(t.path), t.date.isoformat() if t.date else None) for t in epoch.tiles]
+
     return {
         "inputs": {
-            "before": [file_record(p, acquisition_date(p)) for p in before],
-            "after": [file_record(p, acquisition_date(p)) for p in after],
+            "before": tiles(before),
+            "after": tiles(after),
             "other": [{"role": role, **file_record(p)} for role, p in others.items() if isinstance(p, (str, PathLike))],
         },
         "versions": versions(),

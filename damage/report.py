@@ -255,7 +255,8 @@ def render_report(result: gpd.GeoDataFrame, title: str | None = None, top: int =
                                "rings": [int(f[f"damaged_within_{d}m"]) for d in rings]})
             inside = np.flatnonzero(result["facility"].to_numpy() == k) if "facility" in result else np.empty(0, int)
             members = sorted((int(i) for i in inside), key=lambda i: -rank.get(grades[i], -1))
-            buildings = [_building(result, i, chips[i], f"building {i}", levels, dates) for i in members if i in chips][:6]
+            shown = [i for i in members if i in chips][:6]
+            buildings = [_building(result, i, chips[i], f"building {i}", levels, dates) for i in shown]
             note = "" if members else "No building footprint inside: assessed as one polygon (its own row is not in the result)."
             if len(members) > 6:
                 note = f"The 6 most damaged of its {len(members)} buildings."

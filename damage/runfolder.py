@@ -24,22 +24,16 @@ import pandas as pd
 
 from . import __version__
 from .errors import CorruptRunError, OutputError
+from .provenance import sha256_of
 
 __all__ = ["signature", "lock", "read_manifest", "check_chunks", "check_written", "plan_digest"]
-
-#: Bytes of a file hashed at a time.
-_BLOCK = 1 << 20
 
 
 def _file_id(path: Path, content: bool) -> list:
     st = path.stat()
     out: list = [str(path.resolve()), st.st_size, st.st_mtime_ns]
     if content:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(_BLOCK), b""):
-                h.update(chunk)
-        out.append(h.hexdigest())
+        out.append(sha256_of(path))
     return out
 
 
@@ -172,8 +166,6 @@ def check_written(folder: Path, manifest: dict, names: tuple[str, ...]) -> None:
     CorruptRunError
         Naming the file that is missing or whose SHA-256 differs from the manifest's.
     """
-    from .provenance import sha256_of
-
     for name in names:
         path = folder / name
         if not path.is_file():
@@ -188,8 +180,6 @@ def check_chunks(folder: Path, chunks: dict[str, int], sums: dict[str, str]) -> 
     changed, from another run, or written by a run killed before it recorded their SHA-256):
     removed, to be redone."""
     import pyarrow.parquet as pq
-
-    from .provenance import sha256_of
 
     redo = []
     for name in chunks:

@@ -36,11 +36,12 @@ from .errors import (
     InvalidRasterError,
     MissingCRSError,
 )
+from .raster import analysable
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Tile", "Epoch", "Acquisition", "open_epoch", "open_stack", "read_decimated", "read_tile", "read_footprints",
-           "read_result", "tile_date", "check_order", "is_remote", "locate", "PathSpec", "Location"]
+           "read_result", "check_order", "is_remote", "locate", "PathSpec", "Location"]
 
 PathSpec = str | PathLike | Sequence[str | PathLike]
 #: A file on disk, or a URL / GDAL virtual path that GDAL reads (kept as the string given).
@@ -238,11 +239,6 @@ def _date_of(path: Location, tags: dict) -> datetime.date | None:
     return date or _parse_date(_stem(path))
 
 
-def tile_date(path: Location) -> datetime.date | None:
-    """The acquisition date in a raster's metadata tags, else its name (YYYYMMDD), else None."""
-    return _stack_tags(path)[0]
-
-
 def _stack_tags(path: Location) -> tuple[datetime.date | None, str | None, str | None]:
     """Date, orbit and units of a file, from its metadata tags or else its name."""
     try:
@@ -433,9 +429,7 @@ def _plausible(geoms: np.ndarray, crs) -> np.ndarray:
     if not ok.any():
         return out
     bounds = shapely.bounds(geoms[ok])
-    coords, index = shapely.get_coordinates(geoms[ok], return_index=True)
-    finite = np.isfinite(bounds).all(axis=1)
-    finite[np.unique(index[~np.isfinite(coords).all(axis=1)])] = False
+    finite = analysable(geoms[ok])  # every coordinate finite (non-polygons are set aside before this matters)
     limit = np.array([-540.0, -91.0, 540.0, 91.0]) if crs.is_geographic else np.array([-1e8, -1e8, 1e8, 1e8])
     inside = (bounds[:, 0] >= limit[0]) & (bounds[:, 1] >= limit[1]) & (bounds[:, 2] <= limit[2]) & (bounds[:, 3] <= limit[3])
     out[np.flatnonzero(ok)] = finite & inside

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import geopandas as gpd
 
+from ..facilities import name_column
 from ..grading import NOT_ANALYSED, SCALES
-
-#: Columns searched, in order, for a building's name.
-NAME_COLUMNS = ("name", "name:en", "name_en", "NAME", "Name", "facility_name", "healthsite_name")
-
-
-def name_column(result: gpd.GeoDataFrame, wanted: str | None = None) -> str | None:
-    """The column holding building names: ``wanted`` if given, else the first found."""
-    if wanted:
-        return wanted if wanted in result.columns else None
-    return next((c for c in NAME_COLUMNS if c in result.columns), None)
 
 
 def summary(result: gpd.GeoDataFrame, name_col: str | None = None, max_named: int = 15) -> str:
