@@ -20,7 +20,7 @@ from rasterio.windows import Window
 
 from .errors import ConfigError, FootprintsOutsideImageryError, NoOverlapError, NoValidDataError
 from .masks import source_valid
-from .raster import Grid, Raster, analysable
+from .raster import Grid, Raster, analysable, metres_per_unit
 from .sources import Epoch, Tile, read_tile
 
 log = logging.getLogger(__name__)
@@ -167,11 +167,8 @@ def footprint_grid(
             raise FootprintsOutsideImageryError(f"no footprint can be placed in {c.to_string()} (coordinates far outside "
                                                 "its area of use)")
         x0, y0, x1, y1 = b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()
-        if c.is_geographic:  # metres to degrees at the footprints' latitude
-            dy = margin / 111_320.0
-            dx = dy / max(math.cos(math.radians((y0 + y1) / 2)), 0.01)
-        else:
-            dx = dy = margin / float(c.linear_units_factor[1])
+        mx, my = metres_per_unit(c, (y0 + y1) / 2)  # degrees at the footprints' latitude on a geographic CRS
+        dx, dy = margin / mx, margin / my
         return (x0 - dx, y0 - dy, x1 + dx, y1 + dy)
 
     return common_grid(before, after, bounds, crs=crs, resolution=resolution)

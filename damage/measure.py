@@ -109,11 +109,6 @@ def cut_window(pixels: ScenePixels, fit: SceneFit, window: tuple[int, int, int, 
     return WindowPixels(rb, ra, pixels.covered[cut], cloudy)
 
 
-def _unit_m2(grid: Grid) -> float:
-    factor = grid.crs.linear_units_factor[1] if grid.crs.is_projected else 1.0
-    return float(factor) ** 2
-
-
 def _reasons(zs: Zones, covered: np.ndarray, cloudy: np.ndarray, valid_fraction: np.ndarray, ev: dict[str, np.ndarray],
              cfg: Config) -> np.ndarray:
     """Why each footprint is not analysed (one of :data:`REASONS`), or "" when it is.
@@ -199,7 +194,7 @@ def measure(px: WindowPixels, geoms: np.ndarray, fit: SceneFit, cfg: Config, wan
     columns.update({f"{name}_mean": nan_unless(v) for name, v in metric_means.items()})
     if want_polygons:
         pgeoms, owner = changed_polygons(changed, zs, grid, cfg.min_polygon_pixels)
-        area = np.round(shapely.area(pgeoms) * _unit_m2(grid), 2)
+        area = np.round(shapely.area(pgeoms) * grid.unit_area, 2)
     else:
         pgeoms, owner, area = np.empty(0, object), np.empty(0, np.int64), np.empty(0)
     return Measured(columns, analysed, np.asarray(pgeoms, dtype=object), np.asarray(owner, np.int64), np.asarray(area, float),

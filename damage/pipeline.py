@@ -28,7 +28,7 @@ from .facilities import assign, summarise
 from .facilities import name_column as name_column_of
 from .grading import SCALES
 from .measure import cut_window, measure, read_window
-from .plan import Plan, grid_units, make_plan, window_extent
+from .plan import Plan, make_plan, window_extent
 from .provenance import Clock, provenance
 from .pwtt import assess_stack
 from .raster import Grid
@@ -260,7 +260,7 @@ class Gallery:
         self.n, self.wanted, self.grid, self.levels = n, wanted, grid, SCALES[scale].levels
         self.chips: dict[int, tuple[float, Chip]] = {}
         self.overview = Overview.empty(grid.shape)
-        self.unit = 1.0 / grid_units(grid, 1.0)  # metres per CRS unit
+        self.unit = grid.metres
 
     def add(self, px, m, table: pd.DataFrame, geoms: np.ndarray, window: tuple[int, int, int, int]) -> None:
         valid = px.covered & ~px.cloudy

@@ -116,11 +116,8 @@ class Plan:
 
 
 def grid_units(grid: Grid, metres: float) -> float:
-    """``metres`` in the grid CRS's units (degrees approximately, at the grid's centre)."""
-    if grid.crs.is_projected:
-        return metres / float(grid.crs.linear_units_factor[1])
-    lat = (grid.bounds[1] + grid.bounds[3]) / 2
-    return metres / (111_320.0 * max(np.cos(np.radians(lat)), 0.01))
+    """``metres`` in the grid CRS's units (degrees of longitude at the grid's centre on a geographic grid)."""
+    return metres / grid.metres
 
 
 def cells(geoms: np.ndarray, grid: Grid, size: int) -> tuple[np.ndarray, np.ndarray]:

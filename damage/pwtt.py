@@ -138,8 +138,7 @@ def assess_stack(
     if not shapely.intersects(geoms[usable], shapely.box(*grid.bounds)).any():
         raise FootprintsOutsideImageryError("no footprint lies where the before and after stacks overlap")
     pre, post, dropped = _screen(pre, post, units)
-    metres = float(grid.crs.linear_units_factor[1]) if grid.crs.is_projected else 111_320.0
-    radii_px = tuple(r / (grid.res * metres) for r in cfg.smoothing_radii)
+    radii_px = tuple(r / (grid.res * grid.metres) for r in cfg.smoothing_radii)
     optical = all(units[id(a)] == "optical" for a in pre + post)
     lee = 1 if optical else cfg.lee_size
     margin = int(math.ceil(max(radii_px, default=0.0))) + lee // 2 + 1

@@ -14,7 +14,26 @@ import shapely
 from affine import Affine
 from rasterio.crs import CRS
 
-__all__ = ["Grid", "Raster", "present", "analysable"]
+__all__ = ["Grid", "Raster", "present", "analysable", "metres_per_unit", "METRES_PER_DEGREE"]
+
+#: Metres per degree of latitude (and of longitude at the equator) on the sphere of the same surface as WGS 84's ellipsoid
+#: near the equator: the one constant behind every degree <-> metre conversion of the library.
+METRES_PER_DEGREE = 111_320.0
+
+
+def metres_per_unit(crs: Any, latitude: float = 0.0) -> tuple[float, float]:
+    """Metres per CRS unit along x and along y.
+
+    For a projected CRS both are the linear unit's size (1 for metres, 0.3048 for feet);
+    for a geographic one, a degree of longitude at ``latitude`` and a degree of latitude
+    (spherical Earth, :data:`METRES_PER_DEGREE`). This is the only place of the library that
+    knows what a CRS unit is on the ground.
+    """
+    crs = CRS.from_user_input(crs)
+    if crs.is_projected:
+        unit = float(crs.linear_units_factor[1])
+        return unit, unit
+    return METRES_PER_DEGREE * max(float(np.cos(np.radians(latitude))), 0.01), METRES_PER_DEGREE
 
 
 def present(geoms: np.ndarray) -> np.ndarray:
@@ -51,6 +70,32 @@ class Grid:
         h, w = self.shape
         xs, ys = zip(*(self.transform * (c, r) for c in (0, w) for r in (0, h)))
         return (min(xs), min(ys), max(xs), max(ys))
+
+    @property
+    def metres(self) -> float:
+        """Metres per CRS unit along x, at the grid's centre (see :func:`metres_per_unit`).
+
+        Lengths given in metres (ring width, context, smoothing radii) become CRS units by
+        dividing by this; on a geographic grid that is a degree of longitude at its centre.
+        """
+        return metres_per_unit(self.crs, self._centre_latitude())[0]
+
+    @property
+    def unit_area(self) -> float:
+        """Square metres per square CRS unit at the grid's centre (``metres_x * metres_y``)."""
+        mx, my = metres_per_unit(self.crs, self._centre_latitude())
+        return mx * my
+
+    @property
+    def pixel_area(self) -> float:
+        """Square metres of one pixel at the grid's centre."""
+        return abs(self.transform.a * self.transform.e - self.transform.b * self.transform.d) * self.unit_area
+
+    def _centre_latitude(self) -> float:
+        if self.crs.is_projected:
+            return 0.0
+        b = self.bounds
+        return (b[1] + b[3]) / 2
 
     def moved(self, pixel_affine: Affine) -> Grid:
         """The grid whose pixel ``(col, row)`` lies at ``pixel_affine * (col, row)`` of this one."""

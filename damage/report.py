@@ -22,6 +22,7 @@ import numpy as np
 from .chips import Chip, Overview, draw_footprints, grade_colour, stretch
 from .facilities import name_column
 from .grading import NOT_ANALYSED, SCALES
+from .raster import metres_per_unit
 from .writers import _atomic
 
 __all__ = ["render_report", "write_report", "EVIDENCE_SHOWN"]
@@ -165,8 +166,8 @@ def _overview_pngs(result: gpd.GeoDataFrame, overview: Overview | None, grid: di
     crs = CRS.from_user_input(grid["crs"])
     geoms = np.asarray(result.geometry.to_crs(crs).values, dtype=object)
     colours = [grade_colour(g, levels) for g in result["damage_grade"]]
-    unit = crs.axis_info[0].unit_conversion_factor if crs.is_projected else 111_320.0
-    m_per_px = abs(t.a) * unit
+    lat = float(np.nanmean(result.geometry.to_crs(4326).bounds[["miny", "maxy"]].to_numpy())) if len(result) else 0.0
+    m_per_px = abs(t.a) * metres_per_unit(crs.to_wkt(), lat)[0]
     both = np.concatenate([overview.before, overview.after], axis=2)
     vv = np.concatenate([overview.valid, overview.valid], axis=1)
     img = stretch(both, vv)

@@ -123,8 +123,7 @@ def moving(shift: Shift | None) -> Affine | None:
 
 def cloud_min_pixels(cfg: Config, grid: Grid) -> int:
     """Config.min_cloud_area (m2) in pixels of ``grid`` (at least 16)."""
-    factor = grid.crs.linear_units_factor[1] if grid.crs.is_projected else 1.0
-    return max(int(cfg.min_cloud_area / (grid.res**2 * float(factor) ** 2)), 16)
+    return max(int(cfg.min_cloud_area / grid.pixel_area), 16)
 
 
 def scene_calibration(maps: dict[str, np.ndarray], before: np.ndarray, after: np.ndarray, valid: np.ndarray,
