@@ -28,7 +28,8 @@ from xbd import DOMINANT, LEVELS, _fmt, best_f1  # noqa: E402
 
 from damage.evaluate import binary_scores, class_scores, roc_auc  # noqa: E402
 from damage.evidence import FEATURES  # noqa: E402
-from damage.grading import EvidenceModel  # noqa: E402
+from damage.grading import DESCRIPTORS, EvidenceModel, SceneOffset  # noqa: E402
+from damage.learn import damaged_count  # noqa: E402
 
 
 def _weights(events: np.ndarray) -> np.ndarray:
@@ -73,7 +74,8 @@ MAX_FALSE_ALARMS = 0.03
 
 def _with_cuts(model: EvidenceModel, p: np.ndarray, grade: np.ndarray, w: np.ndarray) -> EvidenceModel:
     """Cuts: major where binary F1 is best while at most MAX_FALSE_ALARMS of intact buildings are called
-    major+; minor and destroyed where the four classes' harmonic-mean F1 is best (over buildings, pooled)."""
+    major+ (each event's intact buildings weighing as the event does, so one large event cannot hide the
+    false alarms of the others); minor and destroyed where the four classes' harmonic-mean F1 is best (over buildings, pooled)."""
     grid = np.unique(np.round(np.quantile(p, np.linspace(0.02, 0.998, 400)), 4))
     grid = grid[(grid > 0.005) & (grid < 0.995)]
     y = grade >= 2
@@ -81,7 +83,9 @@ def _with_cuts(model: EvidenceModel, p: np.ndarray, grade: np.ndarray, w: np.nda
     def f1(pred: np.ndarray, truth: np.ndarray) -> float:
         return 2 * (pred & truth).sum() / max(pred.sum() + truth.sum(), 1)
 
-    allowed = [t for t in grid if (p[grade == 0] >= t).mean() <= MAX_FALSE_ALARMS] or [grid[-1]]
+    intact = grade == 0
+    wi = w[intact] / w[intact].sum()  # each event's intact buildings weigh as the event does
+    allowed = [t for t in grid if wi[p[intact] >= t].sum() <= MAX_FALSE_ALARMS] or [grid[-1]]
     major = max(allowed, key=lambda t: f1(p >= t, y))
     # minor and destroyed: the pair that makes the four classes' harmonic-mean F1 best
     lows = np.unique(np.quantile(p[p < major], np.linspace(0.0, 1.0, 60))) if (p < major).any() else np.array([major / 2])
@@ -135,6 +139,126 @@ def loeo(frame: pd.DataFrame, features: tuple[str, ...], c: float) -> tuple[np.n
     return p, level
 
 
+#: Prior standard deviation of a tile's offset when it is refitted on all its labels (a tile without a damaged
+#: building has no finite maximum-likelihood offset): the spread measured before the offset was predicted.
+TILE_PRIOR_SD = 3.5
+#: Ridge penalty of the offset model's standardised weights (chosen leave-one-event-out among 30, 100, 300, 1000).
+OFFSET_PENALTY = 100.0
+
+
+def descriptor_matrix(frame: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
+    """The scene descriptors of every row (``scene_<name>`` columns; NaN where missing)."""
+    return np.column_stack([frame.get(f"scene_{n}", pd.Series(np.nan, index=frame.index)).to_numpy(dtype=float)
+                            for n in names])
+
+
+def tile_offset(s: np.ndarray, y: np.ndarray, sd: float = TILE_PRIOR_SD) -> float:
+    """The MAP offset of ``logit = s + offset`` on one tile's labels (Gaussian prior at 0)."""
+    o = 0.0
+    for _ in range(100):
+        q = 1.0 / (1.0 + np.exp(-np.clip(s + o, -30, 30)))
+        step = ((q - y).sum() + o / sd**2) / ((q * (1 - q)).sum() + 1 / sd**2)
+        o -= step
+        if abs(step) < 1e-10:
+            break
+    return float(o)
+
+
+def fit_offset(frame: pd.DataFrame, s: np.ndarray, names: tuple[str, ...], penalty: float = OFFSET_PENALTY) -> SceneOffset:
+    """The scene offset model: ``logit = s + offset(descriptors)``, a ridge logistic fit on the buildings,
+    each event weighing the same (the standardised descriptors' weights penalised, the intercept not)."""
+    d = descriptor_matrix(frame, names)
+    centre = np.nanmedian(d, axis=0)
+    spread = np.maximum(np.nanstd(d, axis=0), 1e-9)
+    z = np.nan_to_num((d - centre) / spread)
+    x = np.column_stack([np.ones(len(frame)), z])
+    y = (frame["ref_grade"].to_numpy() >= 2).astype(float)
+    w = _weights(frame["event"].to_numpy())
+    pen = np.diag([1e-6] + [penalty] * len(names))
+    b = np.zeros(x.shape[1])
+    for _ in range(100):
+        q = 1.0 / (1.0 + np.exp(-np.clip(s + x @ b, -30, 30)))
+        step = np.linalg.solve((x * (w * q * (1 - q))[:, None]).T @ x + pen, x.T @ (w * (q - y)) + pen @ b)
+        b -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return SceneOffset(tuple(names), tuple(float(v) for v in np.round(centre, 5)), tuple(float(v) for v in np.round(spread, 5)),
+                       tuple(float(v) for v in np.round(b[1:], 4)), round(float(b[0]), 4), residual_sd=1.0,
+                       low=tuple(float(v) for v in np.round(np.nanmin(d, axis=0), 5)),
+                       high=tuple(float(v) for v in np.round(np.nanmax(d, axis=0), 5)))
+
+
+def predict_offset(offset: SceneOffset, frame: pd.DataFrame) -> np.ndarray:
+    d = descriptor_matrix(frame, offset.descriptors)
+    return np.array([offset.predict(dict(zip(offset.descriptors, row))) for row in d])
+
+
+def fit_with_offset(frame: pd.DataFrame, features: tuple[str, ...], c: float, names: tuple[str, ...],
+                    penalty: float = OFFSET_PENALTY) -> tuple[EvidenceModel, SceneOffset]:
+    """The evidence model, the scene offset model on its logits, and the cuts chosen with the offsets applied."""
+    model = fit(frame, features, c)
+    s = model.logit({f: frame[f].to_numpy(dtype=float) for f in features})
+    offset = fit_offset(frame, s, names, penalty)
+    p = 1.0 / (1.0 + np.exp(-np.clip(s + predict_offset(offset, frame), -30, 30)))
+    w = _weights(frame["event"].to_numpy())
+    return _with_cuts(model, p, frame["ref_grade"].to_numpy(), w), offset
+
+
+def predict_scene(model: EvidenceModel, offset: SceneOffset, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``p_damaged`` and grade level of every row with its scene's predicted offset, and the logits without it."""
+    s = model.logit({f: frame[f].to_numpy(dtype=float) for f in model.features})
+    p = 1.0 / (1.0 + np.exp(-np.clip(s + predict_offset(offset, frame), -30, 30)))
+    return p, np.searchsorted(np.asarray(model.cuts), p, side="right"), s
+
+
+def loeo_with_offset(frame: pd.DataFrame, features: tuple[str, ...], c: float, names: tuple[str, ...],
+                     penalty: float = OFFSET_PENALTY) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """Leave-one-event-out predictions with the scene offset, and per tile its true (refitted), predicted and
+    residual offset, all from models fitted on the other events."""
+    p = np.full(len(frame), np.nan)
+    level = np.zeros(len(frame), dtype=int)
+    events = frame["event"].to_numpy()
+    tiles = []
+    for e in np.unique(events):
+        held = events == e
+        model, offset = fit_with_offset(frame[~held], features, c, names, penalty)
+        sub = frame[held]
+        p[held], level[held], s = predict_scene(model, offset, sub)
+        pred = predict_offset(offset, sub)
+        y = sub["ref_grade"].to_numpy() >= 2
+        for t in sorted(sub["tile"].unique()):
+            on = (sub["tile"] == t).to_numpy()
+            tiles.append({"tile": t, "event": e, "buildings": int(on.sum()), "damaged": int(y[on].sum()),
+                          "true": tile_offset(s[on], y[on]), "predicted": float(pred[on][0])})
+    table = pd.DataFrame(tiles)
+    table["residual"] = table["true"] - table["predicted"]
+    return p, level, table
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A table as markdown (numbers to two decimals)."""
+    cells = [[f"{v:.2f}" if isinstance(v, float) else str(v) for v in row] for row in table.itertuples(index=False)]
+    lines = ["| " + " | ".join(table.columns) + " |", "| " + " | ".join("---" for _ in table.columns) + " |"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
+
+
+def count_table(frame: pd.DataFrame, p: np.ndarray, offset_sd: float) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Per tile the damaged count without labels (expected, 95 % interval) against the people's count."""
+    rows = []
+    y = frame["ref_grade"].to_numpy() >= 2
+    for t in sorted(frame["tile"].unique()):
+        on = (frame["tile"] == t).to_numpy()
+        c = damaged_count(p[on], offset_sd=offset_sd)
+        rows.append({"tile": t, "buildings": c["buildings"], "true": int(y[on].sum()), "expected": c["expected"],
+                     "low": c["low"], "high": c["high"]})
+    table = pd.DataFrame(rows)
+    table["covered"] = (table["low"] <= table["true"]) & (table["true"] <= table["high"])
+    width = (table["high"] - table["low"]) / table["buildings"]
+    err = (table["expected"] - table["true"]).abs() / table["buildings"]
+    return table, {"covered": float(table["covered"].mean()), "median_width": float(width.median()),
+                   "mean_abs_error": float(err.mean())}
+
+
 def report(frame: pd.DataFrame, all_rows: pd.DataFrame, preds: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
     lines = ["| events | buildings (damaged) | fit | AUC | F1 damaged | best F1 (oracle) | 4-class hm F1 | intact called major+ | Brier |",
              "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -163,6 +287,10 @@ def main() -> None:
                     help="every building weighs the same in the fit (p_damaged calibrated on the pooled tiles); "
                          "by default every event weighs the same")
     ap.add_argument("--search", action="store_true", help="also compare feature sets and penalties (leave-one-event-out)")
+    ap.add_argument("--offset", action="store_true",
+                    help="also fit the scene offset model (damage.grading.OFFSET) on the scene descriptors, with per-tile "
+                         "offsets and counts")
+    ap.add_argument("--offset-penalty", type=float, default=OFFSET_PENALTY)
     args = ap.parse_args()
     rows = pd.read_parquet(args.cache)
     rows = rows[rows["method"] == "default"].reset_index(drop=True)
@@ -190,14 +318,48 @@ def main() -> None:
     insample = predict(model, frame)
     held = loeo(frame, features, args.c)
     print(f"{len(frame)} analysed buildings of {len(rows)}, {frame['event'].nunique()} events\n")
-    print(report(frame, rows, {"in-sample": insample, "leave-one-event-out": held}))
+    preds = {"in-sample": insample, "leave-one-event-out": held}
     how = f"prior weights {args.prior}" if args.prior else f"logistic, C={args.c}"
     how += "; buildings weighted equally" if args.buildings_equal else "; events weighted equally"
+    offset = None
+    if args.offset:
+        names = tuple(DESCRIPTORS) + ("resolution_m",)
+        model, offset = fit_with_offset(frame, features, args.c, names, args.offset_penalty)
+        p_in, level_in, _ = predict_scene(model, offset, frame)
+        p_out, level_out, tiles = loeo_with_offset(frame, features, args.c, names, args.offset_penalty)
+        sd = float(np.sqrt(np.mean(tiles["residual"] ** 2)))
+        offset = SceneOffset(offset.descriptors, offset.centre, offset.spread, offset.weights, offset.intercept,
+                             round(sd, 3), offset.limit, low=offset.low, high=offset.high, fitted_on=
+                             f"xBD dev tiles: {len(frame)} buildings, {tiles['tile'].nunique()} tiles, "
+                             f"{frame['event'].nunique()} events; ridge {args.offset_penalty:g}, events weighted equally; "
+                             "residual_sd: leave-one-event-out")
+        preds = {"in-sample, no offset": insample, "leave-one-event-out, no offset": held,
+                 "in-sample, scene offset": (p_in, level_in), "leave-one-event-out, scene offset": (p_out, level_out)}
+    print(report(frame, rows, preds))
+    if offset is not None:
+        print(f"\nScene offsets per tile (leave-one-event-out: true = refitted on the tile's labels with a N(0, "
+              f"{TILE_PRIOR_SD}) prior; predicted from the scene descriptors by a model fitted on the other events)\n")
+        print(markdown(tiles))
+        print(f"\nspread of the true offsets: sd {tiles['true'].std():.2f}; of the residuals: rms {sd:.2f}, "
+              f"mean |residual| {tiles['residual'].abs().mean():.2f} against mean |true| {tiles['true'].abs().mean():.2f}")
+        for label, p, osd in (("no offset, offset sd 3.5", held[0], 3.5),
+                              (f"scene offset, residual sd {sd:.2f}", p_out, sd)):
+            table, summary = count_table(frame, p, osd)
+            print(f"\nDamaged count without labels, leave-one-event-out ({label}): covered {summary['covered']:.0%} of "
+                  f"tiles, median width {summary['median_width']:.0%} of the analysed, mean |expected - true| "
+                  f"{summary['mean_abs_error']:.1%}")
+            if label.startswith("scene"):
+                print(markdown(table))
     print("\nMODEL = EvidenceModel(")
     for k, v in model.to_dict().items():
         if k != "fitted_on":
             print(f"    {k}={tuple(v) if isinstance(v, list) else v!r},".replace("'", '"'))
     print(f'    fitted_on="xBD dev tiles: {len(frame)} buildings, {frame["event"].nunique()} events; {how}",\n)')
+    if offset is not None:
+        print("\nOFFSET = SceneOffset(")
+        for k, v in offset.to_dict().items():
+            print(f"    {k}={tuple(v) if isinstance(v, list) else v!r},".replace("'", '"'))
+        print(")")
 
 
 if __name__ == "__main__":

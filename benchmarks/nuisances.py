@@ -29,8 +29,6 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 import damage
 from damage.scenes.synthetic import write_pair
 from damage.scenes.town import Nuisances, make_town
@@ -83,7 +81,9 @@ def table(rows: list[dict]) -> str:
     kinds = dict.fromkeys(r["kind"] for r in rows)
     for kind in kinds:
         rs = [r for r in rows if r["kind"] == kind]
-        tot = lambda k: sum(r.get(k, 0) for r in rs)  # noqa: E731
+        def tot(k: str, rs: list[dict] = rs) -> int:
+            return sum(r.get(k, 0) for r in rs)
+
         n = tot("buildings")
         cells = [f"{kind} x {len(rs)}", str(n)]
         if kind.startswith("clouds"):

@@ -60,9 +60,38 @@ def assess_tiles(methods: dict[str, damage.Config], data: Path = DATA, only: str
             frame["method"], frame["event"], frame["tile"] = name, rec["disaster"], rec["tile"]
             frame["seconds"] = time.perf_counter() - t0
             frame["cloud_share"] = res.attrs["damage"].get("clouds", {}).get("cloud_share", 0.0)
+            for key, value in scene_record(res.attrs["damage"]).items():
+                frame[key] = value
+            for key, value in res.attrs["damage"].get("scene_offset", {}).get("descriptors", {}).items():
+                frame[f"scene_{key}"] = np.nan if value is None else value
+            frame["scene_offset_predicted"] = res.attrs["damage"].get("scene_offset", {}).get("predicted", np.nan)
+            count = res.attrs["damage"].get("damaged_count", {})
+            frame["count_expected"], frame["count_low"], frame["count_high"] = (
+                count.get("expected", np.nan), count.get("low", np.nan), count.get("high", np.nan))
             rows.append(frame)
         print(f"  {rec['tile']}: {len(fp)} buildings", flush=True)
     return pd.concat(rows, ignore_index=True)
+
+
+def scene_record(record: dict) -> dict[str, float]:
+    """What a run record says of the scene (not of its buildings), flattened to ``scene_*`` numbers."""
+    out: dict[str, float] = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, bool):
+            return
+        if isinstance(value, (int, float)):
+            out[prefix] = float(value)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}_{k}", v)
+        elif isinstance(value, list) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            out[prefix] = float(np.mean(value))
+
+    for key in ("calibration", "normalization", "registration", "scene_stats", "clouds"):
+        walk(f"scene_{key}", record.get(key, {}))
+    out["scene_resolution"] = float(record.get("grid", {}).get("resolution", float("nan")))
+    return out
 
 
 #: Score column per method: the naive baseline is ranked by its own colour difference, and has no grades.
@@ -140,6 +169,27 @@ def table(frame: pd.DataFrame, methods: list[str], score: str = "damage_score", 
     return "\n".join(lines)
 
 
+def counts(frame: pd.DataFrame, method: str = "default") -> str:
+    """The damaged count of every tile without labels (the run record's ``damaged_count``) against the people's."""
+    part = frame[frame["method"] == method]
+    if "count_expected" not in part or part["count_expected"].isna().all():
+        return ""
+    rows = []
+    for t, f in part.groupby("tile", sort=True):
+        graded = f[f["damage_grade"] != "not-analysed"]
+        true = int((graded["ref_grade"] >= 2).sum())
+        n, lo, hi, ex = len(graded), int(f["count_low"].iloc[0]), int(f["count_high"].iloc[0]), float(f["count_expected"].iloc[0])
+        rows.append((t, n, true, ex, lo, hi, lo <= true <= hi))
+    lines = ["| tile | analysed | damaged (people) | expected | 95 % interval | covered |", "| --- | ---: | ---: | ---: | --- | --- |"]
+    lines += [f"| {t} | {n} | {true} | {ex:.1f} | {lo}-{hi} | {'yes' if ok else 'NO'} |" for t, n, true, ex, lo, hi, ok in rows]
+    cover = np.mean([r[6] for r in rows])
+    width = np.median([(r[5] - r[4]) / max(r[1], 1) for r in rows])
+    err = np.mean([abs(r[3] - r[2]) / max(r[1], 1) for r in rows])
+    lines.append(f"\ncovered in {cover:.0%} of {len(rows)} tiles; median width {width:.0%} of the analysed buildings; "
+                 f"mean |expected - true| {err:.1%} of them")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
@@ -157,6 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.from_cache:
         frame = pd.read_parquet(args.from_cache)
         print(table(frame, list(dict.fromkeys(frame["method"]))))
+        print()
+        print(counts(frame))
         return
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     methods = {"default": damage.Config(**overrides)}
@@ -169,6 +221,8 @@ def main(argv: list[str] | None = None) -> None:
         frame.to_parquet(args.cache)
     print()
     print(table(frame, list(methods)))
+    print()
+    print(counts(frame))
     print(f"\n{time.perf_counter() - t0:.0f} s")
 
 

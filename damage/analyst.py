@@ -22,7 +22,7 @@ from .evaluate import match
 from .grading import NOT_ANALYSED, SCALES, EvidenceModel, grade, model_of
 from .learn import SCENE_OFFSET_SD, damaged_count, refit, stratified_estimate, suggest, validation_sample
 
-__all__ = ["apply_labels", "suggest_labels", "count_damaged", "result_model", "validation_sample_of", "validate"]
+__all__ = ["apply_labels", "suggest_labels", "count_damaged", "headline", "result_model", "validation_sample_of", "validate"]
 
 
 def result_model(result: gpd.GeoDataFrame) -> EvidenceModel:
@@ -114,9 +114,46 @@ def apply_labels(result: gpd.GeoDataFrame, labels: gpd.GeoDataFrame | str | Path
     record["model"] = fit.model.to_dict() | {"fitted_on": f"refitted on {fit.labels} labels of this event"}
     record["labels"] = fit.to_dict() | {"matched": take_n, "given": given}
     record["counts"] = {level: int((grades == level).sum()) for level in sc.levels + (NOT_ANALYSED,)}
-    record["damaged_count"] = count_damaged(out, scale, fit.offset_sd)
+    record["damaged_count"] = count_damaged(out, scale, fit.offset_sd) | {
+        "rests_on": f"{fit.labels} analyst labels ({fit.damaged} damaged) refitting the scene's offset and slope"}
     out.attrs["damage"] = record
     return out
+
+
+def headline(record: dict) -> str:
+    """One sentence of a run record: how many buildings are damaged, how sure that is, and what it rests on.
+
+    Parameters
+    ----------
+    record : dict
+        A result's run record (``attrs["damage"]``), with its ``damaged_count``.
+
+    Returns
+    -------
+    str
+        Empty when nothing was analysed.
+    """
+    dc = record.get("damaged_count") or {}
+    n = int(dc.get("buildings", 0))
+    if not n:
+        return ""
+    scale = SCALES.get(record.get("config", {}).get("scale", "xbd"), SCALES["xbd"])
+    lo, hi, ex = int(dc.get("low", 0)), int(dc.get("high", 0)), float(dc.get("expected", 0.0))
+    what = " or ".join(scale.damaged)
+    head = (f"About {ex:.0f} of the {n} buildings analysed are damaged ({what}), 95% interval {lo} to {hi} "
+            f"({100 * lo / n:.0f}-{100 * hi / n:.0f} % of them)")
+    labels = record.get("labels")
+    if labels:
+        return head + f", resting on {labels.get('labels', 0)} buildings an analyst graded, which recalibrated the model for this scene."
+    sd = float(dc.get("offset_sd", SCENE_OFFSET_SD))
+    width = (hi - lo) / n
+    tail = (", resting on the model's calibration for scenes like this one, predicted from the imagery without labels "
+            f"(uncertain by {sd:.1f} logits)")
+    if width > 0.3:
+        tail += ": too wide to publish as a number; grading about ten buildings (damage suggest, then --labels) narrows it."
+    else:
+        tail += "."
+    return head + tail
 
 
 def count_damaged(result: gpd.GeoDataFrame, scale: str = "xbd", offset_sd: float | None = None) -> dict[str, float]:

@@ -16,8 +16,8 @@ import pandas as pd
 
 from . import __version__
 from .config import Config
-from .grading import MODEL, NOT_ANALYSED, SCALES, grade
-from .learn import SCENE_OFFSET_SD, damaged_count
+from .grading import NOT_ANALYSED, SCALES, EvidenceModel, grade, scene_model
+from .learn import damaged_count
 from .measure import MEASURE_COLUMNS, REASONS, Measured
 from .raster import analysable
 from .scenefit import SceneFit
@@ -30,10 +30,10 @@ __all__ = ["graded_table", "assemble", "EVIDENCE_COLUMNS"]
 EVIDENCE_COLUMNS = ("damage_grade", "damage_score", "p_damaged", *MEASURE_COLUMNS)
 
 
-def graded_table(m: Measured, positions: np.ndarray, cfg: Config) -> pd.DataFrame:
-    """A window's footprints graded: the evidence columns, indexed by input position."""
-    p_damaged = np.where(m.analysed, MODEL.probability(m.columns), np.nan)
-    grades = grade(p_damaged, m.analysed, cfg.scale, thresholds=MODEL.cuts)
+def graded_table(m: Measured, positions: np.ndarray, cfg: Config, model: EvidenceModel) -> pd.DataFrame:
+    """A window's footprints graded by the scene's ``model``: the evidence columns, indexed by input position."""
+    p_damaged = np.where(m.analysed, model.probability(m.columns), np.nan)
+    grades = grade(p_damaged, m.analysed, cfg.scale, thresholds=model.cuts)
     cols = {"damage_grade": grades, "damage_score": np.round(p_damaged, 4), "p_damaged": np.round(p_damaged, 4), **m.columns}
     return pd.DataFrame(cols, index=pd.Index(np.asarray(positions, np.int64), name="position"))
 
@@ -94,16 +94,19 @@ def assemble(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np
     result = gpd.GeoDataFrame(pd.concat([base, table], axis=1), geometry=base.geometry.name, crs=footprints.crs)
     grades = result["damage_grade"].to_numpy()
     reasons = result["not_analysed_reason"].to_numpy()
+    model, offset = scene_model(fit.to_dict(), record["grid"]["resolution_m"])
     result.attrs["damage"] = {
         "version": __version__,
         "config": cfg.to_dict(),
         **record,
         **fit.to_dict(),
-        "model": MODEL.to_dict(),
+        "model": model.to_dict(),
+        "scene_offset": offset,
         "not_analysed": {r: int((reasons == r).sum()) for r in REASONS},
         "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
-        # the number of damaged buildings p_damaged implies, with its 95 % interval (the
-        # scene's offset from the default model unknown: SCENE_OFFSET_SD)
-        "damaged_count": damaged_count(result["p_damaged"].to_numpy(dtype=float), offset_sd=SCENE_OFFSET_SD),
+        # the number of damaged buildings p_damaged implies, with its 95 % interval (what the
+        # offset model leaves unknown of the scene's offset: its residual sd)
+        "damaged_count": damaged_count(result["p_damaged"].to_numpy(dtype=float), offset_sd=offset["residual_sd"])
+        | {"rests_on": "the scene offset model (no labels)"},
     }
     return result

@@ -38,6 +38,24 @@ depend on which other footprints are assessed with it):
     water change hue.
 ``lightness_excess``
     ``lightness_change`` minus the scene's typical lightness change.
+``ring_colour_excess``
+    Log ratio of ``ring_colour_change`` to the scene's typical colour difference: water,
+    mud, ash or scorch around the building, beyond what the whole scene changed by.
+``ring_edge_change``
+    ``edge_change`` on the ring: debris scattered around adds edges, water and mud
+    that cover a yard take them away.
+``roof_delta_e``, ``ring_delta_e``
+    CIELAB ΔE between the before and after mean colour of the footprint (of its ring):
+    a roof under mud, ash or water changes colour as a whole, which a per-pixel
+    difference of a textured roof hides.
+``delta_e_excess``
+    ``roof_delta_e`` minus the scene's typical ΔE of its steadiest blocks.
+``ring_lightness_change``, ``chroma_change``
+    Change of the ring's mean L*, and of the footprint's mean chroma C* (saturation):
+    flood water and mud darken and desaturate, ash greys, fresh debris brightens.
+``shadow_loss``
+    Share of the ring's pixels in the building's shadow before (darker than half the
+    roof's own L*) minus that share after: a building that fell casts no shadow.
 ``before_contrast``
     How far the before image of the footprint differs in colour from its ring
     (CIELAB ΔE of their means): near zero where nothing stands out from its
@@ -65,7 +83,7 @@ from .grading import Calibration, block_means, log_change
 from .metrics import SceneStats, displacements, ssim_maps
 from .zonal import Zones
 
-__all__ = ["FEATURES", "Derived", "derived", "building_evidence", "outline_evidence", "scene_typical", "lab"]
+__all__ = ["FEATURES", "SCENE_KEYS", "SHADOW_SHARE", "Derived", "derived", "building_evidence", "outline_evidence", "scene_typical", "lab"]
 
 #: Evidence columns, in output order.
 FEATURES = (
@@ -85,7 +103,18 @@ FEATURES = (
     "yellow_change",
     "before_contrast",
     "before_outline",
+    "ring_colour_excess",
+    "ring_edge_change",
+    "roof_delta_e",
+    "ring_delta_e",
+    "delta_e_excess",
+    "ring_lightness_change",
+    "chroma_change",
+    "shadow_loss",
 )
+
+#: A ring pixel is in the building's shadow when its L* is below this share of the roof's mean L*.
+SHADOW_SHARE = 0.5
 
 
 #: Added to colour differences (shares of the band range) before their ratio: flat, unchanged scenes stay finite.
@@ -138,6 +167,8 @@ def derived(before: np.ndarray, after: np.ndarray, stats: SceneStats) -> Derived
 
 #: Share of the scene's blocks, the least changed in structure, that the scene's typical change is taken over.
 STEADY_SHARE = 0.25
+#: What :func:`scene_typical` says of the whole scene's change (all its blocks), beside its steadiest blocks' change.
+SCENE_KEYS = ("structure_median", "structure_p90", "colour_median", "colour_p90", "delta_e_median", "lightness_median")
 
 
 def scene_typical(before: np.ndarray, after: np.ndarray, valid: np.ndarray, mvalid: np.ndarray, stats: SceneStats,
@@ -158,16 +189,28 @@ def scene_typical(before: np.ndarray, after: np.ndarray, valid: np.ndarray, mval
 
     blocks = block_means(loss, mvalid, block)
     if blocks.size == 0:
-        return {"structure": 0.0, "colour": 0.0, "edge": 0.0, "lightness": 0.0, "blocks": 0}
+        return {"structure": 0.0, "colour": 0.0, "edge": 0.0, "lightness": 0.0, "delta_e": 0.0, **dict.fromkeys(SCENE_KEYS, 0.0),
+                "blocks": 0}
     steady = blocks <= np.quantile(blocks, STEADY_SHARE)
-    colour = METRICS["absdiff"](before, after, valid, tolerance=tolerance, stats=stats)
+    colour = block_means(METRICS["absdiff"](before, after, valid, tolerance=tolerance, stats=stats), mvalid, block)
     d = maps or derived(before, after, stats)
     gb, ga = block_means(d.grad_before, mvalid, block), block_means(d.grad_after, mvalid, block)
+    dlab = np.stack([block_means(d.lab_after[i] - d.lab_before[i], mvalid, block) for i in range(3)])
+    delta_e = np.sqrt((dlab**2).sum(axis=0))
+    structure = log_change(blocks)
     return {
-        "structure": float(np.median(log_change(blocks[steady]))),
-        "colour": float(np.median(block_means(colour, mvalid, block)[steady])),
+        "structure": float(np.median(structure[steady])),
+        "colour": float(np.median(colour[steady])),
         "edge": float(np.median(np.log((ga + _EDGE_FLOOR) / (gb + _EDGE_FLOOR))[steady])),
-        "lightness": float(np.median(block_means(d.lab_after[0] - d.lab_before[0], mvalid, block)[steady])),
+        "lightness": float(np.median(dlab[0][steady])),
+        "delta_e": float(np.median(delta_e[steady])),
+        # how the whole scene changed (not only its steadiest part): what the scene's offset is predicted from
+        "structure_median": float(np.median(structure)),
+        "structure_p90": float(np.quantile(structure, 0.9)),
+        "colour_median": float(np.median(colour)),
+        "colour_p90": float(np.quantile(colour, 0.9)),
+        "delta_e_median": float(np.median(delta_e)),
+        "lightness_median": float(np.median(dlab[0])),
         "blocks": int(steady.sum()),
     }
 
@@ -298,16 +341,29 @@ def building_evidence(
     grad_before = _gradient(lum_b[0]) / lrange
     before_outline = outline_evidence(before, valid if outline_valid is None else outline_valid, outlines, rings, lrange,
                                       gradient=grad_before)
-    edge_change = np.log((both(_gradient(lum_a[0]) / lrange)[0] + _EDGE_FLOOR) / (both(grad_before)[0] + _EDGE_FLOOR))
+    (edge_a, ring_edge_a), (edge_b, ring_edge_b) = both(_gradient(lum_a[0]) / lrange), both(grad_before)
+    edge_change = np.log((edge_a + _EDGE_FLOOR) / (edge_b + _EDGE_FLOOR))
+    ring_edge_change = np.log((ring_edge_a + _EDGE_FLOOR) / (ring_edge_b + _EDGE_FLOOR))
     # CIELAB is pointwise: converted at the zones' pixels only, not over the whole window
     lo = float(np.min(stats.lows)) if stats.lows is not None else 0.0
     hi = lo + float(np.max(stats.ranges))
     at_b = lab(before.reshape(before.shape[0], -1)[:, both.idx][:, None, :], lo, hi)[:, 0, :]
     at_a = lab(after.reshape(after.shape[0], -1)[:, both.idx][:, None, :], lo, hi)[:, 0, :]
     lab_b = [both.gathered(at_b[i]) for i in range(3)]
-    lab_a_fp = [both.gathered(at_a[i])[0] for i in range(3)]
+    lab_a = [both.gathered(at_a[i]) for i in range(3)]
+    lab_a_fp = [lab_a[i][0] for i in range(3)]
     d_lab = {name: lab_a_fp[i] - lab_b[i][0] for i, name in enumerate(("lightness", "red", "yellow"))}
     before_contrast = np.sqrt(sum((lab_b[i][0] - lab_b[i][1]) ** 2 for i in range(3)))
+    roof_delta_e = np.sqrt(sum((lab_a[i][0] - lab_b[i][0]) ** 2 for i in range(3)))
+    ring_delta_e = np.sqrt(sum((lab_a[i][1] - lab_b[i][1]) ** 2 for i in range(3)))
+    chroma_change = np.hypot(lab_a[1][0], lab_a[2][0]) - np.hypot(lab_b[1][0], lab_b[2][0])
+    # the building's shadow: ring pixels darker than SHADOW_SHARE of the roof's own mean L*, in each epoch
+    on_ring = both.labels >= n
+    owner = np.where(on_ring, both.labels - n, both.labels)
+    dark_b = on_ring & (at_b[0] < SHADOW_SHARE * lab_b[0][0][owner])
+    dark_a = on_ring & (at_a[0] < SHADOW_SHARE * lab_a[0][0][owner])
+    shadow_loss = both.gathered(dark_b.astype(np.float64))[1] - both.gathered(dark_a.astype(np.float64))[1]
+    typical_colour = reference.typical.get("colour", 0.0) + _COLOUR_FLOOR
 
     return {
         "ssim_excess": log_change(best["ssim"]) - reference.reference,
@@ -326,4 +382,12 @@ def building_evidence(
         "yellow_change": d_lab["yellow"],
         "before_contrast": before_contrast,
         "before_outline": before_outline,
+        "ring_colour_excess": np.log((best["ring_colour"] + _COLOUR_FLOOR) / typical_colour),
+        "ring_edge_change": ring_edge_change,
+        "roof_delta_e": roof_delta_e,
+        "ring_delta_e": ring_delta_e,
+        "delta_e_excess": roof_delta_e - reference.typical.get("delta_e", 0.0),
+        "ring_lightness_change": lab_a[0][1] - lab_b[0][1],
+        "chroma_change": chroma_change,
+        "shadow_loss": shadow_loss,
     }

@@ -26,7 +26,7 @@ from .config import Config
 from .errors import ConfigError
 from .facilities import assign, summarise
 from .facilities import name_column as name_column_of
-from .grading import SCALES
+from .grading import SCALES, scene_model
 from .measure import cut_window, measure, read_window
 from .plan import Plan, make_plan, window_extent
 from .provenance import Clock, provenance
@@ -214,7 +214,8 @@ def run_inputs(plan: Plan) -> dict[str, Any]:
     g = plan.grid
     return {
         "inputs": {"before": plan.before.describe(), "after": plan.after.describe(), "footprints": plan.source},
-        "grid": {"crs": g.crs.to_string(), "resolution": g.res, "shape": list(g.shape), "bounds": list(g.bounds),
+        "grid": {"crs": g.crs.to_string(), "resolution": g.res, "resolution_m": round(g.res * g.metres, 6),
+                 "shape": list(g.shape), "bounds": list(g.bounds),
                  "transform": list(g.transform)[:6], "windows": len(plan.windows), "window_size": plan.window_size},
     }
 
@@ -242,7 +243,7 @@ def assess_window(before: Epoch, after: Epoch, grid: Grid, fit: SceneFit, geoms:
     extent = window_extent(geoms, grid, cfg)
     px = cut_window(pixels, fit, extent) if pixels is not None else read_window(before, after, grid, fit, extent, cfg)
     m = measure(px, geoms, fit, cfg, want_polygons)
-    table = graded_table(m, idx, cfg)
+    table = graded_table(m, idx, cfg, scene_model(fit.to_dict(), grid.res * grid.metres)[0])
     poly = None
     if want_polygons:
         grades = table["damage_grade"].to_numpy()

@@ -19,6 +19,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 
+from .analyst import headline
 from .chips import Chip, Overview, draw_footprints, grade_colour, stretch
 from .facilities import name_column
 from .grading import NOT_ANALYSED, SCALES
@@ -33,6 +34,7 @@ EVIDENCE_SHOWN = {
     "ssim_excess": "structure lost beyond the scene's typical change",
     "edge_excess": "edges gained or lost beyond the scene's typical change",
     "ssim_contrast": "structure lost against the building's own ring",
+    "shadow_loss": "share of its ring in shadow before minus after (negative: the ring darkened)",
     "changed_fraction": "share of its pixels that changed",
     "valid_fraction": "share of its pixels seen clearly in both epochs",
 }
@@ -46,6 +48,7 @@ body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
        padding: 1.2em; color: #1d1d1f; }
 h1 { font-size: 1.6em; margin-bottom: .1em; } h2 { border-bottom: 2px solid #ddd; padding-bottom: .2em; margin-top: 1.6em; }
 .sub { color: #555; margin-top: 0; }
+.lead { font-size: 1.2em; font-weight: 500; background: #f5f5f7; border-left: 4px solid #c0392b; padding: .5em .8em; }
 table { border-collapse: collapse; margin: .6em 0; } td, th { padding: .25em .7em; border-bottom: 1px solid #e3e3e3;
   text-align: left; vertical-align: top; } th { background: #f5f5f7; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .swatch { display: inline-block; width: .9em; height: .9em; border: 2px solid; vertical-align: -.1em; margin-right: .3em; }
@@ -62,6 +65,7 @@ table { border-collapse: collapse; margin: .6em 0; } td, th { padding: .25em .7e
 <body>
 <h1>{{ title }}</h1>
 <p class="sub">{{ subtitle }}</p>
+{% if headline %}<p class="lead">{{ headline }}</p>{% endif %}
 
 <h2 id="overview">Overview</h2>
 <div class="maps">
@@ -225,7 +229,6 @@ def render_report(result: gpd.GeoDataFrame, title: str | None = None, top: int =
     damaged_line = (f"Damaged ({' or '.join(sc.damaged)}): {int((np.isin(grades, sc.damaged)).sum())} buildings graded so; "
                     f"from the per-building probabilities, {dc.get('expected', 0):.0f} expected, 95 % interval "
                     f"{dc.get('low', 0)}–{dc.get('high', 0)} of {dc.get('buildings', 0)} analysed"
-                    + ("" if record.get("labels") else " (wide until a few buildings are labelled: damage suggest)")
                     + ".") if dc else ""
     reasons = []
     if "not_analysed_reason" in result:
@@ -313,7 +316,7 @@ def render_report(result: gpd.GeoDataFrame, title: str | None = None, top: int =
         subtitle=f"{len(result)} buildings graded on the {sc.source or scale} scale; assessed {when}.",
         overview_after=overview_after, overview_before=overview_before,
         legend=[{"name": lv, "colour": _hex(grade_colour(lv, levels))} for lv in (*levels, NOT_ANALYSED)],
-        counts=counts, damaged_line=damaged_line, reasons=reasons, refit=refit, facilities=facilities, rings=rings,
+        headline=headline(record), counts=counts, damaged_line=damaged_line, reasons=reasons, refit=refit, facilities=facilities, rings=rings,
         evidence_title=evidence_title, items=items, provenance=rows, version=record.get("version", ""),
     )
 

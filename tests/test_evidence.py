@@ -166,3 +166,33 @@ def test_edges_on_the_outline_tell_a_building_from_an_empty_lot():
     rings = zones(shapely.difference(shapely.buffer(geoms, 6.0), geoms), grid)
     value = outline_evidence(image, np.ones((120, 120), bool), outlines, rings, 255.0)
     assert value[0] > 0.4 and abs(value[1]) < 0.1
+
+
+def test_colour_and_shadow_evidence_have_the_signs_they_claim():
+    before = _scene(seed=3)
+    roofs = np.zeros(before.shape[1:], bool)
+    for r0, c0 in BOXES:
+        roofs[r0 : r0 + 30, c0 : c0 + 30] = True
+    before[:, ~roofs] += 40.0  # ground well above half a roof's lightness: not shadow
+    # the building of box 0 casts a shadow on the ground below it (rows 60-66): dark before
+    before[:, 60:66, 30:60] = 20.0
+    after = before.copy()
+    after[:, 60:66, 30:60] = 130.0  # box 0 fell: its shadow is gone (ground of the same tone as around it)
+    after[:, 30:60, 100:130] = np.array([90.0, 85.0, 60.0])[:, None, None]  # box 1 under brown mud: colour changes
+    after[:, 100:130, 30:60] = after[:, 100:130, 30:60].mean(axis=0, keepdims=True)  # box 2 under grey ash
+    # box 3: its ring darkens (charred ground, water)
+    ring3 = np.zeros(before.shape[1:], bool)
+    ring3[88:142, 88:142] = True
+    ring3[100:130, 100:130] = False
+    after[:, ring3] *= 0.35
+    ev = _evidence(before, after)
+    # the fallen building's shadow is gone: 6 x 30 of its ring's ~1,900 pixels
+    assert 0.07 < ev["shadow_loss"][0] < 0.12 and abs(ev["shadow_loss"][1]) < 0.02
+    assert ev["shadow_loss"][3] < -0.1  # a ring that darkened against its roof: negative
+    assert ev["roof_delta_e"][1] > 15 > ev["roof_delta_e"][3]  # the mud-covered roof changed colour as a whole
+    assert ev["delta_e_excess"][1] == pytest.approx(ev["roof_delta_e"][1])  # no typical delta_e in this calibration
+    assert ev["chroma_change"][2] < -1.0 and abs(ev["chroma_change"][3]) < 1.0  # ash greys the roof
+    assert ev["ring_lightness_change"][3] < -10 and abs(ev["ring_lightness_change"][1]) < 5
+    assert ev["ring_delta_e"][3] > ev["ring_delta_e"][1]
+    assert ev["ring_colour_excess"][3] > ev["ring_colour_excess"][1]
+    assert all(np.isfinite(ev[f]).all() for f in FEATURES)

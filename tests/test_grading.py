@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from damage.grading import SCALES, grade, log_change
 
@@ -44,3 +45,55 @@ def test_the_scene_reference_comes_from_its_steadiest_blocks_whatever_the_share_
     # unchanged parts differ more gets a higher reference
     loss = np.full((160, 160), 0.35, np.float32)
     assert scene_typical(before, before, valid, valid, stats, loss)["structure"] > refs[0]
+
+
+# -- the scene's offset ------------------------------------------------------------------------
+def test_scene_offset_predicts_from_standardised_clipped_descriptors():
+    from damage.grading import SceneOffset
+
+    m = SceneOffset(("a", "b"), (1.0, 10.0), (0.5, 2.0), (1.0, -0.5), 0.25, residual_sd=2.0, limit=3.0,
+                    low=(0.0, 0.0), high=(2.0, 20.0))
+    assert m.predict({"a": 1.0, "b": 10.0}) == pytest.approx(0.25)  # at the centre: the intercept
+    assert m.predict({"a": 1.5, "b": 14.0}) == pytest.approx(0.25 + 1.0 * 1.0 - 0.5 * 2.0)
+    assert m.predict({"a": float("nan")}) == pytest.approx(0.25)  # missing counts as the centre
+    assert m.predict({"a": 50.0, "b": 10.0}) == pytest.approx(0.25 + 2.0)  # clipped to a <= 2: z = 2, not 98
+    assert m.predict({"a": 2.0, "b": -1e9}) == pytest.approx(min(0.25 + 2.0 + 2.5, 3.0))  # b >= 0, then the limit
+    assert SceneOffset.from_dict(m.to_dict()) == m
+    with pytest.raises(ValueError):
+        SceneOffset(("a",), (1.0,), (1.0,), (1.0,), 0.0, residual_sd=0.0)
+
+
+def test_scene_descriptors_read_the_fit_record_and_shift_the_model():
+    from damage.grading import MODEL, OFFSET, scene_descriptors, scene_model
+
+    record = {"calibration": {"reference": 0.6, "typical": {"edge": -0.2, "delta_e_median": 8.0, "lightness_median": 1.0}},
+              "normalization": {"gain": [1.0, 1.2, 1.4]}, "registration": {"applied": False},
+              "scene_stats": {"noise_before": [2.0, 4.0], "noise_after": [1.0], "ranges": [150.0, 170.0]}}
+    d = scene_descriptors(record, 0.5)
+    assert d["reference"] == 0.6 and d["normalization_gain"] == pytest.approx(1.2) and d["noise_before"] == 3.0
+    assert np.isnan(d["registration_spread_px"]) and d["resolution_m"] == 0.5 and d["ranges"] == 160.0
+    model, rec = scene_model(record, 0.5)
+    assert rec["predicted"] == pytest.approx(OFFSET.predict(d), abs=1e-4) and rec["predicted"] != 0.0
+    assert model.intercept == pytest.approx(MODEL.intercept + OFFSET.predict(d), abs=1e-4)
+    assert model.weights == MODEL.weights and model.cuts == MODEL.cuts
+    assert rec["residual_sd"] == OFFSET.residual_sd and rec["descriptors"]["registration_spread_px"] is None
+    # a scene whose change is larger everywhere is predicted to hold more damage, within the limit
+    busier = dict(record, calibration={"reference": 0.7, "typical": {"edge": 0.2, "delta_e_median": 15.0,
+                                                                     "lightness_median": 2.5}})
+    assert OFFSET.predict(scene_descriptors(busier, 0.5)) > OFFSET.predict(d)
+
+
+def test_the_headline_says_how_many_how_sure_and_on_what():
+    from damage.analyst import headline
+
+    rec = {"config": {"scale": "xbd"}, "damaged_count": {"expected": 46.3, "low": 1, "high": 93, "buildings": 95,
+                                                        "offset_sd": 2.49}}
+    line = headline(rec)
+    assert line.startswith("About 46 of the 95 buildings analysed are damaged (major-damage or destroyed)")
+    assert "95% interval 1 to 93" in line and "without labels" in line and "too wide" in line and "2.5 logits" in line
+    narrow = headline(dict(rec, damaged_count={"expected": 40, "low": 35, "high": 45, "buildings": 95, "offset_sd": 0.3}))
+    assert "too wide" not in narrow
+    labelled = headline(dict(rec, labels={"labels": 18, "damaged": 10}))
+    assert "18 buildings an analyst graded" in labelled and "without labels" not in labelled
+    assert headline({"damaged_count": {"buildings": 0}}) == ""
+    assert "Severe Damage or Destroyed" in headline(dict(rec, config={"scale": "unosat"}))

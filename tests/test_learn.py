@@ -43,7 +43,7 @@ def test_damaged_count_interval_covers_draws_at_its_level():
 # -- refit -------------------------------------------------------------------------------------
 def _labelled(n: int, offset: float, seed: int = 0):
     rng = np.random.default_rng(seed)
-    x = rng.normal(0.4, 0.5, size=(n, 3))
+    x = rng.normal(0.4, 0.5, size=(n, len(MODEL.features)))
     ev = {f: x[:, i] for i, f in enumerate(MODEL.features)}
     s = MODEL.logit(ev)
     y = rng.random(n) < 1 / (1 + np.exp(-(s + offset)))

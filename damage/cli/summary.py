@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import geopandas as gpd
 
+from ..analyst import headline
 from ..facilities import name_column
 from ..grading import NOT_ANALYSED, SCALES
 
@@ -24,13 +25,10 @@ def summary(result: gpd.GeoDataFrame, name_col: str | None = None, max_named: in
     why = ", ".join(f"{r}: {int(n)}" for r, n in reasons.items()) if reasons is not None and len(reasons) else \
         "too little valid imagery in both epochs"
     lines.append(f"  {NOT_ANALYSED:<14}{int(counts.get(NOT_ANALYSED, 0)):>8}  ({why})")
-    count = record.get("damaged_count")
-    if count and count.get("buildings"):
-        lines.append(f"damaged ({' or '.join(scale.damaged)}), from p_damaged: {count['expected']:.0f} expected, "
-                     f"95% interval {count['low']}-{count['high']} of {count['buildings']} analysed")
+    line = headline(record)
+    if line:
+        lines.insert(0, line)
     refit = record.get("labels")
-    if count and count.get("buildings") and not refit:
-        lines.append("  (the scene's calibration is unknown until you label a few buildings: damage suggest, then --labels)")
     if refit:
         cv = refit.get("cross_validated", {})
         auc = f", AUC {cv['auc']:.2f}" if cv.get("auc") is not None else ""
