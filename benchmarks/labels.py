@@ -32,7 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from xbd import DATA, LEVELS, _fmt  # noqa: E402
 
 from damage.evaluate import binary_scores, class_scores, roc_auc  # noqa: E402
-from damage.grading import MODEL, grade  # noqa: E402
+from damage.grading import MODEL, EvidenceModel, grade  # noqa: E402
+
+#: MODEL with the scene's predicted offset as its last term (weight 1): p_damaged as the runs gave it.
+SCENE_MODEL = EvidenceModel(MODEL.features + ("scene_offset_predicted",), MODEL.centre + (0.0,), MODEL.spread + (1.0,),
+                            MODEL.weights + (1.0,), MODEL.intercept, MODEL.cuts, MODEL.fitted_on)
 from damage.learn import SCENE_OFFSET_SD, damaged_count, refit, suggest  # noqa: E402
 
 
@@ -72,9 +76,13 @@ def simulate(rows: pd.DataFrame, unit: str, k: int, how: str, seed: int) -> pd.D
         else:
             chosen = rng.choice(n, size=min(k, n), replace=False)
         y = part["ref_grade"].to_numpy() >= 2
-        model, offset_sd = MODEL, SCENE_OFFSET_SD
+        # each building's scene offset (as its run graded it) enters as one more term of weight 1
+        base = SCENE_MODEL if "scene_offset_predicted" in part else MODEL
+        if "scene_offset_predicted" in part:
+            ev["scene_offset_predicted"] = part["scene_offset_predicted"].to_numpy(float)
+        model, offset_sd = base, SCENE_OFFSET_SD
         if chosen.size:
-            r = refit(MODEL, {f: v[chosen] for f, v in ev.items()}, y[chosen])
+            r = refit(base, {f: v[chosen] for f, v in ev.items()}, y[chosen])
             model, offset_sd = r.model, r.offset_sd
         p = model.probability(ev)
         labelled = np.zeros(n, bool)

@@ -147,8 +147,11 @@ def headline(record: dict) -> str:
         return head + f", resting on {labels.get('labels', 0)} buildings an analyst graded, which recalibrated the model for this scene."
     sd = float(dc.get("offset_sd", SCENE_OFFSET_SD))
     width = (hi - lo) / n
-    tail = (", resting on the model's calibration for scenes like this one, predicted from the imagery without labels "
-            f"(uncertain by {sd:.1f} logits)")
+    if "no scene offset" in str(dc.get("rests_on", "")):
+        tail = f", resting on the default model's calibration, the same for every scene (uncertain by {sd:.1f} logits)"
+    else:
+        tail = (", resting on the model's calibration for scenes like this one, predicted from the imagery without labels "
+                f"(uncertain by {sd:.1f} logits)")
     if width > 0.3:
         tail += ": too wide to publish as a number; grading about ten buildings (damage suggest, then --labels) narrows it."
     else:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import __version__
 from .config import Config
-from .grading import NOT_ANALYSED, SCALES, EvidenceModel, grade, scene_model
+from .grading import NOT_ANALYSED, OFFSET, SCALES, EvidenceModel, grade, scene_model
 from .learn import damaged_count
 from .measure import MEASURE_COLUMNS, REASONS, Measured
 from .raster import analysable
@@ -94,7 +94,7 @@ def assemble(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np
     result = gpd.GeoDataFrame(pd.concat([base, table], axis=1), geometry=base.geometry.name, crs=footprints.crs)
     grades = result["damage_grade"].to_numpy()
     reasons = result["not_analysed_reason"].to_numpy()
-    model, offset = scene_model(fit.to_dict(), record["grid"]["resolution_m"])
+    model, offset = scene_model(fit.to_dict(), record["grid"]["resolution_m"], offset=OFFSET if cfg.scene_offset else None)
     result.attrs["damage"] = {
         "version": __version__,
         "config": cfg.to_dict(),
@@ -107,6 +107,6 @@ def assemble(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np
         # the number of damaged buildings p_damaged implies, with its 95 % interval (what the
         # offset model leaves unknown of the scene's offset: its residual sd)
         "damaged_count": damaged_count(result["p_damaged"].to_numpy(dtype=float), offset_sd=offset["residual_sd"])
-        | {"rests_on": "the scene offset model (no labels)"},
+        | {"rests_on": "the scene offset model (no labels)" if cfg.scene_offset else "no labels and no scene offset"},
     }
     return result

@@ -93,16 +93,6 @@ def _rank(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.interp(x, q, np.linspace(0, 1, 1001)[first]).astype(np.float32)
 
 
-#: Pixels a found cloud or shadow may grow by into its weaker rim (soft edges, thin parts, penumbra).
-GROW = 24
-
-
-def _grow(seed: np.ndarray, weak: np.ndarray, limit: int) -> np.ndarray:
-    """``seed`` grown into the connected ``weak`` pixels at most ``limit`` pixels from it."""
-    near = ndimage.distance_transform_edt(~seed) <= limit
-    return ndimage.binary_propagation(seed, mask=seed | (weak & near))
-
-
 def _cast_shadow(cloud: np.ndarray, lift: np.ndarray, valid: np.ndarray, min_pixels: int) -> np.ndarray:
     """The shadow of ``cloud``: the cloud's outline moved to where the scene darkened most.
 
@@ -144,10 +134,7 @@ def clouds(
     ranks far brighter in its scene (by 0.2) than the same place does in the other
     epoch. Where an epoch has clouds, their outline moved to where the scene darkened
     most (the offset that correlates best) and that did darken there is their shadow
-    (a quarter of ``min_pixels`` suffices: clouds hide part of their shadows). Each then grows, by at most
-    :data:`GROW` pixels, into its connected rim (a cloud into bright pixels that rank above the other
-    epoch, a shadow into pixels that rank below it: soft edges and penumbra), and both by ``margin``
-    pixels more. Rubble is textured and
+    (a quarter of ``min_pixels`` suffices: clouds hide part of their shadows). Both grow by ``margin`` pixels (soft cloud edges). Rubble is textured and
     new roofs are small, so neither is cloud.
 
     Parameters
@@ -200,12 +187,8 @@ def clouds(
         c = _large(candidate, min_pixels, lift, 0.2)  # and, on the whole, far brighter than the other epoch
         if not c.any():
             continue
-        # a cloud's soft rim: bright pixels that rank above the other epoch, connected to the cloud and near it
-        rim = (mean_k > med + 0.25 * (p99 - med)) & (lift > 0.1) & valid
-        c = _grow(c, rim, GROW)
         cloud |= c
-        s = _cast_shadow(c, lift, valid, min_pixels // 4)
-        shadow |= _grow(s, (lift < -0.05) & valid & ~c, GROW) if s.any() else s
+        shadow |= _cast_shadow(c, lift, valid, min_pixels // 4)
     out = cloud | shadow
     if out.any() and margin > 0:
         out = ndimage.binary_dilation(out, iterations=margin)

@@ -26,7 +26,7 @@ from .config import Config
 from .errors import ConfigError
 from .facilities import assign, summarise
 from .facilities import name_column as name_column_of
-from .grading import SCALES, scene_model
+from .grading import OFFSET, SCALES, scene_model
 from .measure import cut_window, measure, read_window
 from .plan import Plan, make_plan, window_extent
 from .provenance import Clock, provenance
@@ -243,7 +243,8 @@ def assess_window(before: Epoch, after: Epoch, grid: Grid, fit: SceneFit, geoms:
     extent = window_extent(geoms, grid, cfg)
     px = cut_window(pixels, fit, extent) if pixels is not None else read_window(before, after, grid, fit, extent, cfg)
     m = measure(px, geoms, fit, cfg, want_polygons)
-    table = graded_table(m, idx, cfg, scene_model(fit.to_dict(), grid.res * grid.metres)[0])
+    offset = OFFSET if cfg.scene_offset else None
+    table = graded_table(m, idx, cfg, scene_model(fit.to_dict(), grid.res * grid.metres, offset=offset)[0])
     poly = None
     if want_polygons:
         grades = table["damage_grade"].to_numpy()

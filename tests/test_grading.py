@@ -97,3 +97,30 @@ def test_the_headline_says_how_many_how_sure_and_on_what():
     assert "18 buildings an analyst graded" in labelled and "without labels" not in labelled
     assert headline({"damaged_count": {"buildings": 0}}) == ""
     assert "Severe Damage or Destroyed" in headline(dict(rec, config={"scale": "unosat"}))
+
+
+def test_the_scene_offset_can_be_switched_off(tmp_path):
+    import warnings
+
+    import damage
+    from damage.analyst import headline
+    from damage.scenes.synthetic import write_pair
+    from damage.scenes.town import make_town
+
+    b, a, f = write_pair(make_town(size=256, seed=3), tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", damage.errors.DamageWarning)
+        on, off = damage.assess(b, a, f), damage.assess(b, a, f, scene_offset=False)
+    shift = on.attrs["damage"]["scene_offset"]["predicted"]
+    assert shift != 0.0 and off.attrs["damage"]["scene_offset"]["predicted"] == 0.0
+    ok = on["p_damaged"].notna().to_numpy()
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    np.testing.assert_allclose(logit(on["p_damaged"].to_numpy()[ok]) - logit(off["p_damaged"].to_numpy()[ok]), shift, atol=0.01)
+    assert off.attrs["damage"]["model"]["intercept"] == MODEL_INTERCEPT()
+    assert "the same for every scene" in headline(off.attrs["damage"]) and "predicted from the imagery" in headline(on.attrs["damage"])
+
+
+def MODEL_INTERCEPT():
+    from damage.grading import MODEL
+
+    return MODEL.intercept

@@ -65,7 +65,7 @@ def test_sample_writes_valid_rfc7946(result, tmp_path):
     assert doc["damage"]["grid"]["crs"] == "EPSG:26915"
 
 
-def _clouded_copy(folder: Path) -> tuple[Path, "np.ndarray"]:
+def _clouded_copy(folder: Path) -> tuple[Path, object]:
     """The sample's after tiles with an opaque cloud (soft rim) and its shadow painted on the big tile."""
     import shutil
 
