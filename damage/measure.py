@@ -109,13 +109,18 @@ def cut_window(pixels: ScenePixels, fit: SceneFit, window: tuple[int, int, int, 
     return WindowPixels(rb, ra, pixels.covered[cut], cloudy)
 
 
+#: Share of a footprint under the cloud mask above which clouds can be the reason it is not analysed.
+CLOUD_REASON = 0.1
+
+
 def _reasons(zs: Zones, covered: np.ndarray, cloudy: np.ndarray, valid_fraction: np.ndarray, ev: dict[str, np.ndarray],
              cfg: Config) -> np.ndarray:
     """Why each footprint is not analysed (one of :data:`REASONS`), or "" when it is.
 
     Too little valid imagery is "outside imagery" where the footprint has no pixel
     with data in both epochs, "cloud or shadow" where clouds or their shadows cover
-    more of it than ``min_valid_fraction`` allows, and "partial coverage" otherwise
+    more than :data:`CLOUD_REASON` of it and more than the imagery's edge cuts off,
+    and "partial coverage" otherwise
     (the edge of the imagery or of its nodata). A footprint with imagery enough is
     "no building before" where :func:`no_building_before` says so (``building_check``).
     """
@@ -125,7 +130,9 @@ def _reasons(zs: Zones, covered: np.ndarray, cloudy: np.ndarray, valid_fraction:
     reason = np.full(zs.n, "", dtype=object)
     short = (valid_fraction < cfg.min_valid_fraction) | ~np.isfinite(ev["ssim_loss"]) | ~np.isfinite(ev["colour_change"])
     reason[short] = "partial coverage"
-    reason[short & (clouded > 1.0 - cfg.min_valid_fraction)] = "cloud or shadow"
+    # clouds are the reason where they cover more of the footprint than the edge of the imagery
+    # takes (the rest of what is lost lies on the eroded rim of the cloud mask)
+    reason[short & (clouded > CLOUD_REASON) & (clouded >= 1.0 - on_image)] = "cloud or shadow"
     reason[short & (on_image == 0)] = "outside imagery"
     if cfg.building_check:
         reason[~short & no_building_before(ev["before_contrast"], ev["before_outline"])] = "no building before"

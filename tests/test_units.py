@@ -33,9 +33,9 @@ def test_a_geographic_grid_knows_its_metres_and_pixel_area():
     assert g.pixel_area == pytest.approx(36e-12 * METRES_PER_DEGREE**2 * np.cos(np.radians(lat)), rel=1e-6)
     assert grid_units(g, 6.0) == pytest.approx(6.0 / g.metres)
     # 1000 m2 of cloud is some 2,800 pixels of it, not 1000 / 36e-12
-    assert cloud_min_pixels(damage.Config(), g) == int(1000.0 / g.pixel_area)
+    assert cloud_min_pixels(damage.Config(min_cloud_area=1000.0), g) == int(1000.0 / g.pixel_area) == 2806
     utm = Grid(CRS.from_epsg(32615), Affine(0.5, 0, 500_000.0, 0, -0.5, 4_100_000.0), (100, 100))
-    assert utm.metres == 1.0 and utm.pixel_area == 0.25 and cloud_min_pixels(damage.Config(), utm) == 4000
+    assert utm.metres == 1.0 and utm.pixel_area == 0.25 and cloud_min_pixels(damage.Config(min_cloud_area=1000.0), utm) == 4000
 
 
 def _assess(b, a, f, **kw):
