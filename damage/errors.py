@@ -79,6 +79,10 @@ class OutputError(DamageError, OSError):
     """An output could not be written (unknown format, unwritable place)."""
 
 
+class InputTooLargeError(DamageError, MemoryError):
+    """An input declares more pixels than can be read for the grid (far finer than it, with no overviews)."""
+
+
 class CorruptRunError(DamageError, ValueError):
     """A run folder holds a file that is not what the run wrote (truncated, hand-edited, foreign)."""
 

@@ -18,10 +18,10 @@ from rasterio.enums import Resampling
 from rasterio.warp import calculate_default_transform, reproject, transform_bounds
 from rasterio.windows import Window
 
-from .errors import ConfigError, FootprintsOutsideImageryError, NoOverlapError, NoValidDataError
+from .errors import ConfigError, FootprintsOutsideImageryError, InputTooLargeError, NoOverlapError, NoValidDataError
 from .masks import source_valid
 from .raster import Grid, Raster, analysable, metres_per_unit
-from .sources import Epoch, Tile, read_tile
+from .sources import Epoch, Tile, has_overviews, read_tile
 
 log = logging.getLogger(__name__)
 
@@ -238,15 +238,24 @@ def _resample(tile: Tile, count: int, grid: Grid, move: Affine, window: tuple[in
     rows: dict[int, list] = {}
     for b in blocks:
         rows.setdefault(b[0], []).append(b)
+    f = _decimation(tile, grid)
     for row in rows.values():
-        c_lo = min(int(b[3].col_off) for b in row)
-        r_lo = min(int(b[3].row_off) for b in row)
-        c_hi = max(int(b[3].col_off + b[3].width) for b in row)
-        r_hi = max(int(b[3].row_off + b[3].height) for b in row)
-        whole, whole_declared, whole_transform = read_tile(tile, Window(c_lo, r_lo, c_hi - c_lo, r_hi - r_lo))
+        # (a source far finer than the grid is read averaged f x f, on the lattice of multiples of f)
+        c_lo = min(int(b[3].col_off) for b in row) // f * f
+        r_lo = min(int(b[3].row_off) for b in row) // f * f
+        c_hi = min(-(-max(int(b[3].col_off + b[3].width) for b in row) // f) * f, tile.width)
+        r_hi = min(-(-max(int(b[3].row_off + b[3].height) for b in row) // f) * f, tile.height)
+        if f == 1 and (r_hi - r_lo) * (c_hi - c_lo) > READ_LIMIT:
+            raise InputTooLargeError(
+                f"{tile.path}: one row of the grid's blocks needs {(r_hi - r_lo) * (c_hi - c_lo):,} of its pixels "
+                f"(its pixels are {_ratio(tile, grid):,.0f} times finer than the grid's) and it has no overviews; "
+                f"add overviews (gdaladdo) or give a coarser copy (gdalwarp -tr)")
+        whole, whole_declared, whole_transform = read_tile(tile, Window(c_lo, r_lo, c_hi - c_lo, r_hi - r_lo), f)
         for br, bc, block, swin in row:
-            r, c = int(swin.row_off) - r_lo, int(swin.col_off) - c_lo
-            cut = (slice(r, r + int(swin.height)), slice(c, c + int(swin.width)))
+            r, c = (int(swin.row_off) - r_lo) // f, (int(swin.col_off) - c_lo) // f
+            h_cut = -(-(int(swin.row_off + swin.height) - r_lo) // f) - r
+            w_cut = -(-(int(swin.col_off + swin.width) - c_lo) // f) - c
+            cut = (slice(r, r + h_cut), slice(c, c + w_cut))
             data = whole[(slice(None), *cut)]
             declared = None if whole_declared is None else whole_declared[cut]
             src_transform = whole_transform @ Affine.translation(c, r)
@@ -263,6 +272,26 @@ def _resample(tile: Tile, count: int, grid: Grid, move: Affine, window: tuple[in
             dst[:, ir0 - r0 : ir1 - r0, ic0 - c0 : ic1 - c0] = bd[:, ir0 - br : ir1 - br, ic0 - bc : ic1 - bc]
             dst_valid[ir0 - r0 : ir1 - r0, ic0 - c0 : ic1 - c0] = bv[ir0 - br : ir1 - br, ic0 - bc : ic1 - bc]
     return dst, dst_valid
+
+
+#: Pixels of a tile read at once for a row of warp blocks, at most (a far finer source is read from its overviews).
+READ_LIMIT = 1 << 27
+
+
+def _ratio(tile: Tile, grid: Grid) -> float:
+    """Tile pixels per grid pixel, across the whole grid (so the same for every window of it)."""
+    x0, y0, x1, y1 = transform_bounds(grid.crs, tile.crs, *grid.bounds, densify_pts=21)
+    h, w = grid.shape
+    return min((x1 - x0) / w, (y1 - y0) / h) / max(tile.res, 1e-300)
+
+
+def _decimation(tile: Tile, grid: Grid) -> int:
+    """1, or the averaging factor for a tile with overviews whose pixels are at least 4 times finer than the grid's
+    (keeping at least two tile pixels per grid pixel)."""
+    ratio = _ratio(tile, grid)
+    if ratio < 4 or not has_overviews(tile):
+        return 1
+    return int(ratio // 2)
 
 
 def _lattice_offset(tile: Tile, grid: Grid) -> tuple[int, int] | None:

@@ -298,8 +298,9 @@ def open_stack(spec: PathSpec, name: str = "stack") -> list[Acquisition]:
     return out
 
 
-def read_tile(tile: Tile, window: Window) -> tuple[np.ndarray, np.ndarray | None, Affine]:
-    """Read a window of a tile.
+def read_tile(tile: Tile, window: Window, factor: int = 1) -> tuple[np.ndarray, np.ndarray | None, Affine]:
+    """Read a window of a tile, every ``factor`` x ``factor`` pixels averaged into one (GDAL takes them
+    from an overview where the file has one).
 
     Returns
     -------
@@ -314,11 +315,28 @@ def read_tile(tile: Tile, window: Window) -> tuple[np.ndarray, np.ndarray | None
     try:
         with rasterio.open(tile.path) as ds:
             indexes = list(range(1, tile.count + 1))
+            if factor > 1:
+                shape = (tile.count, -(-int(window.height) // factor), -(-int(window.width) // factor))
+                data = ds.read(indexes, window=window, out_shape=shape, resampling=rasterio.enums.Resampling.average)
+                mask = None
+                if tile.nodata is not None or tile.per_dataset_mask:
+                    mask = ds.read_masks(indexes, window=window, out_shape=shape).min(axis=0) > 0
+                t = ds.window_transform(window)
+                return data, mask, t @ Affine.scale(window.width / shape[2], window.height / shape[1])
             data = ds.read(indexes, window=window)
             mask = None
             if tile.nodata is not None or tile.per_dataset_mask:
                 mask = ds.read_masks(indexes, window=window).min(axis=0) > 0
             return data, mask, ds.window_transform(window)
+    except RasterioIOError as exc:
+        raise InvalidRasterError(f"{tile.path}: could not read pixels ({_first_line(exc)})") from None
+
+
+def has_overviews(tile: Tile) -> bool:
+    """Whether the file holds reduced-resolution copies (GDAL overviews, internal or ``.ovr``)."""
+    try:
+        with rasterio.open(tile.path) as ds:
+            return bool(ds.overviews(1))
     except RasterioIOError as exc:
         raise InvalidRasterError(f"{tile.path}: could not read pixels ({_first_line(exc)})") from None
 

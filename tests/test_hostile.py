@@ -303,3 +303,50 @@ def test_a_raster_declaring_200000_pixels_a_side_is_read_only_where_the_footprin
     expected = damage.assess(b, a, f)
     got = damage.assess(b, huge, f)
     assert (got["damage_grade"] == expected["damage_grade"]).all()
+
+
+def test_a_raster_far_finer_than_the_grid_is_refused_in_one_line(pair_factory, tmp_path):
+    # issue 18, item 6: an after image that declares 100,000 x 100,000 px at a 500th of the before's pixel size
+    # (the issue's case was 1,000,000 px at a 1000th): a window of the grid would need tens of GiB of its pixels
+    # (was numpy's _ArrayMemoryError and a traceback)
+    b, a, f, _ = pair_factory(damaged=(2,))
+    with rasterio.open(b) as src:
+        profile = src.profile
+        t = src.transform
+    profile.update(width=100_000, height=100_000, tiled=True, blockxsize=256, blockysize=256, sparse_ok=True,
+                   compress="deflate", BIGTIFF="YES", transform=rasterio.Affine(t.a / 500, 0, t.c, 0, t.e / 500, t.f))
+    fine = tmp_path / "far_finer.tif"
+    with rasterio.open(fine, "w", **profile) as ds:
+        ds.write(np.full((profile["count"], 256, 256), 120, dtype=profile["dtype"]), window=rasterio.windows.Window(0, 0, 256, 256))
+    assert fine.stat().st_size < 50_000_000
+    with pytest.raises(damage.errors.InputTooLargeError) as err:
+        damage.assess(b, fine, f)
+    msg = str(err.value)
+    assert "far_finer.tif" in msg and "\n" not in msg and "overview" in msg, msg
+    assert isinstance(err.value, MemoryError)
+
+
+def test_a_far_finer_raster_with_overviews_is_read_from_them(pair_factory, tmp_path, monkeypatch):
+    b, a, f, _ = pair_factory(damaged=(2,))
+    with rasterio.open(a) as src:
+        profile, pixels, t = src.profile, src.read(), src.transform
+    fine_pixels = pixels.repeat(8, axis=1).repeat(8, axis=2)  # the same image, 8 x 8 pixels for each
+    profile.update(width=fine_pixels.shape[2], height=fine_pixels.shape[1], tiled=True, blockxsize=256, blockysize=256,
+                   transform=rasterio.Affine(t.a / 8, 0, t.c, 0, t.e / 8, t.f))
+    fine = tmp_path / "eight_times_finer.tif"
+    with rasterio.open(fine, "w", **profile) as ds:
+        ds.write(fine_pixels)
+        ds.build_overviews([2, 4, 8], rasterio.enums.Resampling.average)
+    reads = []
+    real_read = damage.sources.read_tile
+
+    def spy(tile, window, factor=1):
+        reads.append(factor)
+        return real_read(tile, window, factor)
+
+    monkeypatch.setattr(damage.grid, "read_tile", spy)
+    expected = damage.assess(b, a, f)
+    got = damage.assess(b, fine, f)
+    assert 4 in reads  # the fine tile was read averaged 4 x 4 (two of its pixels per grid pixel), from its overviews
+    assert (got["damage_grade"] == expected["damage_grade"]).mean() >= 0.9
+    assert got.loc[got["building_id"] == 2, "damage_grade"].item() in ("major-damage", "destroyed")
