@@ -22,7 +22,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["Config"]
+__all__ = ["Config", "UNSET", "given"]
 
 
 #: Declared type -> kind of value checked by :meth:`Config._check_types`.
@@ -34,6 +34,32 @@ def _is_number(value: Any) -> bool:
     """A real, finite number (not a bool, not a string)."""
     return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
             and math.isfinite(float(value)))
+
+
+class _Unset:
+    """The type of :data:`UNSET`."""
+
+    _instance: _Unset | None = None
+
+    def __new__(cls) -> _Unset:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __reduce__(self) -> str:
+        return "UNSET"
+
+
+#: "Not given": :meth:`Config.replace` leaves a key with this value as it is (``None`` is a value).
+UNSET: Any = _Unset()
+
+
+def given(**values: Any) -> dict[str, Any]:
+    """The values as :meth:`Config.replace` takes them, ``None`` meaning "not given" (command-line options)."""
+    return {k: (UNSET if v is None else v) for k, v in values.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,8 +333,13 @@ class Config:
         return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> Config:
-        """Return a copy with some values changed (``None`` values are ignored)."""
-        changes = {k: v for k, v in changes.items() if v is not None}
+        """Return a copy with some values changed.
+
+        ``None`` is a value like any other (``max_pixels=None``: one window; a key that
+        cannot be None is refused); :data:`UNSET` leaves a key as it is (what the command
+        line passes for an option not given).
+        """
+        changes = {k: v for k, v in changes.items() if v is not UNSET}
         return self.from_dict({**self.to_dict(), **changes}) if changes else self
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from hypothesis import settings
 
 from damage.scenes.synthetic import make_scene, write_pair
+
+# every hypothesis property runs the same examples on every run (reproducible CI); set
+# derandomize=False in a test's own settings to explore new ones
+settings.register_profile("damage", derandomize=True, deadline=None)
+settings.load_profile("damage")
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_tiles"

@@ -39,9 +39,36 @@ def test_bad_toml_and_missing_file(tmp_path):
         Config.from_toml(tmp_path / "missing.toml")
 
 
-def test_replace_ignores_none():
-    cfg = Config().replace(resolution=None, min_valid_fraction=0.2)
-    assert cfg.resolution is None and cfg.min_valid_fraction == 0.2
+def test_replace_takes_none_as_a_value_and_leaves_unset_keys_alone():
+    from damage.config import UNSET, given
+
+    base = Config(max_pixels=300_000, resolution=0.5)
+    cfg = base.replace(resolution=None, min_valid_fraction=0.2, max_pixels=UNSET)
+    assert cfg.resolution is None and cfg.min_valid_fraction == 0.2 and cfg.max_pixels == 300_000
+    assert base.replace(max_pixels=None).max_pixels is None  # None is one window, not "unchanged" (issue 18, item 4)
+    assert base.replace(**given(max_pixels=None, resolution=None)) == base  # the command line's "not given"
+    with pytest.raises(ConfigError, match="cloud_mask"):
+        base.replace(cloud_mask=None)  # a key that cannot be None is refused, not ignored
+    import pickle
+
+    assert pickle.loads(pickle.dumps(UNSET)) is UNSET and repr(UNSET) == "UNSET"
+
+
+def test_max_pixels_none_is_one_window(tmp_path):
+    import warnings
+
+    import damage
+    from damage.scenes.synthetic import write_pair
+    from damage.scenes.town import make_town
+
+    b, a, f = write_pair(make_town(size=384, seed=2), tmp_path)
+    small = Config(max_pixels=256 * 256)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", damage.errors.DamageWarning)
+        windows = damage.assess(b, a, f, small)
+        one = damage.assess(b, a, f, small, max_pixels=None)
+    assert windows.attrs["damage"]["grid"]["windows"] > 1
+    assert one.attrs["damage"]["grid"]["windows"] == 1 and one.attrs["damage"]["config"]["max_pixels"] is None
 
 
 @pytest.mark.parametrize("values, key", [

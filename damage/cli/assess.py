@@ -8,8 +8,9 @@ from pathlib import Path
 
 import click
 
-from ..config import Config
+from ..config import Config, given
 from ..errors import OutputError
+from ..grading import SCALES
 from ..pipeline import assess as run_assess
 from ..report import write_report
 from ..writers import WRITERS, check_not_input, to_geojson_text, write
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 @click.option("--context", type=click.FloatRange(0), help="Metres of imagery around the footprints to fit the scene on (default 250).")
 @click.option("--min-valid-fraction", type=click.FloatRange(0, 1), help="Below this valid share a building is not analysed.")
 @click.option("--metric", "metrics", multiple=True, metavar="NAME[=WEIGHT]", help="Change metric and weight; repeatable (default ssim).")
-@click.option("--scale", type=click.Choice(["xbd", "unosat", "ems", "binary"]),
+@click.option("--scale", type=click.Choice(sorted(SCALES)),
               help="Damage scale of the grades: xbd (default), unosat, ems (Copernicus EMS) or binary.")
 @click.option("--labels", "labels_path", type=click.Path(exists=True, dir_okay=False),
               help="Your grades of some buildings (xBD JSON, UNOSAT points, a vector file with a grade column): "
@@ -117,7 +118,7 @@ def assess_cmd(
     if report_path:
         check_new(report_path, inputs, overwrite, (".html", ".htm"))
     config = Config.from_toml(config_path) if config_path else Config()
-    config = config.replace(
+    config = config.replace(**given(
         resolution=resolution,
         crs=crs,
         normalize=normalize,
@@ -136,7 +137,7 @@ def assess_cmd(
         looks=looks,
         by_orbit=by_orbit or None,
         smoothing_radii=_parse_radii(smoothing) if smoothing else None,
-    )
+    ))
     result = run_assess(
         [before, *more_before],
         [after, *more_after],

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from ..batch import batch
-from ..config import Config
+from ..config import Config, given
+from ..grading import SCALES
 from ..report import write_report
 from ..rerun import reassess
 from .assess import check_new
@@ -27,7 +28,7 @@ from .summary import summary
 @click.option("--scheduler", metavar="ADDRESS", help="Run the chunks on this Dask scheduler (tcp://host:8786).")
 @click.option("--where", metavar="EXPR", help="Keep footprints where this expression holds, e.g. \"amenity == 'hospital'\".")
 @click.option("--aoi", type=click.Path(), help="Keep footprints that intersect this area (any vector file).")
-@click.option("--scale", type=click.Choice(["xbd", "unosat", "ems", "binary"]),
+@click.option("--scale", type=click.Choice(sorted(SCALES)),
               help="Damage scale of the grades: xbd (default), unosat, ems (Copernicus EMS) or binary.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="Also write an offline HTML report (the chips are cut by assessing the region's inputs again).")
@@ -43,7 +44,7 @@ def batch_cmd(before, after, footprints, more_before, more_after, folder, config
     if report_path:
         check_new(report_path, [before, *more_before, after, *more_after, footprints], False, (".html", ".htm"))
     config = Config.from_toml(config_path) if config_path else Config()
-    config = config.replace(scale=scale)
+    config = config.replace(**given(scale=scale))
     out = batch([before, *more_before], [after, *more_after], footprints, folder, config, chunk_size=chunk_size,
                 workers=workers, scheduler=scheduler, where=where, aoi=aoi, progress=show_progress(quiet))
     if quiet < 2:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..evaluate import evaluate
+from ..grading import SCALES
 from ..labels import LABEL_FORMATS
 from ..provenance import provenance_lines
 from ..sources import read_result
@@ -20,7 +21,7 @@ from .options import configure_logging, quiet_opt, verbose_opt
 @click.option("--grade-column", help="Column of the labels holding the grade (or the UNOSAT class code).")
 @click.option("--min-iou", type=click.FloatRange(0, 1), default=0.25, show_default=True,
               help="Smallest intersection over union for a polygon label to match a footprint.")
-@click.option("--scale", type=click.Choice(["xbd", "unosat", "ems", "binary"]),
+@click.option("--scale", type=click.Choice(sorted(SCALES)),
               help="Scale to score on (the labels' scale): xbd (default), unosat, ems (Copernicus EMS) or binary.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the scores as JSON here.")
 @verbose_opt
