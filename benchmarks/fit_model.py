@@ -28,7 +28,7 @@ from xbd import DOMINANT, LEVELS, _fmt, best_f1  # noqa: E402
 
 from damage.evaluate import binary_scores, class_scores, roc_auc  # noqa: E402
 from damage.evidence import FEATURES  # noqa: E402
-from damage.grading import DESCRIPTORS, EvidenceModel, SceneOffset  # noqa: E402
+from damage.grading import EvidenceModel, SceneOffset  # noqa: E402
 from damage.learn import damaged_count  # noqa: E402
 
 
@@ -142,8 +142,11 @@ def loeo(frame: pd.DataFrame, features: tuple[str, ...], c: float) -> tuple[np.n
 #: Prior standard deviation of a tile's offset when it is refitted on all its labels (a tile without a damaged
 #: building has no finite maximum-likelihood offset): the spread measured before the offset was predicted.
 TILE_PRIOR_SD = 3.5
-#: Ridge penalty of the offset model's standardised weights (chosen leave-one-event-out among 30, 100, 300, 1000).
-OFFSET_PENALTY = 100.0
+#: Ridge penalty of the offset model's standardised weights (chosen leave-one-event-out among 30, 100, 300).
+OFFSET_PENALTY = 30.0
+#: The offset model's descriptors: those of damage.grading.DESCRIPTORS that do not see the damage (the after image's
+#: noise, the misregistration left and the scene's change do, and made grades move with the share of damage).
+OFFSET_DESCRIPTORS = ("noise_before", "ranges", "resolution_m", "normalization_gain")
 
 
 def descriptor_matrix(frame: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
@@ -291,6 +294,8 @@ def main() -> None:
                     help="also fit the scene offset model (damage.grading.OFFSET) on the scene descriptors, with per-tile "
                          "offsets and counts")
     ap.add_argument("--offset-penalty", type=float, default=OFFSET_PENALTY)
+    ap.add_argument("--descriptors", default=",".join(OFFSET_DESCRIPTORS),
+                    help="comma-separated scene descriptors of the offset model (damage.grading.DESCRIPTORS, resolution_m)")
     args = ap.parse_args()
     rows = pd.read_parquet(args.cache)
     rows = rows[rows["method"] == "default"].reset_index(drop=True)
@@ -323,16 +328,18 @@ def main() -> None:
     how += "; buildings weighted equally" if args.buildings_equal else "; events weighted equally"
     offset = None
     if args.offset:
-        names = tuple(DESCRIPTORS) + ("resolution_m",)
+        names = tuple(args.descriptors.split(","))
         model, offset = fit_with_offset(frame, features, args.c, names, args.offset_penalty)
         p_in, level_in, _ = predict_scene(model, offset, frame)
         p_out, level_out, tiles = loeo_with_offset(frame, features, args.c, names, args.offset_penalty)
         sd = float(np.sqrt(np.mean(tiles["residual"] ** 2)))
         offset = SceneOffset(offset.descriptors, offset.centre, offset.spread, offset.weights, offset.intercept,
-                             round(sd, 3), offset.limit, low=offset.low, high=offset.high, fitted_on=
+                             round(sd, 3), offset.limit, low=offset.low, high=offset.high, cuts=model.cuts, fitted_on=
                              f"xBD dev tiles: {len(frame)} buildings, {tiles['tile'].nunique()} tiles, "
                              f"{frame['event'].nunique()} events; ridge {args.offset_penalty:g}, events weighted equally; "
                              "residual_sd: leave-one-event-out")
+        plain = fit(frame, features, args.c)
+        print("evidence model without the offset (damage.grading.MODEL):", plain.to_dict(), "\n")
         preds = {"in-sample, no offset": insample, "leave-one-event-out, no offset": held,
                  "in-sample, scene offset": (p_in, level_in), "leave-one-event-out, scene offset": (p_out, level_out)}
     print(report(frame, rows, preds))

@@ -22,15 +22,14 @@ import math
 
 import numpy as np
 
-from .grading import OFFSET, EvidenceModel
+from .grading import UNEXPLAINED_SD, EvidenceModel
 
 __all__ = ["SCENE_OFFSET_SD", "damaged_count", "refit", "Refit", "suggest", "validation_sample", "stratified_estimate", "PRIOR_SD"]
 
-#: How far a scene's logit offset strays from the one predicted from its imagery
-#: (:data:`damage.grading.OFFSET`): the root mean square of the true (refitted per tile on all its
-#: labels) minus the predicted offsets on the xBD development tiles, each tile's event left out of
-#: the offset model's fit (2.49; the offsets themselves spread by 2.89, 3.5 before the offset model).
-SCENE_OFFSET_SD = OFFSET.residual_sd
+#: How far a scene's logit offset strays from the default model's: the standard deviation of the offsets
+#: refitted per tile on all labels of the xBD development tiles (:data:`damage.grading.UNEXPLAINED_SD`,
+#: 2.89; with the scene offset model on, what it leaves unexplained, its ``residual_sd``).
+SCENE_OFFSET_SD = UNEXPLAINED_SD
 #: Prior standard deviations of the offset (logit units: the scenes' spread) and of the slope
 #: (a factor on the default combination) in :func:`refit`.
 PRIOR_SD = {"offset": SCENE_OFFSET_SD, "slope": 0.5}

@@ -75,12 +75,15 @@ def test_scene_descriptors_read_the_fit_record_and_shift_the_model():
     model, rec = scene_model(record, 0.5)
     assert rec["predicted"] == pytest.approx(OFFSET.predict(d), abs=1e-4) and rec["predicted"] != 0.0
     assert model.intercept == pytest.approx(MODEL.intercept + OFFSET.predict(d), abs=1e-4)
-    assert model.weights == MODEL.weights and model.cuts == MODEL.cuts
+    assert model.weights == MODEL.weights and model.cuts == OFFSET.cuts != MODEL.cuts  # its own cuts
     assert rec["residual_sd"] == OFFSET.residual_sd and rec["descriptors"]["registration_spread_px"] is None
-    # a scene whose change is larger everywhere is predicted to hold more damage, within the limit
+    # how much the scene changed does not move its offset (it would rise with the share of damage) ...
     busier = dict(record, calibration={"reference": 0.7, "typical": {"edge": 0.2, "delta_e_median": 15.0,
                                                                      "lightness_median": 2.5}})
-    assert OFFSET.predict(scene_descriptors(busier, 0.5)) > OFFSET.predict(d)
+    assert OFFSET.predict(scene_descriptors(busier, 0.5)) == OFFSET.predict(d)
+    # ... its sensors do: a noisier before image makes the same evidence weigh less
+    noisier = dict(record, scene_stats=dict(record["scene_stats"], noise_before=[4.5, 4.5]))
+    assert OFFSET.predict(scene_descriptors(noisier, 0.5)) < OFFSET.predict(d)
 
 
 def test_the_headline_says_how_many_how_sure_and_on_what():
@@ -99,24 +102,28 @@ def test_the_headline_says_how_many_how_sure_and_on_what():
     assert "Severe Damage or Destroyed" in headline(dict(rec, config={"scale": "unosat"}))
 
 
-def test_the_scene_offset_can_be_switched_off(tmp_path):
+def test_the_scene_offset_is_off_by_default_and_shifts_every_logit_when_on(tmp_path):
     import warnings
 
     import damage
     from damage.analyst import headline
+    from damage.grading import OFFSET
     from damage.scenes.synthetic import write_pair
     from damage.scenes.town import make_town
 
     b, a, f = write_pair(make_town(size=256, seed=3), tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", damage.errors.DamageWarning)
-        on, off = damage.assess(b, a, f), damage.assess(b, a, f, scene_offset=False)
+        off, on = damage.assess(b, a, f), damage.assess(b, a, f, scene_offset=True)
     shift = on.attrs["damage"]["scene_offset"]["predicted"]
     assert shift != 0.0 and off.attrs["damage"]["scene_offset"]["predicted"] == 0.0
     ok = on["p_damaged"].notna().to_numpy()
     logit = lambda p: np.log(p / (1 - p))  # noqa: E731
     np.testing.assert_allclose(logit(on["p_damaged"].to_numpy()[ok]) - logit(off["p_damaged"].to_numpy()[ok]), shift, atol=0.01)
     assert off.attrs["damage"]["model"]["intercept"] == MODEL_INTERCEPT()
+    assert tuple(on.attrs["damage"]["model"]["cuts"]) == OFFSET.cuts  # the cuts chosen with the offsets
+    assert off.attrs["damage"]["damaged_count"]["offset_sd"] == 2.89
+    assert on.attrs["damage"]["damaged_count"]["offset_sd"] == OFFSET.residual_sd
     assert "the same for every scene" in headline(off.attrs["damage"]) and "predicted from the imagery" in headline(on.attrs["damage"])
 
 

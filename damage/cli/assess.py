@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 @click.option("--building-check", is_flag=True,
               help="Do not grade footprints whose before image shows no building (an empty lot); see the README.")
 @click.option("--no-cloud-mask", is_flag=True, help="Do not mask clouds (on a cloud-free pair, bright rubble is then never taken for cloud).")
-@click.option("--no-scene-offset", is_flag=True,
-              help="Grade with the evidence model as it is, without the offset the scene's imagery predicts (see the README).")
+@click.option("--scene-offset", is_flag=True,
+              help="Shift the evidence model by the offset the scene's imagery predicts (off by default; see the README).")
 @click.option("--context", type=click.FloatRange(0), help="Metres of imagery around the footprints to fit the scene on (default 250).")
 @click.option("--min-valid-fraction", type=click.FloatRange(0, 1), help="Below this valid share a building is not analysed.")
 @click.option("--metric", "metrics", multiple=True, metavar="NAME[=WEIGHT]", help="Change metric and weight; repeatable (default ssim).")
@@ -84,7 +84,7 @@ def assess_cmd(
     no_register: bool,
     building_check: bool,
     no_cloud_mask: bool,
-    no_scene_offset: bool,
+    scene_offset: bool,
     context: float | None,
     min_valid_fraction: float | None,
     metrics: tuple[str, ...],
@@ -124,7 +124,7 @@ def assess_cmd(
         normalize=normalize,
         register=False if no_register else None,
         cloud_mask=False if no_cloud_mask else None,
-        scene_offset=False if no_scene_offset else None,
+        scene_offset=True if scene_offset else None,
         building_check=True if building_check else None,
         context=context,
         min_valid_fraction=min_valid_fraction,
