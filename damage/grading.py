@@ -451,8 +451,9 @@ def scene_model(fit_record: dict[str, Any], resolution_m: float, model: Evidence
         return model, {"predicted": 0.0, "residual_sd": UNEXPLAINED_SD, "descriptors": {}, "offset_model": None}
     predicted = offset.predict(descriptors)
     shifted = model.shifted(predicted)
-    if offset.cuts:
-        shifted = dataclasses.replace(shifted, cuts=tuple(offset.cuts))
+    if len(offset.cuts) == 3:
+        lo, mid, hi = (float(c) for c in offset.cuts)
+        shifted = dataclasses.replace(shifted, cuts=(lo, mid, hi))
     return shifted, {
         "predicted": round(predicted, 4),
         "residual_sd": offset.residual_sd,
