@@ -351,8 +351,7 @@ def building_evidence(
     at_a = lab(after.reshape(after.shape[0], -1)[:, both.idx][:, None, :], lo, hi)[:, 0, :]
     lab_b = [both.gathered(at_b[i]) for i in range(3)]
     lab_a = [both.gathered(at_a[i]) for i in range(3)]
-    lab_a_fp = [lab_a[i][0] for i in range(3)]
-    d_lab = {name: lab_a_fp[i] - lab_b[i][0] for i, name in enumerate(("lightness", "red", "yellow"))}
+    d_lab = {name: lab_a[i][0] - lab_b[i][0] for i, name in enumerate(("lightness", "red", "yellow"))}
     before_contrast = np.sqrt(sum((lab_b[i][0] - lab_b[i][1]) ** 2 for i in range(3)))
     roof_delta_e = np.sqrt(sum((lab_a[i][0] - lab_b[i][0]) ** 2 for i in range(3)))
     ring_delta_e = np.sqrt(sum((lab_a[i][1] - lab_b[i][1]) ** 2 for i in range(3)))

@@ -23,7 +23,7 @@ from .analyst import headline
 from .chips import Chip, Overview, draw_footprints, grade_colour, stretch
 from .facilities import name_column
 from .grading import NOT_ANALYSED, SCALES
-from .raster import metres_per_unit
+from .raster import Grid
 from .writers import _atomic
 
 __all__ = ["render_report", "write_report", "EVIDENCE_SHOWN"]
@@ -165,13 +165,14 @@ def _overview_pngs(result: gpd.GeoDataFrame, overview: Overview | None, grid: di
         return "", ""
     from affine import Affine
     from pyproj import CRS
+    from rasterio.crs import CRS as RasterioCRS
 
     t = Affine(*grid["transform"]) * Affine.scale(overview.factor)
     crs = CRS.from_user_input(grid["crs"])
     geoms = np.asarray(result.geometry.to_crs(crs).values, dtype=object)
     colours = [grade_colour(g, levels) for g in result["damage_grade"]]
-    lat = float(np.nanmean(result.geometry.to_crs(4326).bounds[["miny", "maxy"]].to_numpy())) if len(result) else 0.0
-    m_per_px = abs(t.a) * metres_per_unit(crs.to_wkt(), lat)[0]
+    # metres per CRS unit from the one place that knows them: the run's grid
+    m_per_px = abs(t.a) * Grid(RasterioCRS.from_wkt(crs.to_wkt()), Affine(*grid["transform"]), tuple(grid["shape"])).metres
     both = np.concatenate([overview.before, overview.after], axis=2)
     vv = np.concatenate([overview.valid, overview.valid], axis=1)
     img = stretch(both, vv)
