@@ -121,7 +121,7 @@ def _measure(b, a, f, truth, clouded, cfg, matched_only=False) -> dict[str, floa
 
 def _matched_scores(result, truth):
     """Binary truth and damage_score of the analysed buildings matched to a scored label."""
-    from damage.evaluate import match
+    from damage.analysis.evaluate import match
 
     crs = result.crs if result.crs.is_projected else result.estimate_utm_crs()
     index, _ = match(np.asarray(result.geometry.to_crs(crs).values), np.asarray(truth.geometry.to_crs(crs).values))

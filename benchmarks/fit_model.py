@@ -9,7 +9,7 @@ It fits ``p_damaged`` (major damage or worse) as a logistic model of standardise
 evidence features, each event weighing the same whatever its number of buildings,
 with an L2 penalty (few, stable weights), then chooses the probability cuts where
 minor damage, major damage and destroyed begin. It prints the model as the Python
-literal that ``damage/grading.py`` holds as ``MODEL``, and a table of in-sample and
+literal that ``damage/grading/model.py`` holds as ``MODEL``, and a table of in-sample and
 leave-one-event-out (fit on the other events, measured on the held-out one) figures,
 per event and pooled. Needs scikit-learn (``pip install scikit-learn``).
 """
@@ -26,10 +26,10 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from xbd import DOMINANT, LEVELS, _fmt, best_f1  # noqa: E402
 
-from damage.evaluate import binary_scores, class_scores, roc_auc  # noqa: E402
-from damage.evidence import FEATURES  # noqa: E402
+from damage.analysis.evaluate import binary_scores, class_scores, roc_auc  # noqa: E402
+from damage.analysis.learn import damaged_count  # noqa: E402
 from damage.grading import EvidenceModel, SceneOffset  # noqa: E402
-from damage.learn import damaged_count  # noqa: E402
+from damage.optical.evidence import FEATURES  # noqa: E402
 
 
 def _weights(events: np.ndarray) -> np.ndarray:

@@ -6,13 +6,13 @@ Run by hand (not a test), on the evidence of a cached run of the real tiles:
     python benchmarks/labels.py rows.parquet [--unit event|tile] [--budgets 5,10,20,50] [--repeats 5]
 
 Per event (or per tile: one run of an analyst), ``k`` buildings are labelled, picked by
-:func:`damage.learn.suggest` or at random (``--repeats`` draws, averaged); the model's
-offset and slope are refitted on them (:func:`damage.learn.refit`) and the measures are
+:func:`damage.analysis.learn.suggest` or at random (``--repeats`` draws, averaged); the model's
+offset and slope are refitted on them (:func:`damage.analysis.learn.refit`) and the measures are
 taken on the other buildings only: pooled and per-event AUC, F1 of "damaged" (major+)
 at the model's cut, four-class harmonic-mean F1, the share of intact buildings called
 major+ (false alarms), and how often the 95 % interval of the damaged count
-(:func:`damage.learn.damaged_count`, labels counted as certain, the scene offset as
-uncertain as the refit says, or :data:`damage.learn.SCENE_OFFSET_SD` without labels)
+(:func:`damage.analysis.learn.damaged_count`, labels counted as certain, the scene offset as
+uncertain as the refit says, or :data:`damage.analysis.learn.SCENE_OFFSET_SD` without labels)
 covers the true count of the tile, and how wide it is. Then a reliability table of ``p_damaged`` and its Brier score, without
 labels and after a 10-label refit.
 """
@@ -31,13 +31,13 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from xbd import DATA, LEVELS, _fmt  # noqa: E402
 
-from damage.evaluate import binary_scores, class_scores, roc_auc  # noqa: E402
+from damage.analysis.evaluate import binary_scores, class_scores, roc_auc  # noqa: E402
 from damage.grading import MODEL, EvidenceModel, grade  # noqa: E402
 
 #: MODEL with the scene's predicted offset as its last term (weight 1): p_damaged as the runs gave it.
 SCENE_MODEL = EvidenceModel(MODEL.features + ("scene_offset_predicted",), MODEL.centre + (0.0,), MODEL.spread + (1.0,),
                             MODEL.weights + (1.0,), MODEL.intercept, MODEL.cuts, MODEL.fitted_on)
-from damage.learn import SCENE_OFFSET_SD, damaged_count, refit, suggest  # noqa: E402
+from damage.analysis.learn import SCENE_OFFSET_SD, damaged_count, refit, suggest  # noqa: E402
 
 
 def load(cache: Path) -> pd.DataFrame:

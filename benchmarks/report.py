@@ -24,7 +24,7 @@ import geopandas as gpd
 import numpy as np
 
 import damage
-from damage.report import write_report
+from damage.report.html import write_report
 
 
 def facilities(fp: gpd.GeoDataFrame, n: int = 20, seed: int = 0) -> gpd.GeoDataFrame:

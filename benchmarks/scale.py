@@ -70,8 +70,8 @@ def zonal(raster_size: int, counts: list[int]) -> None:
     from exactextract import exact_extract
     from rasterstats import zonal_stats as rs_zonal
 
-    from damage.raster import Grid
-    from damage.zonal import zonal_stats, zones
+    from damage.geo.raster import Grid
+    from damage.geo.zonal import zonal_stats, zones
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "values.tif"
@@ -147,9 +147,9 @@ def _town_pair(folder: Path, size: int) -> tuple[Path, Path, Path]:
 
 def _child(mode: str, folder: Path) -> None:
     import damage
-    from damage.grid import common_grid, warp_epoch
-    from damage.raster import Grid
-    from damage.sources import open_epoch, read_footprints
+    from damage.geo.raster import Grid
+    from damage.io.sources import open_epoch, read_footprints
+    from damage.io.warp import common_grid, warp_epoch
 
     b, a, f = folder / "before.tif", folder / "after.tif", folder / "footprints.gpkg"
     t0 = time.perf_counter()
@@ -261,7 +261,7 @@ def region(size: int, chunk: int) -> None:
 def _timed_chunk(task):
     import importlib
 
-    run_chunk = importlib.import_module("damage.batch").run_chunk  # damage.batch is also the function
+    run_chunk = importlib.import_module("damage.run.batch").run_chunk  # damage.batch is also the function
     t0 = time.perf_counter()
     chunk = run_chunk(task)[0]
     return os.getpid(), time.perf_counter() - t0, chunk
@@ -276,7 +276,7 @@ def workers(size: int, chunk: int) -> None:
 
     import damage
 
-    batch_module = importlib.import_module("damage.batch")
+    batch_module = importlib.import_module("damage.run.batch")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         b, a, f = _town_pair(folder, size)

@@ -1,4 +1,4 @@
-"""Peak memory of one window per pixel: what ``damage.plan.WINDOW_BYTES_PER_PIXEL`` rests on.
+"""Peak memory of one window per pixel: what ``damage.run.plan.WINDOW_BYTES_PER_PIXEL`` rests on.
 
 Run by hand (not a test):
 

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 import damage
-from damage.evaluate import binary_scores, class_scores, roc_auc
+from damage.analysis.evaluate import binary_scores, class_scores, roc_auc
 
 LEVELS = ("no-damage", "minor-damage", "major-damage", "destroyed")
 DOMINANT = "santa-rosa-wildfire"

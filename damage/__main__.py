@@ -1,3 +1,3 @@
-from .cli import main
+from damage.cli import main
 
 main()

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, InputNotFoundError
+from damage.errors import ConfigError, InputNotFoundError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -88,7 +88,7 @@ class Config:
         fitted on pseudo-invariant pixels), ``"histogram"`` (histogram matching) or
         ``"none"``.
     metrics : tuple of (str, float)
-        Change metrics from :data:`damage.metrics.METRICS` and their weights in the
+        Change metrics from :data:`damage.optical.metrics.METRICS` and their weights in the
         combined per-pixel change.
     ssim_sigma : float
         Standard deviation, in pixels, of the Gaussian window of the SSIM metric.
@@ -102,7 +102,7 @@ class Config:
         :mod:`damage.grading`) reaches this value.
     cloud_mask : bool
         Mask opaque clouds and their shadows in either epoch (see
-        :func:`damage.masks.clouds`); buildings under them are ``not-analysed``.
+        :func:`damage.optical.masks.clouds`); buildings under them are ``not-analysed``.
     scene_offset : bool
         Shift every scene's evidence model by the offset its imagery predicts
         (:data:`damage.grading.OFFSET`: from the before image's noise and contrast, the
@@ -114,7 +114,7 @@ class Config:
         A footprint whose before image shows no building (no colour contrast with
         its ring and no edges on its outline: an empty lot under a footprint newer
         than the imagery) is ``not-analysed`` with reason "no building before"
-        (see :func:`damage.measure.no_building_before`). Off by default: on the
+        (see :func:`damage.run.measure.no_building_before`). Off by default: on the
         Joplin sample it hid four destroyed houses (footprints offset from the
         2011 roofs, among trees) and found one of six empty lots.
     min_cloud_area : float
@@ -139,7 +139,7 @@ class Config:
     method : str
         ``"optical"``: one before and one after image (each may be many tiles),
         structural change. ``"pwtt"``: stacks of images before and after (radar or
-        optical), the pixel-wise t-test (see :mod:`damage.sar`).
+        optical), the pixel-wise t-test (see :mod:`damage.sar.statistics`).
     units : str
         PWTT: what the pixels are: ``"auto"`` (from each file's tags, else power),
         ``"power"``, ``"amplitude"``, ``"db"`` or ``"optical"``.
@@ -171,7 +171,7 @@ class Config:
         whole town.
     ring_width : float
         Metres around each footprint whose change (debris, scorch, water) is
-        evidence for it (see :mod:`damage.evidence`).
+        evidence for it (see :mod:`damage.optical.evidence`).
     building_shift : int
         Largest displacement, in pixels, over which each building is aligned on its
         own (local misregistration, parallax) before its evidence is measured.
@@ -248,9 +248,9 @@ class Config:
                 object.__setattr__(self, f.name, bool(value))
 
     def _validate(self) -> None:
-        from .grading import SCALES
-        from .metrics import METRICS
-        from .normalize import NORMALIZERS
+        from damage.grading import SCALES
+        from damage.optical.metrics import METRICS
+        from damage.optical.normalize import NORMALIZERS
 
         if self.resolution is not None and not self.resolution > 0:
             raise ConfigError(f"resolution must be positive, got {self.resolution!r}")

@@ -13,10 +13,10 @@ import shapely
 from click.testing import CliRunner
 
 import damage
+from damage.analysis.evaluate import binary_scores, class_scores, confusion_matrix, match, roc_auc
 from damage.cli import main
 from damage.errors import InvalidLabelsError
-from damage.evaluate import binary_scores, class_scores, confusion_matrix, match, roc_auc
-from damage.labels import read_labels
+from damage.io.labels import read_labels
 
 XBD = Path(__file__).resolve().parent / "data" / "xbd"
 XBD_POST = XBD / "joplin-tornado_00000050_post_disaster.json"
@@ -198,7 +198,7 @@ def test_a_malformed_xbd_file_is_one_line(tmp_path, mutate):
     import json
 
     from damage.errors import InvalidLabelsError
-    from damage.labels import read_labels
+    from damage.io.labels import read_labels
 
     src = Path(__file__).parent / "data" / "xbd" / "joplin-tornado_00000050_post_disaster.json"
     doc = json.loads(src.read_text())

@@ -12,11 +12,11 @@ from affine import Affine
 from rasterio.crs import CRS
 
 import damage
-from damage.evidence import FEATURES, building_evidence
+from damage.geo.raster import Grid
+from damage.geo.zonal import zones
 from damage.grading import MODEL, Calibration, EvidenceModel
-from damage.metrics import scene_stats
-from damage.raster import Grid
-from damage.zonal import zones
+from damage.optical.evidence import FEATURES, building_evidence
+from damage.optical.metrics import scene_stats
 
 RES = 0.5
 
@@ -154,7 +154,7 @@ def test_footprints_on_empty_lots_are_not_graded_but_no_house_is_called_empty(tm
 
 def test_edges_on_the_outline_tell_a_building_from_an_empty_lot():
     """A flat roof on textured ground has its edges on its outline; the same box on open ground has none."""
-    from damage.evidence import outline_evidence
+    from damage.optical.evidence import outline_evidence
 
     rng = np.random.default_rng(3)
     image = np.repeat((100 + rng.normal(0, 6, (1, 120, 120))).astype(np.float32), 3, axis=0)

@@ -25,8 +25,8 @@ def test_scales_are_well_formed():
 
 
 def test_the_scene_reference_comes_from_its_steadiest_blocks_whatever_the_share_of_damage():
-    from damage.evidence import scene_typical
-    from damage.metrics import scene_stats
+    from damage.optical.evidence import scene_typical
+    from damage.optical.metrics import scene_stats
 
     rng = np.random.default_rng(0)
     before = rng.uniform(50, 200, (3, 160, 160)).astype(np.float32)
@@ -87,7 +87,7 @@ def test_scene_descriptors_read_the_fit_record_and_shift_the_model():
 
 
 def test_the_headline_says_how_many_how_sure_and_on_what():
-    from damage.analyst import headline
+    from damage.analysis.analyst import headline
 
     rec = {"config": {"scale": "xbd"}, "damaged_count": {"expected": 46.3, "low": 1, "high": 93, "buildings": 95,
                                                         "offset_sd": 2.49}}
@@ -106,7 +106,7 @@ def test_the_scene_offset_is_off_by_default_and_shifts_every_logit_when_on(tmp_p
     import warnings
 
     import damage
-    from damage.analyst import headline
+    from damage.analysis.analyst import headline
     from damage.grading import OFFSET
     from damage.scenes.synthetic import write_pair
     from damage.scenes.town import make_town

@@ -65,7 +65,7 @@ def test_imagery_and_footprints_over_http_give_the_local_answer(pair_factory, se
     res = CliRunner().invoke(main, ["assess", f"{url}/{b.name}", f"{url}/{a.name}", f"{url}/{f.name}", "-o", str(out), "-q"])
     assert res.exit_code == 0, res.output
     assert (gpd.read_file(out)["damage_grade"] == local["damage_grade"]).all()
-    assert "remote, not hashed" in damage.provenance.provenance_lines(remote.attrs["damage"]["provenance"])
+    assert "remote, not hashed" in damage.run.provenance.provenance_lines(remote.attrs["damage"]["provenance"])
 
 
 def test_a_missing_url_or_a_server_without_byte_ranges_is_one_line(pair_factory, serve, tmp_path):
@@ -100,7 +100,7 @@ def test_swapped_epochs_are_warned_by_their_dates(pair_factory):
 
 # -- a window beyond memory --------------------------------------------------------------------------------
 def test_one_window_larger_than_memory_is_refused_before_reading(pair_factory, monkeypatch, tmp_path):
-    import damage.plan as plan_module
+    import damage.run.plan as plan_module
 
     b, a, f, _ = pair_factory()
     monkeypatch.setattr(plan_module, "physical_memory", lambda: 5_000_000)  # a 5 MB machine
@@ -193,8 +193,8 @@ def test_random_footprints_give_one_row_each_or_one_line(small_pair, shapes):
     assert set(result["damage_grade"]) <= {"no-damage", "minor-damage", "major-damage", "destroyed", "not-analysed"}
     graded = result["damage_grade"] != "not-analysed"
     assert np.isfinite(result.loc[graded, "damage_score"]).all()
-    assert result.loc[~graded, "not_analysed_reason"].isin(damage.measure.REASONS).all()
-    unusable = ~damage.raster.analysable(fp.geometry.values)
+    assert result.loc[~graded, "not_analysed_reason"].isin(damage.run.measure.REASONS).all()
+    unusable = ~damage.geo.raster.analysable(fp.geometry.values)
     assert (result.loc[unusable, "not_analysed_reason"] == "unusable footprint").all()
 
 
@@ -338,13 +338,13 @@ def test_a_far_finer_raster_with_overviews_is_read_from_them(pair_factory, tmp_p
         ds.write(fine_pixels)
         ds.build_overviews([2, 4, 8], rasterio.enums.Resampling.average)
     reads = []
-    real_read = damage.sources.read_tile
+    real_read = damage.io.sources.read_tile
 
     def spy(tile, window, factor=1):
         reads.append(factor)
         return real_read(tile, window, factor)
 
-    monkeypatch.setattr(damage.grid, "read_tile", spy)
+    monkeypatch.setattr(damage.io.warp, "read_tile", spy)
     expected = damage.assess(b, a, f)
     got = damage.assess(b, fine, f)
     assert 4 in reads  # the fine tile was read averaged 4 x 4 (two of its pixels per grid pixel), from its overviews

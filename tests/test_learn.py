@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 import damage
-from damage.analyst import apply_labels, suggest_labels
+from damage.analysis.analyst import apply_labels, suggest_labels
+from damage.analysis.learn import damaged_count, refit, suggest
 from damage.cli import main
 from damage.grading import MODEL
-from damage.learn import damaged_count, refit, suggest
 from damage.scenes.synthetic import write_pair
 from damage.scenes.town import Nuisances, make_town
 
@@ -174,7 +174,7 @@ def test_suggest_labels_skips_what_the_analyst_graded(town_result):
 
 # -- validation --------------------------------------------------------------------------------
 def test_stratified_estimate_covers_the_true_count_and_finds_precision_and_recall():
-    from damage.learn import stratified_estimate, validation_sample
+    from damage.analysis.learn import stratified_estimate, validation_sample
 
     rng = np.random.default_rng(4)
     strata = np.array(["no-damage"] * 3000 + ["minor-damage"] * 400 + ["major-damage"] * 150 + ["destroyed"] * 80,

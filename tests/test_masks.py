@@ -1,6 +1,7 @@
 import numpy as np
 
-from damage.masks import erode, source_valid
+from damage.io.nodata import source_valid
+from damage.optical.masks import erode
 
 
 def test_black_fill_touching_the_edge_is_invalid_but_dark_specks_are_not():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from damage.metrics import METRICS, combined, register
+from damage.optical.metrics import METRICS, combined, register
 from damage.scenes.synthetic import make_scene
 
 
@@ -29,7 +29,7 @@ def test_rubble_changes_more_than_the_untouched_ground(scene, name):
 
 
 def test_after_normalisation_a_brightness_and_contrast_change_is_no_change(scene):
-    from damage.normalize import normalize
+    from damage.optical.normalize import normalize
 
     before, _ = scene
     valid = np.ones(before.shape[1:], bool)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from damage.normalize import NORMALIZERS, normalize
+from damage.optical.normalize import NORMALIZERS, normalize
 from damage.scenes.synthetic import make_scene
 
 

@@ -4,7 +4,7 @@ import shapely
 
 import damage
 from damage.grading import MODEL
-from damage.pipeline import EVIDENCE_COLUMNS
+from damage.run.pipeline import EVIDENCE_COLUMNS
 
 
 def test_identical_pair_yields_no_damage(pair_factory):

@@ -8,8 +8,8 @@ import warnings
 import rasterio
 
 import damage
+from damage.io.sources import read_result
 from damage.scenes.synthetic import make_scene, write_pair
-from damage.sources import read_result
 
 
 def test_the_run_record_holds_each_input_with_its_hash_and_date_and_survives_every_format(tmp_path):

@@ -11,9 +11,9 @@ import shapely
 from click.testing import CliRunner
 
 import damage
+from damage.analysis.query import select
 from damage.cli import main
 from damage.errors import ConfigError
-from damage.query import select
 from damage.scenes.synthetic import make_scene, write_pair
 
 

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from damage.register import estimate_shift
+from damage.optical.register import estimate_shift
 from damage.scenes.synthetic import make_scene
 
 SCENE = make_scene(size=384, seed=3).before.mean(axis=0).astype(np.float32)

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from conftest import SAMPLE
 
 import damage
+from damage.analysis.facilities import assign, summarise
 from damage.cli import main
-from damage.facilities import assign, summarise
-from damage.report import render_report
+from damage.report.html import render_report
 
 
 def _facilities(fp: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -102,7 +102,7 @@ def test_the_report_is_one_offline_file_with_every_section(sample_run):
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="headless Chromium (Debian package chromium) not installed")
 def test_the_report_opens_in_headless_chromium_without_network(sample_run, tmp_path):
     _, _, result = sample_run
-    from damage.report import write_report
+    from damage.report.html import write_report
 
     page = write_report(result, tmp_path / "report.html")
     dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--proxy-server=127.0.0.1:9",

@@ -24,7 +24,7 @@ def result():
 
 
 def test_sample_epochs_really_differ_in_crs():
-    from damage.sources import open_epoch
+    from damage.io.sources import open_epoch
 
     assert open_epoch(SAMPLE / "before").tiles[0].crs != open_epoch(SAMPLE / "after").tiles[0].crs
 
@@ -99,7 +99,7 @@ def test_a_cloud_painted_on_the_real_after_image_hides_what_it_covers(tmp_path, 
     from rasterio.features import rasterize
 
     after, hidden = _clouded_copy(tmp_path)
-    fp = damage.sources.read_footprints(SAMPLE / "footprints.geojson")
+    fp = damage.io.sources.read_footprints(SAMPLE / "footprints.geojson")
     with rasterio.open(after / "tile_31500-5137.tif") as ds:
         geoms = fp.to_crs(ds.crs).geometry
         cover = np.array([hidden[rasterize([(g, 1)], out_shape=ds.shape, transform=ds.transform).astype(bool)].mean()

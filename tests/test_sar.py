@@ -14,7 +14,7 @@ from scipy import stats
 import damage
 from damage.cli import main
 from damage.errors import DamageWarning
-from damage.sar import Moments, lee_filter, log_ratio_sigma, pwtt, t_statistic
+from damage.sar.statistics import Moments, lee_filter, log_ratio_sigma, pwtt, t_statistic
 from damage.scenes.sarsim import make_sar_stack, write_stack
 
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 import damage
 from damage.cli import main
 from damage.grading import MODEL, SCALES, grade, to_scale
-from damage.labels import from_unosat, read_labels
+from damage.io.labels import from_unosat, read_labels
 
 
 @pytest.mark.parametrize("scale", sorted(SCALES))

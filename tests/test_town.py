@@ -9,7 +9,7 @@ import pytest
 
 import damage
 from damage.grading import MODEL
-from damage.masks import clouds
+from damage.optical.masks import clouds
 from damage.scenes.synthetic import Scene, write_pair
 from damage.scenes.town import GRADES, Nuisances, make_town
 

@@ -10,9 +10,9 @@ from affine import Affine
 from rasterio.crs import CRS
 
 import damage
-from damage.plan import grid_units
-from damage.raster import METRES_PER_DEGREE, Grid, metres_per_unit
-from damage.scenefit import cloud_min_pixels
+from damage.geo.raster import METRES_PER_DEGREE, Grid, metres_per_unit
+from damage.run.plan import grid_units
+from damage.run.scenefit import cloud_min_pixels
 from damage.scenes.synthetic import write_pair
 from damage.scenes.town import Nuisances, make_town
 

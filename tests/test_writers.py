@@ -81,7 +81,7 @@ def test_a_failed_write_leaves_nothing_and_keeps_the_old_file(result, tmp_path, 
         path.write_text("half")
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setitem(damage.writers.WRITERS, ".geojson", boom)
+    monkeypatch.setitem(damage.io.writers.WRITERS, ".geojson", boom)
     with pytest.raises(RuntimeError):
         damage.write(result, target)
     assert target.read_text() == "old"

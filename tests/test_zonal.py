@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rasterio.crs import CRS
 
-from damage.raster import Grid
-from damage.zonal import grouped_quantile, overlap_layers, zonal_stats, zones
+from damage.geo.raster import Grid
+from damage.geo.zonal import grouped_quantile, overlap_layers, zonal_stats, zones
 
 GRID = Grid(CRS.from_epsg(32615), Affine(1, 0, 0, 0, -1, 20), (20, 20))
 
@@ -77,7 +77,7 @@ def test_spans_burn_the_same_pixels_as_gdal(cx, cy, w, h, angle, hole, wing):
     """Pixel centres inside, as rasterio.features.rasterize (all_touched=False) burns them."""
     from rasterio.features import rasterize
 
-    from damage.zonal import spans
+    from damage.geo.zonal import spans
 
     poly = shapely.box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
     if wing:

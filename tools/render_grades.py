@@ -15,8 +15,8 @@ import geopandas as gpd
 import numpy as np
 from PIL import Image, ImageDraw
 
-from damage.grid import footprint_grid, warp_epoch
-from damage.sources import open_epoch
+from damage.io.sources import open_epoch
+from damage.io.warp import footprint_grid, warp_epoch
 
 COLOURS = {"no-damage": (40, 200, 60), "minor-damage": (250, 230, 40), "major-damage": (255, 140, 0),
            "destroyed": (230, 20, 20), "not-analysed": (160, 160, 160)}

@@ -10,8 +10,9 @@ import sys
 
 import click
 
-from .. import __version__
-from ..errors import DamageError
+from damage._version import __version__
+from damage.errors import DamageError
+
 from .assess import assess_cmd
 from .batch import batch_cmd
 from .evaluate import evaluate_cmd

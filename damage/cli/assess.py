@@ -8,12 +8,13 @@ from pathlib import Path
 
 import click
 
-from ..config import Config, given
-from ..errors import OutputError
-from ..grading import SCALES
-from ..pipeline import assess as run_assess
-from ..report import write_report
-from ..writers import WRITERS, check_not_input, to_geojson_text, write
+from damage.config import Config, given
+from damage.errors import OutputError
+from damage.grading import SCALES
+from damage.io.writers import WRITERS, check_not_input, to_geojson_text, write
+from damage.report.html import write_report
+from damage.run.pipeline import assess as run_assess
+
 from .options import config_opt, configure_logging, quiet_opt, show_progress, verbose_opt
 from .summary import summary
 

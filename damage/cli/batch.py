@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from ..batch import batch
-from ..config import Config, given
-from ..grading import SCALES
-from ..report import write_report
-from ..rerun import reassess
+from damage.config import Config, given
+from damage.grading import SCALES
+from damage.report.html import write_report
+from damage.run.batch import batch
+from damage.run.rerun import reassess
+
 from .assess import check_new
 from .options import config_opt, configure_logging, quiet_opt, show_progress, verbose_opt
 from .summary import summary
@@ -56,7 +57,7 @@ def batch_cmd(before, after, footprints, more_before, more_after, folder, config
     if report_path:
         import geopandas as gpd
 
-        from ..batch import _CHUNK, _INDEX
+        from damage.run.batch import _CHUNK, _INDEX
 
         selected = gpd.read_parquet(out.folder / "footprints.parquet").sort_values(_INDEX, kind="stable")
         selected = selected.drop(columns=[_INDEX, _CHUNK]).reset_index(drop=True)  # what the run assessed, in order

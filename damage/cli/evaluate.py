@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
-from ..evaluate import evaluate
-from ..grading import SCALES
-from ..labels import LABEL_FORMATS
-from ..provenance import provenance_lines
-from ..sources import read_result
-from ..writers import write_json
+from damage.analysis.evaluate import evaluate
+from damage.grading import SCALES
+from damage.io.labels import LABEL_FORMATS
+from damage.io.sources import read_result
+from damage.io.writers import write_json
+from damage.run.provenance import provenance_lines
+
 from .options import configure_logging, quiet_opt, verbose_opt
 
 

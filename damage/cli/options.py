@@ -7,7 +7,7 @@ import warnings
 
 import click
 
-from ..errors import DamageWarning
+from damage.errors import DamageWarning
 
 
 def configure_logging(verbose: int, quiet: int) -> None:

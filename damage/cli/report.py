@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
-from ..errors import OutputError
-from ..facilities import name_column
-from ..report import write_report
-from ..rerun import reassess
+from damage.analysis.facilities import name_column
+from damage.errors import OutputError
+from damage.report.html import write_report
+from damage.run.rerun import reassess
+
 from .assess import check_new
 from .options import configure_logging, quiet_opt, verbose_opt
 

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
-from ..analyst import suggest_labels
-from ..labelpage import write_label_page
-from ..rerun import reassess
-from ..sources import read_result
-from ..writers import check_not_input, write
+from damage.analysis.analyst import suggest_labels
+from damage.io.sources import read_result
+from damage.io.writers import check_not_input, write
+from damage.report.labelpage import write_label_page
+from damage.run.rerun import reassess
+
 from .options import configure_logging, quiet_opt, verbose_opt
 
 

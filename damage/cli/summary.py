@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import geopandas as gpd
 
-from ..analyst import headline
-from ..facilities import name_column
-from ..grading import NOT_ANALYSED, SCALES
+from damage.analysis.analyst import headline
+from damage.analysis.facilities import name_column
+from damage.grading import NOT_ANALYSED, SCALES
 
 
 def summary(result: gpd.GeoDataFrame, name_col: str | None = None, max_named: int = 15) -> str:

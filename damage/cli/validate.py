@@ -6,10 +6,11 @@ import json
 
 import click
 
-from ..analyst import validate, validation_sample_of
-from ..errors import ConfigError
-from ..sources import read_result
-from ..writers import check_not_input, write, write_json
+from damage.analysis.analyst import validate, validation_sample_of
+from damage.errors import ConfigError
+from damage.io.sources import read_result
+from damage.io.writers import check_not_input, write, write_json
+
 from .options import configure_logging, quiet_opt, verbose_opt
 
 

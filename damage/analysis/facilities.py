@@ -1,0 +1,123 @@
+"""Facilities, not only buildings: a hospital campus graded from its buildings, with the
+damage in rings around it (strikes next to a hospital show up there).
+
+Table code over an assessment: the facilities (polygons with their attributes) are
+matched to the assessed footprints; a facility with no footprint inside is assessed as
+one polygon (the pipeline adds it to the footprints it measures).
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from damage.grading import NOT_ANALYSED, SCALES
+
+__all__ = ["assign", "summarise", "NAME_COLUMNS", "name_column", "RINGS_M"]
+
+#: Columns searched, in order, for a building's or facility's name.
+NAME_COLUMNS = ("name", "name:en", "name_en", "NAME", "Name", "facility_name", "healthsite_name")
+#: Distances (metres) of the rings around a facility.
+RINGS_M = (50.0, 100.0, 250.0)
+
+
+def name_column(frame: pd.DataFrame, wanted: str | None = None) -> str | None:
+    """The column holding names: ``wanted`` if given (and present), else the first of :data:`NAME_COLUMNS`."""
+    if wanted:
+        return wanted if wanted in frame.columns else None
+    return next((c for c in NAME_COLUMNS if c in frame.columns), None)
+
+
+def _local(gdf: gpd.GeoDataFrame):
+    return gdf.crs if gdf.crs.is_projected else gdf.estimate_utm_crs()
+
+
+def assign(footprints: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame) -> np.ndarray:
+    """The facility (row position) each footprint belongs to, -1 for none.
+
+    A footprint belongs to the facility whose polygon holds its representative point
+    (the smallest, where facilities nest).
+    """
+    out = np.full(len(footprints), -1, np.int64)
+    if len(facilities) == 0 or len(footprints) == 0:
+        return out
+    fac = facilities.to_crs(footprints.crs)
+    geoms = np.asarray(footprints.geometry.values, dtype=object)
+    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    pts = shapely.point_on_surface(geoms[ok])
+    fgeoms = np.asarray(fac.geometry.values, dtype=object)
+    tree = shapely.STRtree(fgeoms)
+    pi, fi = tree.query(pts, predicate="within")
+    if pi.size:
+        area = shapely.area(fgeoms[fi])
+        order = np.lexsort((area, pi))  # per point, the smallest facility first
+        pi, fi = pi[order], fi[order]
+        first = np.r_[True, pi[1:] != pi[:-1]]
+        out[np.flatnonzero(ok)[pi[first]]] = fi[first]
+    return out
+
+
+def summarise(result: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, facility_of: np.ndarray, scale: str = "xbd",
+              rings_m: tuple[float, ...] = RINGS_M) -> gpd.GeoDataFrame:
+    """One row per facility: its grade, its buildings per grade, damaged roof area, damage around it.
+
+    Parameters
+    ----------
+    result : geopandas.GeoDataFrame
+        Every assessed footprint (the facilities assessed as one polygon included), with
+        ``damage_grade``, ``changed_fraction``.
+    facilities : geopandas.GeoDataFrame
+        The facilities with their attributes.
+    facility_of : numpy.ndarray
+        :func:`assign` of ``result``.
+    scale : str
+    rings_m : tuple of float
+        Ring distances in metres.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The facilities' attributes and polygons, plus ``damage_grade`` (the worst of its
+        buildings), ``buildings``, ``analysed``, ``n_<level>`` per grade,
+        ``damaged_share``, ``damaged_roof_m2``, and per ring ``damaged_within_<d>m``
+        (buildings graded damaged outside the facility within d metres of it) and
+        ``changed_m2_within_<d>m`` (their changed roof area, from ``changed_fraction``).
+    """
+    sc = SCALES[scale]
+    crs = _local(result)
+    res = result.to_crs(crs)
+    fac = facilities.to_crs(crs)
+    grades = res["damage_grade"].to_numpy(dtype=object)
+    area = shapely.area(np.asarray(res.geometry.values, dtype=object))
+    damaged = np.isin(grades, sc.damaged)
+    changed = np.nan_to_num(res["changed_fraction"].to_numpy(dtype=float)) * area if "changed_fraction" in res else \
+        np.zeros(len(res))
+    rank = {lv: i for i, lv in enumerate(sc.levels)}
+    rows = []
+    geoms = np.asarray(res.geometry.values, dtype=object)
+    tree = shapely.STRtree(geoms)
+    for k, poly in enumerate(fac.geometry.values):
+        mine = facility_of == k
+        g = grades[mine]
+        analysed = [v for v in g if v in rank]
+        row = {
+            "damage_grade": max(analysed, key=rank.__getitem__) if analysed else NOT_ANALYSED,
+            "buildings": int(mine.sum()),
+            "analysed": len(analysed),
+        }
+        for lv in sc.levels:
+            row[f"n_{lv}"] = int((g == lv).sum())
+        row["damaged_share"] = round(float(damaged[mine].sum() / len(analysed)), 4) if analysed else np.nan
+        row["damaged_roof_m2"] = round(float(area[mine & damaged].sum()), 1)
+        for d in rings_m:
+            near = tree.query(shapely.buffer(poly, d), predicate="intersects")
+            near = near[~mine[near]]
+            row[f"damaged_within_{int(d)}m"] = int(damaged[near].sum())
+            row[f"changed_m2_within_{int(d)}m"] = round(float(changed[near].sum()), 1)
+        rows.append(row)
+    table = pd.DataFrame(rows, index=facilities.index)
+    clash = [c for c in table.columns if c in facilities.columns]
+    base = facilities.drop(columns=clash)
+    return gpd.GeoDataFrame(pd.concat([base, table], axis=1), geometry=facilities.geometry.name, crs=facilities.crs)

@@ -1,0 +1,392 @@
+"""Per-building evidence of damage: array code over the whole grid, one value per footprint.
+
+Each feature is measured on the footprint and, where it says so, on a *ring* around it
+(the band between the outline and the outline grown by ``ring_width``, without the
+footprint itself; other buildings do not take part, so a building's evidence does not
+depend on which other footprints are assessed with it):
+
+``ssim_loss``
+    One minus the structural similarity of the luminance (the band mean; noise-corrected,
+    see :func:`damage.optical.metrics.ssim`), averaged over the footprint, the smallest over whole-pixel displacements of the
+    after image up to ``max_shift`` px: the building's own best alignment, which copes
+    with local misregistration and parallax that a scene-wide shift leaves.
+``ssim_excess``
+    ``ssim_loss`` as a loss of similarity on a log scale, ``-log(1 - ssim_loss)``,
+    minus the scene's typical structural change without damage (see
+    :func:`scene_typical`): how much less similar this building is than the scene's
+    steady parts, so that pairs with more parallax or seasonal change (where
+    everything changes a little) are not called damaged.
+``colour_excess``
+    Log ratio of ``colour_change`` to the scene's typical colour difference.
+``colour_change``
+    Mean absolute difference of the bands (as a share of the before epoch's robust
+    range), the smallest over the same displacements.
+``ssim_contrast``, ``colour_contrast``
+    The same on the footprint minus on its ring: a change of the building itself,
+    not of the whole neighbourhood (season, haze, view angle).
+``ring_ssim_loss``, ``ring_colour_change``
+    Debris, scorch, water and mud around the building.
+``edge_change``
+    Log ratio of the mean gradient magnitude after to before: rubble adds edges,
+    a flattened or burned-out building loses them.
+``edge_excess``
+    ``edge_change`` minus the scene's typical edge change (a sharper or blurrier
+    sensor changes every edge).
+``lightness_change``, ``red_change``, ``yellow_change``
+    Mean change of CIELAB L*, a* and b* over the footprint (the after epoch
+    normalised to the before's radiometry): charred roofs darken, ash greys, mud and
+    water change hue.
+``lightness_excess``
+    ``lightness_change`` minus the scene's typical lightness change.
+``ring_colour_excess``
+    Log ratio of ``ring_colour_change`` to the scene's typical colour difference: water,
+    mud, ash or scorch around the building, beyond what the whole scene changed by.
+``ring_edge_change``
+    ``edge_change`` on the ring: debris scattered around adds edges, water and mud
+    that cover a yard take them away.
+``roof_delta_e``, ``ring_delta_e``
+    CIELAB ΔE between the before and after mean colour of the footprint (of its ring):
+    a roof under mud, ash or water changes colour as a whole, which a per-pixel
+    difference of a textured roof hides.
+``delta_e_excess``
+    ``roof_delta_e`` minus the scene's typical ΔE of its steadiest blocks.
+``ring_lightness_change``, ``chroma_change``
+    Change of the ring's mean L*, and of the footprint's mean chroma C* (saturation):
+    flood water and mud darken and desaturate, ash greys, fresh debris brightens.
+``shadow_loss``
+    Share of the ring's pixels in the building's shadow before (darker than half the
+    roof's own L*) minus that share after: a building that fell casts no shadow.
+``before_contrast``
+    How far the before image of the footprint differs in colour from its ring
+    (CIELAB ΔE of their means): near zero where nothing stands out from its
+    surroundings, such as an empty lot under a footprint newer than the imagery.
+``before_outline``
+    Log ratio of the before image's mean gradient on the footprint's outline (a band
+    across it, as wide as the building's own alignment allows) to that on its ring:
+    a building has edges where its footprint says, an empty lot has none there
+    (see :func:`outline_evidence`).
+
+The scene's typical values (:func:`scene_typical`) are medians over the steadiest
+building-sized blocks of the scene's context, fitted once per scene. Gradients and
+CIELAB of both epochs are computed once per window (:func:`derived`) and shared by
+both steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from scipy import ndimage
+
+from damage.geo.zonal import Zones
+from damage.grading import Calibration, block_means, log_change
+from damage.optical.metrics import SceneStats, displacements, ssim_maps
+
+__all__ = ["FEATURES", "SCENE_KEYS", "SHADOW_SHARE", "Derived", "derived", "building_evidence", "outline_evidence", "scene_typical", "lab"]
+
+#: Evidence columns, in output order.
+FEATURES = (
+    "ssim_excess",
+    "colour_excess",
+    "ssim_loss",
+    "colour_change",
+    "ssim_contrast",
+    "colour_contrast",
+    "ring_ssim_loss",
+    "ring_colour_change",
+    "edge_change",
+    "edge_excess",
+    "lightness_change",
+    "lightness_excess",
+    "red_change",
+    "yellow_change",
+    "before_contrast",
+    "before_outline",
+    "ring_colour_excess",
+    "ring_edge_change",
+    "roof_delta_e",
+    "ring_delta_e",
+    "delta_e_excess",
+    "ring_lightness_change",
+    "chroma_change",
+    "shadow_loss",
+)
+
+#: A ring pixel is in the building's shadow when its L* is below this share of the roof's mean L*.
+SHADOW_SHARE = 0.5
+
+
+#: Added to colour differences (shares of the band range) before their ratio: flat, unchanged scenes stay finite.
+_COLOUR_FLOOR = 0.01
+
+
+def lab(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """CIELAB ``(3, rows, cols)`` of an image whose first three bands are red, green, blue.
+
+    ``lo`` and ``hi`` map the image's values to [0, 1] sRGB. A single-band image is
+    taken as grey.
+    """
+    from skimage.color import rgb2lab
+
+    rgb = image[:3] if image.shape[0] >= 3 else np.repeat(image[:1], 3, axis=0)
+    unit = np.clip((rgb.astype(np.float32) - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+    return np.moveaxis(rgb2lab(np.moveaxis(unit, 0, -1)), -1, 0).astype(np.float32)
+
+
+def _gradient(luminance: np.ndarray) -> np.ndarray:
+    return np.hypot(ndimage.sobel(luminance, 1), ndimage.sobel(luminance, 0)).astype(np.float32)
+
+
+#: Gradient magnitude (share of the luminance range per pixel) added before edge ratios: flat areas stay finite.
+_EDGE_FLOOR = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class Derived:
+    """Per-pixel maps of both epochs that the scene's typical change and the evidence share.
+
+    Gradient magnitudes are shares of the luminance range per pixel; CIELAB maps the
+    before epoch's robust range (fitted per scene) to [0, 1] sRGB.
+    """
+
+    grad_before: np.ndarray
+    grad_after: np.ndarray
+    lab_before: np.ndarray
+    lab_after: np.ndarray
+
+
+def derived(before: np.ndarray, after: np.ndarray, stats: SceneStats) -> Derived:
+    """Gradients and CIELAB of both epochs (computed once per window)."""
+    lrange = max(float(stats.luminance_range), 1e-6)
+    lo = float(np.min(stats.lows)) if stats.lows is not None else 0.0
+    hi = lo + float(np.max(stats.ranges))
+    return Derived(_gradient(before.mean(axis=0)) / lrange, _gradient(after.mean(axis=0)) / lrange,
+                   lab(before, lo, hi), lab(after, lo, hi))
+
+
+#: Share of the scene's blocks, the least changed in structure, that the scene's typical change is taken over.
+STEADY_SHARE = 0.25
+#: What :func:`scene_typical` says of the whole scene's change (all its blocks), beside its steadiest blocks' change.
+SCENE_KEYS = ("structure_median", "structure_p90", "colour_median", "colour_p90", "delta_e_median", "lightness_median")
+
+
+def scene_typical(before: np.ndarray, after: np.ndarray, valid: np.ndarray, mvalid: np.ndarray, stats: SceneStats,
+                  loss: np.ndarray, block: int = 16, tolerance: int = 1, maps: Derived | None = None) -> dict[str, float]:
+    """The scene's typical change where nothing happened: over its steadiest blocks.
+
+    The ``block`` x ``block`` blocks of the grid that are fully valid (``mvalid``),
+    buildings and ground alike, are ranked by their mean structural change ``loss``
+    (1 - SSIM); over the :data:`STEADY_SHARE` least changed (roads, fields, roofs that
+    stood), the medians of the structural change (on the log scale of
+    :func:`damage.grading.log_change`), colour difference, edge change and lightness
+    change are what the two epochs differ by without damage: sensor, season, view.
+    A scene where the tornado or the fire took most buildings and the trees keeps
+    its roads and fields, so the reference does not rise with the share of damage.
+    ``maps`` are :func:`derived` maps already computed for this window.
+    """
+    from damage.optical.metrics import METRICS
+
+    blocks = block_means(loss, mvalid, block)
+    if blocks.size == 0:
+        return {"structure": 0.0, "colour": 0.0, "edge": 0.0, "lightness": 0.0, "delta_e": 0.0, **dict.fromkeys(SCENE_KEYS, 0.0),
+                "blocks": 0}
+    steady = blocks <= np.quantile(blocks, STEADY_SHARE)
+    colour = block_means(METRICS["absdiff"](before, after, valid, tolerance=tolerance, stats=stats), mvalid, block)
+    d = maps or derived(before, after, stats)
+    gb, ga = block_means(d.grad_before, mvalid, block), block_means(d.grad_after, mvalid, block)
+    dlab = np.stack([block_means(d.lab_after[i] - d.lab_before[i], mvalid, block) for i in range(3)])
+    delta_e = np.sqrt((dlab**2).sum(axis=0))
+    structure = log_change(blocks)
+    return {
+        "structure": float(np.median(structure[steady])),
+        "colour": float(np.median(colour[steady])),
+        "edge": float(np.median(np.log((ga + _EDGE_FLOOR) / (gb + _EDGE_FLOOR))[steady])),
+        "lightness": float(np.median(dlab[0][steady])),
+        "delta_e": float(np.median(delta_e[steady])),
+        # how the whole scene changed (not only its steadiest part): what the scene's offset is predicted from
+        "structure_median": float(np.median(structure)),
+        "structure_p90": float(np.quantile(structure, 0.9)),
+        "colour_median": float(np.median(colour)),
+        "colour_p90": float(np.quantile(colour, 0.9)),
+        "delta_e_median": float(np.median(delta_e)),
+        "lightness_median": float(np.median(dlab[0])),
+        "blocks": int(steady.sum()),
+    }
+
+
+class _Means:
+    """Means of maps over the valid pixels of each zone, from the zones' pixel lists (computed once).
+
+    Given several zone sets (footprints and their rings), one gather and one
+    ``bincount`` serve them all; each set's means come back in its own array.
+    """
+
+    def __init__(self, valid: np.ndarray, *zone_sets: Zones) -> None:
+        labels, idx, offset = [], [], 0
+        self.sizes = [zs.n for zs in zone_sets]
+        for zs in zone_sets:
+            lab, ix = zs.pixels()
+            keep = valid.ravel()[ix]
+            labels.append(lab[keep] + offset)
+            idx.append(ix[keep])
+            offset += zs.n
+        self.labels, self.idx, self.n = np.concatenate(labels), np.concatenate(idx), offset
+        self.count = np.bincount(self.labels, minlength=self.n)
+
+    def __call__(self, values: np.ndarray) -> list[np.ndarray]:
+        return self.gathered(values.ravel()[self.idx])
+
+    def gathered(self, at_pixels: np.ndarray) -> list[np.ndarray]:
+        """Means of values already taken at the zones' pixels (``values.ravel()[self.idx]``)."""
+        total = np.bincount(self.labels, weights=at_pixels.astype(np.float64), minlength=self.n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(self.count > 0, total / np.maximum(self.count, 1), np.nan)
+        return np.split(means, np.cumsum(self.sizes)[:-1])
+
+
+def outline_evidence(before: np.ndarray, valid: np.ndarray, outlines: Zones, rings: Zones, luminance_range: float,
+                     gradient: np.ndarray | None = None) -> np.ndarray:
+    """``before_outline`` of every footprint: log of the before image's mean gradient on its
+    outline band over that on its ring (NaN where either has no valid pixel).
+
+    Parameters
+    ----------
+    before : numpy.ndarray
+        ``(bands, rows, cols)`` before epoch.
+    valid : numpy.ndarray
+        ``(rows, cols)`` bool pixels that count.
+    outlines, rings : Zones
+        Bands across the footprints' outlines and their rings (same order).
+    luminance_range : float
+        The scene's luminance range: gradients as shares of it.
+    gradient : numpy.ndarray, optional
+        The before luminance's gradient magnitude, when already computed.
+    """
+    if gradient is None:
+        gradient = _gradient(before.mean(axis=0)) / max(float(luminance_range), 1e-6)
+    on_outline, on_ring = _Means(valid, outlines, rings)(gradient)
+    return np.log((on_outline + _EDGE_FLOOR) / (on_ring + _EDGE_FLOOR))
+
+
+def building_evidence(
+    before: np.ndarray,
+    after: np.ndarray,
+    valid: np.ndarray,
+    footprints: Zones,
+    rings: Zones,
+    outlines: Zones,
+    stats: SceneStats,
+    reference: Calibration,
+    max_shift: int = 2,
+    sigma: float = 1.5,
+    outline_valid: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Every feature of :data:`FEATURES` for every footprint.
+
+    Parameters
+    ----------
+    before, after : numpy.ndarray
+        ``(bands, rows, cols)`` float32 epochs on one grid, the after one registered
+        and normalised to the before.
+    valid : numpy.ndarray
+        ``(rows, cols)`` bool: pixels that count (already eroded by the context the
+        metrics need and by ``max_shift``).
+    footprints, rings : Zones
+        The footprints' pixels and their rings' pixels (same order).
+    outlines : Zones
+        Bands across the footprints' outlines (same order), for ``before_outline``.
+    stats : SceneStats
+        Scene-wide scaling (robust ranges and noise), fitted once per scene.
+    reference : Calibration
+        The scene's typical structural change and colour difference, fitted once
+        per scene.
+    max_shift : int
+        Largest displacement, in whole pixels, of each building's own alignment.
+    sigma : float
+        Gaussian window of the structural similarity.
+    outline_valid : numpy.ndarray, optional
+        ``(rows, cols)`` bool pixels that count for ``before_outline`` (a property of the
+        before image alone: no erosion needed); ``valid`` when not given.
+
+    Returns
+    -------
+    dict
+        Feature name -> ``(n,)`` float64, NaN where a footprint has no valid pixel.
+    """
+    both = _Means(valid, footprints, rings)
+    n = footprints.n
+    ranges = np.asarray(stats.ranges, dtype=np.float32)[:, None, None]
+    best = {key: np.full(n, np.inf) for key in ("ssim", "colour", "ring_ssim", "ring_colour")}
+    moves = displacements(max_shift)
+    # structure is compared on luminance (the band mean): a third of the work of every band,
+    # with the noise of a mean of bands and the luminance's own range
+    lum_stats = SceneStats(np.array([stats.luminance_range]), stats.luminance_range,
+                           np.array([np.sqrt(np.mean(np.square(stats.noise_before)) / before.shape[0])]),
+                           np.array([np.sqrt(np.mean(np.square(stats.noise_after)) / after.shape[0])]))
+    lum_b, lum_a = before.mean(axis=0, keepdims=True), after.mean(axis=0, keepdims=True)
+    t = max(max(abs(dy), abs(dx)) for dy, dx in moves)
+    rows, cols = before.shape[1:]
+    padded = np.pad(after, ((0, 0), (t, t), (t, t)), mode="edge")  # once: each move is a view (as shift_edge)
+    for (dy, dx), loss in zip(moves, ssim_maps(lum_b, lum_a, sigma, moves, lum_stats)):
+        moved = padded[:, t - dy : t - dy + rows, t - dx : t - dx + cols]
+        diff = (np.abs(moved - before) / ranges).mean(axis=0)
+        fp_loss, ring_loss = both(loss)
+        fp_diff, ring_diff = both(diff)
+        for key, values in (("ssim", fp_loss), ("colour", fp_diff), ("ring_ssim", ring_loss), ("ring_colour", ring_diff)):
+            np.fmin(best[key], values, out=best[key])
+    best = {k: np.where(np.isfinite(v), v, np.nan) for k, v in best.items()}
+
+    lrange = max(float(stats.luminance_range), 1e-6)
+    grad_before = _gradient(lum_b[0]) / lrange
+    before_outline = outline_evidence(before, valid if outline_valid is None else outline_valid, outlines, rings, lrange,
+                                      gradient=grad_before)
+    (edge_a, ring_edge_a), (edge_b, ring_edge_b) = both(_gradient(lum_a[0]) / lrange), both(grad_before)
+    edge_change = np.log((edge_a + _EDGE_FLOOR) / (edge_b + _EDGE_FLOOR))
+    ring_edge_change = np.log((ring_edge_a + _EDGE_FLOOR) / (ring_edge_b + _EDGE_FLOOR))
+    # CIELAB is pointwise: converted at the zones' pixels only, not over the whole window
+    lo = float(np.min(stats.lows)) if stats.lows is not None else 0.0
+    hi = lo + float(np.max(stats.ranges))
+    at_b = lab(before.reshape(before.shape[0], -1)[:, both.idx][:, None, :], lo, hi)[:, 0, :]
+    at_a = lab(after.reshape(after.shape[0], -1)[:, both.idx][:, None, :], lo, hi)[:, 0, :]
+    lab_b = [both.gathered(at_b[i]) for i in range(3)]
+    lab_a = [both.gathered(at_a[i]) for i in range(3)]
+    d_lab = {name: lab_a[i][0] - lab_b[i][0] for i, name in enumerate(("lightness", "red", "yellow"))}
+    before_contrast = np.sqrt(sum((lab_b[i][0] - lab_b[i][1]) ** 2 for i in range(3)))
+    roof_delta_e = np.sqrt(sum((lab_a[i][0] - lab_b[i][0]) ** 2 for i in range(3)))
+    ring_delta_e = np.sqrt(sum((lab_a[i][1] - lab_b[i][1]) ** 2 for i in range(3)))
+    chroma_change = np.hypot(lab_a[1][0], lab_a[2][0]) - np.hypot(lab_b[1][0], lab_b[2][0])
+    # the building's shadow: ring pixels darker than SHADOW_SHARE of the roof's own mean L*, in each epoch
+    on_ring = both.labels >= n
+    owner = np.where(on_ring, both.labels - n, both.labels)
+    dark_b = on_ring & (at_b[0] < SHADOW_SHARE * lab_b[0][0][owner])
+    dark_a = on_ring & (at_a[0] < SHADOW_SHARE * lab_a[0][0][owner])
+    shadow_loss = both.gathered(dark_b.astype(np.float64))[1] - both.gathered(dark_a.astype(np.float64))[1]
+    typical_colour = reference.typical.get("colour", 0.0) + _COLOUR_FLOOR
+
+    return {
+        "ssim_excess": log_change(best["ssim"]) - reference.reference,
+        "colour_excess": np.log((best["colour"] + _COLOUR_FLOOR) / (reference.typical.get("colour", 0.0) + _COLOUR_FLOOR)),
+        "ssim_loss": best["ssim"],
+        "colour_change": best["colour"],
+        "ssim_contrast": best["ssim"] - best["ring_ssim"],
+        "colour_contrast": best["colour"] - best["ring_colour"],
+        "ring_ssim_loss": best["ring_ssim"],
+        "ring_colour_change": best["ring_colour"],
+        "edge_change": edge_change,
+        "edge_excess": edge_change - reference.typical.get("edge", 0.0),
+        "lightness_change": d_lab["lightness"],
+        "lightness_excess": d_lab["lightness"] - reference.typical.get("lightness", 0.0),
+        "red_change": d_lab["red"],
+        "yellow_change": d_lab["yellow"],
+        "before_contrast": before_contrast,
+        "before_outline": before_outline,
+        "ring_colour_excess": np.log((best["ring_colour"] + _COLOUR_FLOOR) / typical_colour),
+        "ring_edge_change": ring_edge_change,
+        "roof_delta_e": roof_delta_e,
+        "ring_delta_e": ring_delta_e,
+        "delta_e_excess": roof_delta_e - reference.typical.get("delta_e", 0.0),
+        "ring_lightness_change": lab_a[0][1] - lab_b[0][1],
+        "chroma_change": chroma_change,
+        "shadow_loss": shadow_loss,
+    }

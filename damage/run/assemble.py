@@ -1,0 +1,112 @@
+"""Assemble a scene's windows into one result: every footprint once, in input order, with
+the run record.
+
+Array and table code only: the windows' measurements come in as tables keyed by the
+footprint's position in the input.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from damage._version import __version__
+from damage.analysis.learn import damaged_count
+from damage.config import Config
+from damage.geo.raster import analysable
+from damage.grading import NOT_ANALYSED, OFFSET, SCALES, EvidenceModel, grade, scene_model
+from damage.run.measure import MEASURE_COLUMNS, REASONS, Measured
+from damage.run.scenefit import SceneFit
+
+log = logging.getLogger(__name__)
+
+__all__ = ["graded_table", "assemble", "EVIDENCE_COLUMNS"]
+
+#: Columns added to the footprints, in order (then one ``<metric>_mean`` per metric).
+EVIDENCE_COLUMNS = ("damage_grade", "damage_score", "p_damaged", *MEASURE_COLUMNS)
+
+
+def graded_table(m: Measured, positions: np.ndarray, cfg: Config, model: EvidenceModel) -> pd.DataFrame:
+    """A window's footprints graded by the scene's ``model``: the evidence columns, indexed by input position."""
+    p_damaged = np.where(m.analysed, model.probability(m.columns), np.nan)
+    grades = grade(p_damaged, m.analysed, cfg.scale, thresholds=model.cuts)
+    cols = {"damage_grade": grades, "damage_score": np.round(p_damaged, 4), "p_damaged": np.round(p_damaged, 4), **m.columns}
+    return pd.DataFrame(cols, index=pd.Index(np.asarray(positions, np.int64), name="position"))
+
+
+def _missing(positions: np.ndarray, reason: str, template: pd.DataFrame | None) -> pd.DataFrame:
+    cols: dict[str, Any] = {"damage_grade": NOT_ANALYSED, "damage_score": np.nan, "p_damaged": np.nan,
+                            "not_analysed_reason": reason, "valid_fraction": 0.0}
+    out = pd.DataFrame(cols, index=pd.Index(np.asarray(positions, np.int64), name="position"))
+    if template is not None:
+        out = out.reindex(columns=template.columns)
+        out["damage_grade"], out["not_analysed_reason"], out["valid_fraction"] = NOT_ANALYSED, reason, 0.0
+    return out
+
+
+def assemble(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np.ndarray, cfg: Config, fit: SceneFit,
+             record: dict[str, Any]) -> gpd.GeoDataFrame:
+    """The footprints with their grades and evidence, and the run record in ``attrs["damage"]``.
+
+    Parameters
+    ----------
+    footprints : geopandas.GeoDataFrame
+        As given (input order).
+    parts : list of pandas.DataFrame
+        :func:`graded_table` of each window.
+    failed : numpy.ndarray
+        bool per footprint: its window failed ("chunk failed"); the footprints in no
+        part and not failed are "unusable footprint" (empty, not a polygon, coordinates
+        not finite) or else "outside imagery".
+    cfg, fit : the run's configuration and the scene's fit
+    record : dict
+        More of the run record (inputs, grid, region).
+    """
+    template = parts[0] if parts else None
+    table = pd.concat(parts) if parts else pd.DataFrame(index=pd.Index([], dtype=np.int64, name="position"))
+    n = len(footprints)
+    rest = np.setdiff1d(np.arange(n), table.index.to_numpy())
+    extra = []
+    if rest.size:
+        lost = failed[rest]
+        if lost.any():
+            extra.append(_missing(rest[lost], "chunk failed", template))
+        unusable = ~analysable(footprints.geometry.values)[rest]
+        if (~lost & unusable).any():
+            extra.append(_missing(rest[~lost & unusable], "unusable footprint", template))
+        if (~lost & ~unusable).any():
+            extra.append(_missing(rest[~lost & ~unusable], "outside imagery", template))
+    table = pd.concat([table, *extra]) if extra else table
+    table = table.reindex(np.arange(n))
+    order = [c for c in EVIDENCE_COLUMNS if c in table] + [c for c in table.columns if c not in EVIDENCE_COLUMNS]
+    table = table[order]
+    for c in ("damage_grade", "not_analysed_reason"):
+        table[c] = table[c].astype(object).where(table[c].notna(), None)
+    clash = [c for c in table.columns if c in footprints.columns]
+    if clash:
+        log.warning("footprint columns %s are replaced by the assessment's", clash)
+    base = footprints.drop(columns=clash) if clash else footprints
+    table.index = base.index
+    result = gpd.GeoDataFrame(pd.concat([base, table], axis=1), geometry=base.geometry.name, crs=footprints.crs)
+    grades = result["damage_grade"].to_numpy()
+    reasons = result["not_analysed_reason"].to_numpy()
+    model, offset = scene_model(fit.to_dict(), record["grid"]["resolution_m"], offset=OFFSET if cfg.scene_offset else None)
+    result.attrs["damage"] = {
+        "version": __version__,
+        "config": cfg.to_dict(),
+        **record,
+        **fit.to_dict(),
+        "model": model.to_dict(),
+        "scene_offset": offset,
+        "not_analysed": {r: int((reasons == r).sum()) for r in REASONS},
+        "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
+        # the number of damaged buildings p_damaged implies, with its 95 % interval (what the
+        # offset model leaves unknown of the scene's offset: its residual sd)
+        "damaged_count": damaged_count(result["p_damaged"].to_numpy(dtype=float), offset_sd=offset["residual_sd"])
+        | {"rests_on": "the scene offset model (no labels)" if cfg.scene_offset else "no labels and no scene offset"},
+    }
+    return result

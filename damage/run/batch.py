@@ -1,0 +1,406 @@
+"""Regions: cut into chunks, assess each (local processes or a Dask cluster), resume, merge.
+
+A region is the before and after tiles of an area and its footprints. The runner
+
+1. prepares the region as :func:`damage.assess` prepares a scene (:func:`damage.run.plan.make_plan`:
+   the footprints, optionally filtered by an attribute expression and an area of
+   interest, the tiles' headers, one grid, each footprint's window of ``chunk_size``
+   pixels, here called a chunk);
+2. fits the scene once (:func:`damage.run.scenefit.fit_scene`) and stores the fit as JSON;
+3. measures and grades the chunks with that fit (:func:`damage.run.pipeline.assess_window`,
+   the same function ``assess`` runs), each writing ``chunks/<id>.parquet`` atomically;
+   a chunk that fails with a :class:`~damage.errors.DamageError` is logged and
+   reported, any other error stops the run;
+4. assembles the chunks into ``damage.parquet`` and ``damage.geojson`` as ``assess``
+   does: every footprint exactly once, in input order.
+
+Killed at any moment and run again with the same arguments, it reuses the fit (stored
+as validated JSON, never a pickle) and the chunks already written, and the merged result is the same as that of an uninterrupted
+run. The result is the same, building for building, as that of :func:`damage.assess`,
+whatever the chunk size and the number of workers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from affine import Affine
+from rasterio.crs import CRS
+from tqdm.auto import tqdm
+
+from damage._version import __version__
+from damage.analysis.query import select
+from damage.config import Config
+from damage.errors import ConfigError, CorruptRunError, DamageError, EmptyFootprintsError, OutputError
+from damage.geo.raster import Grid
+from damage.io.sources import PathSpec, open_epoch, read_footprints
+from damage.io.writers import _atomic, write, write_json
+from damage.run.assemble import assemble
+from damage.run.fitstore import read_fit, write_fit
+from damage.run.pipeline import assess_window, run_inputs
+from damage.run.plan import make_plan
+from damage.run.provenance import Clock, provenance, sha256_of
+from damage.run.runfolder import check_chunks, check_written, lock, plan_digest, read_manifest, signature
+from damage.run.scenefit import fit_scene
+
+log = logging.getLogger(__name__)
+
+__all__ = ["batch", "BatchResult"]
+
+#: The runner's own columns in footprints.parquet and chunk files (names no footprint file uses).
+_INDEX, _CHUNK = "damage:region_index", "damage:chunk"
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchResult:
+    """What a region run produced.
+
+    Attributes
+    ----------
+    result : geopandas.GeoDataFrame
+        The merged assessment (also written as ``damage.parquet`` and ``damage.geojson``).
+    chunks : int
+        Chunks in the plan.
+    done : int
+        Chunks assessed in this run (the others were already on disk or failed).
+    failed : dict
+        ``chunk id -> error message`` of chunks that failed with a library error.
+    folder : pathlib.Path
+    """
+
+    result: gpd.GeoDataFrame
+    chunks: int
+    done: int
+    failed: dict[str, str]
+    folder: Path
+
+
+def _select(fp: gpd.GeoDataFrame, where: str | None, aoi: Any) -> gpd.GeoDataFrame:
+    if where:
+        fp = fp[select(fp, where)]  # parsed, never executed: DataFrame.eval ran code
+    if aoi is not None:
+        area = aoi if isinstance(aoi, gpd.GeoDataFrame) else read_footprints(aoi)
+        zone = shapely.union_all(area.to_crs(fp.crs).geometry.values)
+        fp = fp[shapely.intersects(fp.geometry.values, zone)]
+    if len(fp) == 0:
+        raise EmptyFootprintsError("no footprint is left after the --where filter and the area of interest")
+    return fp
+
+
+# -- one chunk -------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class _Task:
+    chunk: str
+    before: Any
+    after: Any
+    folder: str
+    config: dict
+    fit_path: str
+    grid: dict  # crs, transform, shape of the region's grid
+
+
+_ALLOCATOR_TUNED = False
+
+
+def _tune_allocator() -> None:
+    """Let this process reuse freed memory for the next window's arrays (glibc only; once).
+
+    Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_`` set, which turns off
+    glibc's dynamic mmap threshold: every array above 128 KB is then mapped and unmapped
+    anew, and a chunk takes twice as long on a Dask worker as in a process pool
+    (``benchmarks/scale.py workers``). Arrays up to 32 MB come from the heap again, and
+    the heap is not trimmed between windows.
+    """
+    global _ALLOCATOR_TUNED
+    if _ALLOCATOR_TUNED:
+        return
+    _ALLOCATOR_TUNED = True
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)
+        libc.mallopt(m_trim_threshold, 512 * 1024 * 1024)
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+
+
+def run_chunk(task: _Task) -> tuple[str, int, str | None, str | None]:
+    """Measure and grade one chunk and write its table atomically; returns ``(chunk, buildings,
+    library error or None, SHA-256 of the chunk's file or None)``.
+
+    Runs unchanged in a local process or on a Dask worker (it only needs the files).
+    """
+    _tune_allocator()
+    folder = Path(task.folder)
+    try:
+        fp = gpd.read_parquet(folder / "footprints.parquet", filters=[(_CHUNK, "==", task.chunk)])
+        fit = read_fit(Path(task.fit_path))
+        cfg = Config.from_dict(task.config)
+        grid = Grid(CRS.from_user_input(task.grid["crs"]), Affine(*task.grid["transform"]), tuple(task.grid["shape"]))
+        geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
+        be, ae = open_epoch(task.before, "before"), open_epoch(task.after, "after")
+        table, _ = assess_window(be, ae, grid, fit, geoms, fp[_INDEX].to_numpy(), cfg)
+        with _atomic(folder / "chunks" / f"{task.chunk}.parquet") as tmp:
+            table.reset_index().rename(columns={"position": _INDEX}).to_parquet(tmp, index=False)
+            digest = sha256_of(tmp)
+        return task.chunk, len(fp), None, digest
+    except DamageError as exc:
+        return task.chunk, 0, f"{type(exc).__name__}: {exc}", None
+
+
+# -- the region ----------------------------------------------------------------------------------
+def batch(
+    before: PathSpec,
+    after: PathSpec,
+    footprints: str | os.PathLike | gpd.GeoDataFrame,
+    folder: str | os.PathLike,
+    config: Config | None = None,
+    *,
+    chunk_size: int = 2048,
+    workers: int = 1,
+    client: Any = None,
+    scheduler: str | None = None,
+    where: str | None = None,
+    aoi: Any = None,
+    progress: bool = False,
+    **options: Any,
+) -> BatchResult:
+    """Assess a whole region in chunks, resumably, on local processes or a Dask cluster.
+
+    Parameters
+    ----------
+    before, after : path or sequence of paths
+        The tiles of each epoch (files, folders, VRTs); the epochs may differ in tiling
+        and CRS.
+    footprints : path or GeoDataFrame
+        The region's footprints (GeoParquet, GeoPackage, GeoJSON, ...).
+    folder : path
+        Output folder: ``manifest.json``, ``fit.json``, ``footprints.parquet``,
+        ``chunks/``, and the merged ``damage.parquet`` and ``damage.geojson``. Running
+        again with the same arguments resumes; other arguments are refused.
+    config : Config, optional
+    chunk_size : int
+        Side of a chunk in grid pixels; memory per worker grows with its square.
+    workers : int
+        Local processes (1: in this process).
+    client : dask.distributed.Client, optional
+        Run the chunks on this Dask cluster.
+    scheduler : str, optional
+        Address of a Dask scheduler to connect to (instead of ``client``).
+    where : str, optional
+        Keep only footprints for which this expression over their columns is true,
+        e.g. ``"amenity in ['hospital', 'clinic']"``: column comparisons, ``in`` /
+        ``not in`` a list, ``and`` / ``or`` / ``not`` and literals (parsed by
+        :func:`damage.analysis.query.select`, never executed).
+    aoi : path or GeoDataFrame, optional
+        Keep only footprints that intersect this area.
+    progress : bool
+        Progress bar over chunks (with buildings done).
+    **options
+        Overrides of single :class:`Config` fields.
+
+    Returns
+    -------
+    BatchResult
+    """
+    cfg = (config or Config()).replace(**options)
+    if cfg.method != "optical":
+        raise ConfigError("region batches run the optical method; run PWTT stacks with damage.assess (it is windowed)")
+    if chunk_size < 64 or workers < 1:
+        raise ConfigError(f"chunk_size must be >= 64 pixels and workers >= 1, got {chunk_size} and {workers}")
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "chunks").mkdir(exist_ok=True)
+    except FileExistsError:
+        raise CorruptRunError(f"{folder}: 'chunks' (or the folder itself) is a file, not a folder") from None
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot create the run folder ({exc.strerror or exc})") from None
+    clock = Clock()
+    with lock(folder):
+        out = _run(before, after, footprints, folder, cfg, chunk_size, workers, client, scheduler, where, aoi, progress)
+        # the provenance of the merged result: every input, versions, this run's time
+        be, ae = open_epoch(before, "before"), open_epoch(after, "after")
+        others = {"footprints": footprints, "aoi": aoi}
+        out.result.attrs["damage"]["provenance"] = provenance(be, ae, others, clock)
+        write(out.result, folder / "damage.parquet")
+        write(out.result, folder / "damage.geojson")
+    return out
+
+
+def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, workers: int, client: Any,
+         scheduler: str | None, where: str | None, aoi: Any, progress: bool) -> BatchResult:
+    """The body of :func:`batch`, run while holding the folder's lock."""
+    manifest_path = folder / "manifest.json"
+    sig = signature(before, after, footprints, cfg.to_dict(), where, aoi, chunk_size)
+    manifest = read_manifest(manifest_path)
+    if manifest is not None and manifest["signature"] != sig:
+        raise OutputError(f"{folder}: holds a run with other inputs or settings (or another library version); "
+                          "use another folder or empty it")
+
+    # -- validate, plan and fit (once; reused on resume)
+    fit_path = folder / "fit.json"  # data only: a run folder is never code (no pickle)
+    if manifest is None or not fit_path.exists() or not (folder / "footprints.parquet").exists():
+        plan = make_plan(before, after, _select(read_footprints(footprints), where, aoi), cfg, chunk_size,
+                         "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints))
+        cfg, grid, usable = plan.config, plan.grid, plan.usable
+        reserved = [c for c in (_INDEX, _CHUNK) if c in plan.footprints.columns]
+        if reserved:
+            raise ConfigError(f"footprints: column(s) {reserved} are the batch runner's own; rename them")
+        fp = plan.footprints.assign(**{_INDEX: np.arange(len(plan.footprints)),
+                                       _CHUNK: np.where(usable, plan.window_of, "none")})
+        fp = fp.sort_values([_CHUNK, _INDEX], kind="stable")
+        fit, _ = fit_scene(plan.before, plan.after, grid, plan.geoms[usable], cfg)
+        with _atomic(fit_path) as tmp:
+            write_fit(fit, tmp)
+            fit_sum = sha256_of(tmp)
+        with _atomic(folder / "footprints.parquet") as tmp:
+            fp.to_parquet(tmp, index=False, row_group_size=4096)
+            footprints_sum = sha256_of(tmp)
+        chunks = pd.Series(plan.window_of[usable]).value_counts().sort_index()
+        manifest = {
+            "signature": sig,
+            "version": __version__,
+            "config": cfg.to_dict(),
+            "record": run_inputs(plan),
+            "grid": {"crs": grid.crs.to_string(), "transform": list(grid.transform)[:6], "shape": list(grid.shape)},
+            "chunk_size": chunk_size,
+            "chunks": {str(k): int(v) for k, v in chunks.items()},
+            "footprints": len(fp),
+            "fit": fit.to_dict(),
+            "failed": {},
+            # what the run wrote, so that a file changed since (by hand, by a disk) is never used
+            "sha256": {"fit.json": fit_sum, "footprints.parquet": footprints_sum, "chunks": {}},
+        }
+        manifest["plan_sha256"] = plan_digest(manifest)
+        write_json(manifest, manifest_path)
+    else:
+        check_written(folder, manifest, ("fit.json", "footprints.parquet"))
+        read_fit(fit_path)  # a hand-edited or foreign fit is refused here, before any chunk uses it
+    sums = manifest["sha256"]["chunks"]
+    cfg = Config.from_dict(manifest["config"])
+    for stale in (folder / "chunks").glob(".*.tmp.*"):  # left by a run killed while writing
+        stale.unlink()
+    for bad in check_chunks(folder, manifest["chunks"], sums):
+        sums.pop(bad, None)
+        log.warning("chunk %s: its file is damaged, changed or from another run; redoing it", bad)
+    todo = [c for c in manifest["chunks"] if not (folder / "chunks" / f"{c}.parquet").exists()]
+    tasks = [_Task(c, before, after, str(folder), manifest["config"], str(fit_path), manifest["grid"]) for c in todo]
+    log.info("region: %d chunks, %d to do", len(manifest["chunks"]), len(tasks))
+    failed: dict[str, str] = {}
+    done = 0
+    bar = tqdm(total=len(manifest["chunks"]), initial=len(manifest["chunks"]) - len(tasks), disable=not progress,
+               unit="chunk", desc="chunks")
+    buildings = 0
+    try:
+        for chunk, n, error, digest in _execute(tasks, workers, client, scheduler):
+            if error is None:
+                done += 1
+                buildings += n
+                sums[chunk] = digest
+            else:
+                failed[chunk] = error
+                log.error("chunk %s failed: %s", chunk, error)
+            manifest["failed"] = {**{k: v for k, v in manifest["failed"].items() if k != chunk}, **failed}
+            write_json(manifest, manifest_path)
+            bar.update(1)
+            bar.set_postfix(buildings=buildings)
+    finally:
+        bar.close()
+    result = _merge(folder, manifest, cfg)
+    return BatchResult(result, len(manifest["chunks"]), done, {k: v for k, v in manifest["failed"].items()}, folder)
+
+
+def _execute(tasks: list[_Task], workers: int, client: Any,
+             scheduler: str | None) -> Iterable[tuple[str, int, str | None, str | None]]:
+    """Run the tasks and yield their outcomes as they finish."""
+    if not tasks:
+        return
+    if client is not None or scheduler is not None:
+        try:
+            from dask.distributed import Client, as_completed
+        except ImportError:
+            raise ConfigError("a Dask cluster needs dask.distributed: pip install 'damage[dask]'") from None
+        own = client is None
+        if client is None:
+            try:
+                client = Client(scheduler, timeout=_SCHEDULER_TIMEOUT)
+            except (OSError, ValueError, TypeError) as exc:  # unreachable, malformed, timed out
+                raise ConfigError(f"--scheduler {scheduler!r}: cannot connect to a Dask scheduler there ({exc})") from None
+        try:
+            futures = client.map(run_chunk, tasks, pure=False)
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            if own:
+                client.close()
+        return
+    if workers == 1:
+        for task in tasks:
+            yield run_chunk(task)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import as_completed as done
+
+    with ProcessPoolExecutor(max_workers=workers, initializer=_watch_parent, initargs=(os.getpid(),)) as pool:
+        futures = [pool.submit(run_chunk, t) for t in tasks]
+        try:
+            for future in done(futures):
+                yield future.result()
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+
+#: Seconds to wait for a Dask scheduler before giving up.
+_SCHEDULER_TIMEOUT = 10
+
+
+#: Seconds between a worker's checks that the run that started it is still alive.
+_WATCH_SECONDS = 1.0
+
+
+def _watch_parent(parent: int) -> None:
+    """In a worker process: exit as soon as the process that started it is gone (killed with SIGKILL,
+    say), instead of running its chunks on for nobody. A chunk cut short leaves only a temporary file,
+    which the next run removes."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            time.sleep(_WATCH_SECONDS)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="damage-watch-parent").start()
+
+
+def _merge(folder: Path, manifest: dict, cfg: Config) -> gpd.GeoDataFrame:
+    """Every footprint once, in input order; those of failed chunks as not analysed."""
+    fp = gpd.read_parquet(folder / "footprints.parquet").sort_values(_INDEX, kind="stable")
+    # only the plan's chunks: a temporary file left by a killed run is never read
+    files = [folder / "chunks" / f"{c}.parquet" for c in sorted(manifest["chunks"])]
+    parts = [pd.read_parquet(p).set_index(_INDEX).rename_axis("position") for p in files if p.exists()]
+    failed = fp[_CHUNK].isin(list(manifest["failed"])).to_numpy()
+    fit = read_fit(folder / "fit.json")
+    record = manifest.get("record", {})
+    region = {"chunk_size": manifest["chunk_size"], "chunks": len(manifest["chunks"]), "failed": manifest["failed"]}
+    footprints = fp.drop(columns=[_INDEX, _CHUNK]).reset_index(drop=True)
+    return assemble(footprints, parts, failed, cfg, fit, {**record, "region": region})

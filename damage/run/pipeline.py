@@ -1,0 +1,296 @@
+"""The assessment of a before/after pair: every step, in order.
+
+prepare (:mod:`damage.run.plan`) -> fit the scene once (:mod:`damage.run.scenefit`) -> measure
+each window (:mod:`damage.run.measure`) -> grade (:mod:`damage.grading`) -> assemble
+(:mod:`damage.run.assemble`). A small scene is a scene of one window; the region runner
+(:mod:`damage.batch`) runs the same steps with its windows in other processes.
+This module only wires the steps; each step lives in its own module.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from os import PathLike
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from damage.analysis.analyst import apply_labels
+from damage.analysis.facilities import assign, summarise
+from damage.analysis.facilities import name_column as name_column_of
+from damage.config import Config
+from damage.errors import ConfigError
+from damage.geo.raster import Grid
+from damage.grading import OFFSET, SCALES, scene_model
+from damage.io.sources import Epoch, PathSpec, read_footprints
+from damage.report.chips import Chip, Overview, cut_chip, grade_colour
+from damage.run.assemble import EVIDENCE_COLUMNS, assemble, graded_table
+from damage.run.measure import cut_window, measure, read_window
+from damage.run.plan import Plan, make_plan, window_extent
+from damage.run.provenance import Clock, provenance
+from damage.run.pwtt import assess_stack
+from damage.run.scenefit import SceneFit, ScenePixels, fit_scene
+
+log = logging.getLogger(__name__)
+
+__all__ = ["assess", "assess_window", "EVIDENCE_COLUMNS", "window_size"]
+
+
+def assess(
+    before: PathSpec,
+    after: PathSpec,
+    footprints: str | PathLike | gpd.GeoDataFrame,
+    config: Config | None = None,
+    *,
+    polygons: bool = False,
+    progress: bool = False,
+    labels: Any = None,
+    facilities: Any = None,
+    chips: int = 0,
+    chips_for: Any = None,
+    name_column: str | None = None,
+    **options: Any,
+) -> gpd.GeoDataFrame:
+    """Grade the damage to every building footprint between two epochs.
+
+    Parameters
+    ----------
+    before, after : path or sequence of paths
+        Each a GeoTIFF (or any raster GDAL reads), a directory of tiles, or a list of
+        either. The epochs may differ in CRS, pixel size and tiling. With
+        ``method="pwtt"``, each is a stack: every file (or directory element) is one
+        image, dated from its tags or name; files of the same date and orbit are
+        tiles of one image.
+    footprints : path or GeoDataFrame
+        Building polygons: any vector file OGR reads, GeoParquet, or a GeoDataFrame.
+    config : Config, optional
+        All parameters; defaults to ``Config()``.
+    polygons : bool
+        Also vectorise the changed areas inside footprints; they are returned in
+        ``result.attrs["damage_polygons"]`` (a GeoDataFrame with the ``footprint``
+        index of each polygon) and written by :func:`damage.write` on request.
+    progress : bool
+        Show a progress bar over the steps.
+    labels : path or GeoDataFrame, optional
+        The analyst's grades of some of these buildings (xBD JSON, UNOSAT points, any
+        vector file with a grade column): the evidence model is refitted on them and
+        every building regraded (:func:`damage.analysis.analyst.apply_labels`); the labelled
+        ones keep the analyst's grade, with ``grade_source = "analyst"``.
+    facilities : path or GeoDataFrame, optional
+        Facility polygons (an OpenStreetMap hospital campus, say) with their attributes.
+        Footprints inside one belong to it; one with no footprint inside is assessed as
+        one polygon. ``result.attrs["damage_facilities"]`` then holds one row per
+        facility (:func:`damage.analysis.facilities.summarise`: its grade, its buildings per
+        grade, damaged roof area, damage in rings around it) and the result a
+        ``facility`` column (the facility's row, -1 for none).
+    chips : int
+        Keep before/after chips (:class:`damage.report.chips.Chip`, cut from the pixels the
+        grades came from) of this many most damaged buildings, and of every named
+        building and facility building whatever this number, in
+        ``result.attrs["damage_chips"]`` (input position -> chip), with an overview of
+        both epochs in ``result.attrs["damage_overview"]``; for :func:`damage.report.html`.
+    chips_for : sequence of int, optional
+        Input positions of more buildings to keep chips of (buildings to label, say).
+    name_column : str, optional
+        The column of building names (default: the first of
+        :data:`damage.analysis.facilities.NAME_COLUMNS` present).
+    **options
+        Overrides of single :class:`Config` fields, e.g. ``min_valid_fraction=0.3``
+        or ``method="pwtt"`` (stacks and the pixel-wise t-test, see
+        :mod:`damage.run.pwtt`; its evidence columns are
+        :data:`damage.run.pwtt.PWTT_COLUMNS`).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per input footprint, in input order, with every input attribute and
+        the unchanged geometry, plus the :data:`EVIDENCE_COLUMNS` and one
+        ``<metric>_mean`` column per metric. ``result.attrs["damage"]`` holds the run
+        record (configuration, version, grid, registration, normalisation,
+        calibration) that :func:`damage.write` stores in every output.
+
+    Raises
+    ------
+    damage.errors.DamageError
+        On bad input; the message names the file and the problem.
+
+    Examples
+    --------
+    >>> import damage
+    >>> result = damage.assess("sample_tiles/before", "sample_tiles/after",
+    ...                        "sample_tiles/footprints.geojson")  # doctest: +SKIP
+    >>> result["damage_grade"].value_counts()  # doctest: +SKIP
+    """
+    clock = Clock()
+    cfg = (config or Config()).replace(**options)
+    if cfg.method == "pwtt":
+        if polygons:
+            raise ConfigError("damage polygons are not available with method='pwtt' (its pixels are ~10 m)")
+        return assess_stack(before, after, footprints, cfg, progress=progress)
+    # prepare: footprints and headers read once, the grid, the windows
+    fp = read_footprints(footprints)
+    n_input = len(fp)
+    fac, facility_of = None, None
+    if facilities is not None:
+        fac = read_footprints(facilities).to_crs(fp.crs)
+        facility_of = assign(fp, fac)
+        lonely = np.setdiff1d(np.arange(len(fac)), facility_of)  # facilities with no footprint: one polygon each
+        if lonely.size:
+            fp = pd.concat([fp, gpd.GeoDataFrame(geometry=fac.geometry.values[lonely], crs=fp.crs)], ignore_index=True)
+            facility_of = np.r_[facility_of, lonely]
+    plan = make_plan(before, after, fp, cfg, window_size(cfg),
+                     "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints))
+    plan.input_files += [str(x) for x in (footprints, facilities) if isinstance(x, (str, PathLike))]
+    cfg = plan.config
+    names = name_column_of(fp, name_column)
+    wanted = np.zeros(len(fp), bool)  # buildings whose chips are kept whatever their grade
+    if chips and names is not None:
+        wanted |= fp[names].notna().to_numpy() & (fp[names].astype(str).str.strip() != "").to_numpy()
+    if chips and facility_of is not None:
+        wanted |= facility_of >= 0
+    if chips_for is not None:
+        wanted[np.asarray(list(chips_for), dtype=np.int64)] = True
+    gallery = Gallery(chips, wanted, plan.grid, cfg.scale) if chips or chips_for is not None else None
+    # fit once per scene, before any window is measured
+    fit, pixels = fit_scene(plan.before, plan.after, plan.grid, plan.geoms[plan.usable], cfg)
+    # measure and grade each window
+    parts, polys = [], []
+    jobs = [plan.members(win) for win in plan.windows]
+    procs = min(cfg.workers or os.cpu_count() or 1, len(jobs))
+    if pixels is None and gallery is None and procs > 1:  # windows read from files: one per process, results in order
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        with ProcessPoolExecutor(max_workers=procs, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(assess_window, plan.before, plan.after, plan.grid, fit, plan.geoms[idx], idx, cfg,
+                                   polygons) for idx in jobs]
+            for future in tqdm(futures, disable=not progress, unit="window", desc="windows", leave=False):
+                table, poly = future.result()
+                parts.append(table)
+                polys.append(poly)
+    else:
+        for idx in tqdm(jobs, disable=not progress, unit="window", desc="windows", leave=False):
+            table, poly, px, m = assess_window(plan.before, plan.after, plan.grid, fit, plan.geoms[idx], idx, cfg,
+                                               polygons, pixels, with_pixels=True)
+            parts.append(table)
+            polys.append(poly)
+            if gallery is not None:
+                gallery.add(px, m, table, plan.geoms[idx], window_extent(plan.geoms[idx], plan.grid, cfg))
+    # assemble
+    result = assemble(plan.footprints, parts, np.zeros(len(plan.footprints), bool), cfg, fit, run_inputs(plan))
+    result.attrs["damage_input_files"] = plan.input_files  # never written over (writers.write)
+    if fac is not None and facility_of is not None:
+        attrs = result.attrs
+        result.attrs["damage_facilities"] = summarise(result, fac, facility_of, cfg.scale)
+        result = result.iloc[:n_input].assign(facility=facility_of[:n_input])
+        result.attrs = attrs
+        result.attrs["damage"]["facilities"] = {"count": len(fac), "assessed_as_one_polygon": int(len(fp) - n_input),
+                                                "source": "GeoDataFrame" if isinstance(facilities, gpd.GeoDataFrame)
+                                                else str(facilities)}
+    if gallery is not None:
+        result.attrs["damage_chips"] = gallery.kept()
+        result.attrs["damage_overview"] = gallery.overview
+    if labels is not None:
+        result = apply_labels(result, labels, scale=cfg.scale)
+        result.attrs["damage"]["labels"]["source"] = "GeoDataFrame" if isinstance(labels, gpd.GeoDataFrame) else str(labels)
+    others = {"footprints": footprints, "labels": labels, "facilities": facilities}
+    result.attrs["damage"]["provenance"] = provenance(plan.before, plan.after, others, clock)
+    if polygons:
+        result.attrs["damage_polygons"] = changed_areas(polys, plan.footprints.crs)
+    return result
+
+
+def window_size(cfg: Config) -> int:
+    """Side, in grid pixels, of the windows a scene is measured in (memory; never the result)."""
+    return max(256, int(cfg.max_pixels**0.5)) if cfg.max_pixels is not None else 1 << 30
+
+
+def run_inputs(plan: Plan) -> dict[str, Any]:
+    """The run record's inputs and grid."""
+    g = plan.grid
+    return {
+        "inputs": {"before": plan.before.describe(), "after": plan.after.describe(), "footprints": plan.source},
+        "grid": {"crs": g.crs.to_string(), "resolution": g.res, "resolution_m": round(g.res * g.metres, 6),
+                 "shape": list(g.shape), "bounds": list(g.bounds),
+                 "transform": list(g.transform)[:6], "windows": len(plan.windows), "window_size": plan.window_size},
+    }
+
+
+def assess_window(before: Epoch, after: Epoch, grid: Grid, fit: SceneFit, geoms: np.ndarray, positions: np.ndarray,
+                  cfg: Config, want_polygons: bool = False, pixels: ScenePixels | None = None,
+                  with_pixels: bool = False) -> tuple:
+    """Measure and grade the footprints of one window of a fitted scene.
+
+    The window read is the footprints' extent with the context their evidence needs
+    (:func:`damage.run.plan.window_extent`); with ``pixels`` (the scene as the fit warped
+    it) it is cut from them instead of read again. ``geoms`` are in the grid's CRS,
+    ``positions`` their places in the input.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        The evidence columns, indexed by the footprints' input positions.
+    polygons : geopandas.GeoDataFrame or None
+        The changed areas (grid CRS) with the input position of their footprint.
+    pixels, measured : WindowPixels, Measured
+        Only ``with_pixels``: the window's pixels and measurements (for chips).
+    """
+    idx = np.asarray(positions, np.int64)
+    extent = window_extent(geoms, grid, cfg)
+    px = cut_window(pixels, fit, extent) if pixels is not None else read_window(before, after, grid, fit, extent, cfg)
+    m = measure(px, geoms, fit, cfg, want_polygons)
+    offset = OFFSET if cfg.scene_offset else None
+    table = graded_table(m, idx, cfg, scene_model(fit.to_dict(), grid.res * grid.metres, offset=offset)[0])
+    poly = None
+    if want_polygons:
+        grades = table["damage_grade"].to_numpy()
+        poly = gpd.GeoDataFrame({"footprint": idx[m.owner], "damage_grade": grades[m.owner] if m.owner.size else
+                                 np.empty(0, dtype=object), "area_m2": m.area_m2},
+                                geometry=gpd.GeoSeries(m.polygons, crs=grid.crs))
+    return (table, poly, px, m) if with_pixels else (table, poly)
+
+
+class Gallery:
+    """The chips an assessment keeps: of the wanted buildings, and of the ``n`` most damaged,
+    cut window by window from the pixels their grades came from; and an overview."""
+
+    def __init__(self, n: int, wanted: np.ndarray, grid: Grid, scale: str) -> None:
+        self.n, self.wanted, self.grid, self.levels = n, wanted, grid, SCALES[scale].levels
+        self.chips: dict[int, tuple[float, Chip]] = {}
+        self.overview = Overview.empty(grid.shape)
+        self.unit = grid.metres
+
+    def add(self, px, m, table: pd.DataFrame, geoms: np.ndarray, window: tuple[int, int, int, int]) -> None:
+        valid = px.covered & ~px.cloudy
+        self.overview.add(window, px.before.array, m.after, valid)
+        p = table["p_damaged"].to_numpy(dtype=float)
+        idx = table.index.to_numpy()
+        top = np.argsort(-np.nan_to_num(p, nan=-1.0))[: self.n]
+        take = set(top[np.isfinite(p[top])].tolist()) | set(np.flatnonzero(self.wanted[idx]).tolist())
+        grades = table["damage_grade"].to_numpy(dtype=object)
+        for k in sorted(take):
+            if geoms[k] is None:
+                continue
+            chip = cut_chip(px.before.array, m.after, valid, px.before.grid.transform, geoms[k],
+                            grade_colour(grades[k], self.levels), self.unit, m.changed)
+            if chip is not None:
+                self.chips[int(idx[k])] = (float(np.nan_to_num(p[k], nan=-1.0)), chip)
+
+    def kept(self) -> dict[int, Chip]:
+        """The wanted buildings' chips and the ``n`` most damaged overall, by input position."""
+        ranked = sorted(self.chips, key=lambda i: -self.chips[i][0])
+        keep = {i for i in ranked[: self.n]} | {i for i in self.chips if self.wanted[i]}
+        return {i: self.chips[i][1] for i in sorted(keep)}
+
+
+def changed_areas(parts: list[gpd.GeoDataFrame | None], crs: Any) -> gpd.GeoDataFrame:
+    """The windows' changed areas as one GeoDataFrame in the footprints' CRS."""
+    got = [p.to_crs(crs) for p in parts if p is not None and len(p)]
+    if not got:
+        return gpd.GeoDataFrame({"footprint": np.empty(0, np.int64), "damage_grade": np.empty(0, object),
+                                 "area_m2": np.empty(0)}, geometry=gpd.GeoSeries([], crs=crs))
+    return gpd.GeoDataFrame(pd.concat(got, ignore_index=True), crs=crs)

@@ -1,0 +1,250 @@
+"""The assessment of before/after stacks by the pixel-wise t-test (PWTT), window by window.
+
+sources (stacks) -> grid -> per window: warp each image, mask, speckle filter, log,
+running moments -> t statistic -> damage map -> zonal sums -> grading.
+
+The same reading, grid, masking and per-footprint code as the optical pair
+(:mod:`damage.run.pipeline`); only the change measure differs (:mod:`damage.sar.statistics`).
+Memory is bounded by the window: the images are streamed through running moments,
+and per-footprint sums are added window by window (each pixel belongs to one
+window's core), so the result does not depend on the window size.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from affine import Affine
+from tqdm.auto import tqdm
+
+from damage._version import __version__
+from damage.config import Config
+from damage.errors import (
+    BandMismatchError,
+    DamageWarning,
+    FootprintsOutsideImageryError,
+    InvalidRasterError,
+    NoValidDataError,
+)
+from damage.geo.raster import Grid, analysable
+from damage.geo.zonal import zonal_stats, zones
+from damage.grading import NOT_ANALYSED, SCALES, grade
+from damage.io.nodata import source_valid
+from damage.io.sources import Acquisition, PathSpec, open_stack, read_decimated, read_footprints
+from damage.io.warp import footprint_grid, warp_epoch
+from damage.sar.statistics import Moments, lee_filter, log_ratio_sigma, pwtt, t_statistic, to_log, to_power
+
+log = logging.getLogger(__name__)
+
+__all__ = ["assess_stack", "PWTT_COLUMNS"]
+
+#: Columns added to the footprints by the PWTT method, in order.
+PWTT_COLUMNS = ("damage_grade", "damage_score", "valid_fraction", "t_mean", "t_max", "looks_before", "looks_after")
+#: Footprints covering fewer pixel centres than this take every pixel they touch.
+MIN_PIXELS = 4
+
+
+def _units(acq: Acquisition, cfg: Config) -> str:
+    units = cfg.units if cfg.units != "auto" else (acq.units or "power")
+    aliases = {"linear": "power", "intensity": "power", "sigma0": "power", "gamma0": "power", "dn": "optical", "reflectance": "optical"}
+    units = aliases.get(units, units)
+    if units not in ("power", "amplitude", "db", "optical"):
+        raise InvalidRasterError(f"{acq.describe()}: units {acq.units!r} unknown; say which with units=")
+    return units
+
+
+#: An image whose median level differs from its orbit group's median by more than
+#: this many dB is a failed acquisition (calibration, a blank swath) and is dropped.
+OUTLIER_DB = 6.0
+#: Side, in pixels, of the decimated read the screening takes of each image.
+SCREEN_SIZE = 256
+
+
+def _screen(pre: list[Acquisition], post: list[Acquisition], units: dict) -> tuple[list, list, list]:
+    """Drop images whose overall level is far from the rest of their orbit group.
+
+    Each image is read once, decimated to at most SCREEN_SIZE pixels a side; its level
+    is the median log power of its valid pixels. Damage changes a small part of a scene, wet soil a
+    few dB; a calibration failure or an image of another place many more.
+    """
+    levels = {}
+    for acq in pre + post:
+        logs = []
+        for tile in acq.epoch.tiles:
+            data, declared = read_decimated(tile, SCREEN_SIZE)
+            power = to_power(data, units[id(acq)])
+            ok = source_valid(data, declared, black_fill=False) & np.isfinite(power).all(axis=0) & (power > 0).all(axis=0)
+            logs.append(to_log(power)[:, ok].ravel())
+        values = np.concatenate(logs)
+        levels[id(acq)] = float(np.median(values)) if values.size else np.nan
+    limit = OUTLIER_DB * math.log(10) / 10
+    bad = set()
+    for orbit in {a.orbit for a in pre + post}:
+        group = [a for a in pre + post if a.orbit == orbit and np.isfinite(levels[id(a)])]
+        if len(group) < 3:
+            continue
+        centre = float(np.median([levels[id(a)] for a in group]))
+        bad |= {id(a) for a in group if abs(levels[id(a)] - centre) > limit}
+    bad |= {id(a) for a in pre + post if not np.isfinite(levels[id(a)])}
+    dropped = [a.describe() for a in pre + post if id(a) in bad]
+    for name in dropped:
+        warnings.warn(f"{name}: level far from the other images of its orbit (or no valid pixel); dropped", DamageWarning, stacklevel=3)
+    keep_pre = [a for a in pre if id(a) not in bad]
+    keep_post = [a for a in post if id(a) not in bad]
+    if not keep_pre or not keep_post:
+        raise NoValidDataError(f"no usable image left {'before' if not keep_pre else 'after'} the event once failed ones were dropped ({dropped})")
+    return keep_pre, keep_post, dropped
+
+
+def _windows(shape: tuple[int, int], size: int) -> list[tuple[int, int, int, int]]:
+    rows, cols = shape
+    return [(r, c, min(size, rows - r), min(size, cols - c)) for r in range(0, rows, size) for c in range(0, cols, size)]
+
+
+def assess_stack(
+    before: PathSpec,
+    after: PathSpec,
+    footprints: Any,
+    cfg: Config,
+    progress: bool = False,
+) -> gpd.GeoDataFrame:
+    """Grade every footprint by the pixel-wise t-test between two stacks.
+
+    Called by :func:`damage.assess` with ``method="pwtt"``; see there for the
+    arguments. Each element of ``before``/``after`` (or each file in a directory) is
+    one image; files with the same date and orbit are mosaicked.
+    """
+    # -- validate and read headers
+    fp = read_footprints(footprints)
+    pre = open_stack(before, "before")
+    post = open_stack(after, "after")
+    counts = {a.epoch.count for a in pre + post}
+    if len(counts) > 1:
+        raise BandMismatchError(f"stacks mix band counts {sorted(counts)}: {pre[0].describe()} has {pre[0].epoch.count}")
+    bands = next(iter(counts))
+    units = {id(a): _units(a, cfg) for a in pre + post}
+    usable = analysable(fp.geometry.values)
+    grid = footprint_grid([a.epoch for a in pre], [a.epoch for a in post], fp.geometry, crs=cfg.crs,
+                          resolution=cfg.resolution)
+    geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
+    geoms[~usable] = None
+    if not shapely.intersects(geoms[usable], shapely.box(*grid.bounds)).any():
+        raise FootprintsOutsideImageryError("no footprint lies where the before and after stacks overlap")
+    pre, post, dropped = _screen(pre, post, units)
+    radii_px = tuple(r / (grid.res * grid.metres) for r in cfg.smoothing_radii)
+    optical = all(units[id(a)] == "optical" for a in pre + post)
+    lee = 1 if optical else cfg.lee_size
+    margin = int(math.ceil(max(radii_px, default=0.0))) + lee // 2 + 1
+    pair_sigma = log_ratio_sigma(cfg.looks * lee * lee)
+    # -- compute, window by window
+    n = len(fp)
+    area_px = np.where(usable, np.nan_to_num(shapely.area(np.where(usable, geoms, np.array(None, dtype=object))))
+                       / grid.res**2, 0.0)
+    small = area_px < MIN_PIXELS
+    tree = shapely.STRtree(np.where(usable, geoms, shapely.Polygon()))
+    sums = {k: np.zeros(n) for k in ("t", "count", "burned", "n_pre", "n_post")}
+    t_max = np.full(n, -np.inf)
+    valid_any = False
+    windows = _windows(grid.shape, cfg.window)
+    bar = tqdm(total=len(windows) * (len(pre) + len(post)), disable=not progress, unit="image", leave=False,
+               desc="pwtt windows")
+    try:
+        for r0, c0, h, w in windows:
+            pr0, pc0 = max(r0 - margin, 0), max(c0 - margin, 0)
+            pr1, pc1 = min(r0 + h + margin, grid.shape[0]), min(c0 + w + margin, grid.shape[1])
+            padded = Grid(grid.crs, grid.transform @ Affine.translation(pc0, pr0), (pr1 - pr0, pc1 - pc0))
+            core = (slice(r0 - pr0, r0 - pr0 + h), slice(c0 - pc0, c0 - pc0 + w))
+            groups: dict[str | None, tuple[Moments, Moments]] = {}
+            for side, stack in ((0, pre), (1, post)):
+                for acq in stack:
+                    r = warp_epoch(acq.epoch, padded, black_fill=False, check_valid=False)
+                    power = to_power(r.array, units[id(acq)])
+                    ok = r.valid & np.isfinite(power).all(axis=0) & (power > 0).all(axis=0)
+                    values = to_log(lee_filter(power, ok, lee, cfg.looks) if lee > 1 else power)
+                    key = acq.orbit if cfg.by_orbit else None
+                    if key not in groups:
+                        groups[key] = (Moments.empty(bands, padded.shape), Moments.empty(bands, padded.shape))
+                    pair = groups[key]
+                    pair[side].add(values, ok)
+                    bar.update(1)
+            t_groups = [t_statistic(a, b, pair_sigma) for a, b in groups.values() if a.n.any() and b.n.any()]
+            if not t_groups:
+                continue
+            damage, dvalid = pwtt(t_groups, radii_px)
+            damage, dvalid = damage[core], dvalid[core]
+            valid_any |= bool(dvalid.any())
+            core_grid = Grid(grid.crs, grid.transform @ Affine.translation(c0, r0), (h, w))
+            idx = np.unique(tree.query(shapely.box(*core_grid.bounds), predicate="intersects"))
+            idx = idx[usable[idx]]
+            if idx.size == 0:
+                continue
+            zs = zones(geoms[idx], core_grid, MIN_PIXELS, small=small[idx])
+            n_pre = np.sum([g[0].n for g in groups.values()], axis=0)[core].astype(float)
+            n_post = np.sum([g[1].n for g in groups.values()], axis=0)[core].astype(float)
+            st = zonal_stats(zs, np.nan_to_num(damage), dvalid, ("sum", "count", "max"))
+            everything = np.ones(dvalid.shape, bool)
+            sums["t"][idx] += st["sum"]
+            sums["count"][idx] += st["count"]
+            sums["burned"][idx] += zs.count(everything)
+            sums["n_pre"][idx] += zonal_stats(zs, n_pre, dvalid, ("sum",))["sum"]
+            sums["n_post"][idx] += zonal_stats(zs, n_post, dvalid, ("sum",))["sum"]
+            t_max[idx] = np.fmax(t_max[idx], np.nan_to_num(st["max"], nan=-np.inf))
+    finally:
+        bar.close()
+    if not valid_any:
+        raise NoValidDataError("the before and after stacks hold no pixel valid in both where the footprints are")
+    # -- grade and assemble
+    count = sums["count"]
+    valid_fraction = np.clip(count / np.maximum(np.maximum(area_px, sums["burned"]), 1e-9), 0.0, 1.0)
+    valid_fraction[~usable] = 0.0
+    analysed = (valid_fraction >= cfg.min_valid_fraction) & (count > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_mean = np.where(analysed, sums["t"] / np.maximum(count, 1), np.nan)
+        looks_pre = np.where(analysed, sums["n_pre"] / np.maximum(count, 1), np.nan)
+        looks_post = np.where(analysed, sums["n_post"] / np.maximum(count, 1), np.nan)
+    scores = np.where(analysed, np.clip(t_mean / (2.0 * cfg.t_threshold), 0.0, 1.0), np.nan)
+    grades = grade(scores, analysed, cfg.scale)
+    evidence = {
+        "damage_grade": grades,
+        "damage_score": scores,
+        "valid_fraction": np.round(valid_fraction, 4),
+        "t_mean": t_mean,
+        "t_max": np.where(analysed & np.isfinite(t_max), t_max, np.nan),
+        "looks_before": np.round(looks_pre, 2),
+        "looks_after": np.round(looks_post, 2),
+    }
+    clash = [c for c in evidence if c in fp.columns]
+    if clash:
+        log.warning("footprint columns %s are replaced by the assessment's", clash)
+    base = fp.drop(columns=clash) if clash else fp
+    result = gpd.GeoDataFrame(pd.concat([base, pd.DataFrame(evidence, index=base.index)], axis=1),
+                              geometry=base.geometry.name, crs=fp.crs)
+    result.attrs["damage"] = {
+        "version": __version__,
+        "method": "pwtt",
+        "config": cfg.to_dict(),
+        "inputs": {
+            "before": [{"image": a.epoch.describe(), "date": str(a.date), "orbit": a.orbit, "units": units[id(a)]} for a in pre],
+            "after": [{"image": a.epoch.describe(), "date": str(a.date), "orbit": a.orbit, "units": units[id(a)]} for a in post],
+            "footprints": "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints),
+        },
+        "grid": {"crs": grid.crs.to_string(), "resolution": grid.res, "shape": list(grid.shape), "bounds": list(grid.bounds)},
+        "statistic": {
+            "orbit_groups": sorted({str(a.orbit) for a in pre + post}) if cfg.by_orbit else ["all"],
+            "lee_size": lee,
+            "smoothing_radii_px": [round(r, 3) for r in radii_px],
+            "pair_log_ratio_sigma": round(pair_sigma, 4),
+            "t_threshold": cfg.t_threshold,
+            "windows": len(windows),
+            "dropped": dropped,
+        },
+        "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
+    }
+    return result
