@@ -44,6 +44,23 @@ def sample_run():
     return fp, fac, result
 
 
+@pytest.mark.parametrize("crs", ["EPSG:32610", "EPSG:2227", "EPSG:4326"])
+def test_facility_areas_and_rings_are_in_metres_whatever_the_crs_unit(crs):
+    """The same 10 x 10 m roofs and a house 38 m away, given in metres, US survey feet or degrees."""
+    utm = gpd.GeoDataFrame({"damage_grade": ["destroyed", "major-damage", "major-damage"],
+                            "changed_fraction": [1.0, 0.5, 0.5]},
+                           geometry=[shapely.box(500000, 4180000, 500010, 4180010),
+                                     shapely.box(500048, 4180000, 500058, 4180010),
+                                     shapely.box(500140, 4180000, 500150, 4180010)], crs="EPSG:32610")
+    fac = gpd.GeoDataFrame({"name": ["A"]}, geometry=[shapely.box(499998, 4179998, 500012, 4180012)], crs="EPSG:32610")
+    fp, fa = utm.to_crs(crs), fac.to_crs(crs)
+    s = summarise(fp, fa, assign(fp, fa)).iloc[0]
+    assert s["damaged_roof_m2"] == pytest.approx(100.0, rel=0.01)
+    # 36 m to the second house (within 50 m), 128 m to the third (within 250 m, not 100 m)
+    assert (s["damaged_within_50m"], s["damaged_within_100m"], s["damaged_within_250m"]) == (1, 1, 2)
+    assert s["changed_m2_within_50m"] == pytest.approx(50.0, rel=0.01)
+
+
 def test_buildings_belong_to_the_facility_holding_them():
     fp = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 10, 10), shapely.box(50, 0, 60, 10), shapely.box(200, 0, 210, 10)],
                           crs="EPSG:32615")

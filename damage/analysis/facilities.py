@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from damage.geo.raster import metres_per_unit
 from damage.grading import NOT_ANALYSED, SCALES
 
 __all__ = ["assign", "summarise", "NAME_COLUMNS", "name_column", "RINGS_M"]
@@ -31,7 +32,9 @@ def name_column(frame: pd.DataFrame, wanted: str | None = None) -> str | None:
 
 
 def _local(gdf: gpd.GeoDataFrame):
-    return gdf.crs if gdf.crs.is_projected else gdf.estimate_utm_crs()
+    """A projected CRS for the frame (its own if projected) and the metres of its unit along x and y."""
+    crs = gdf.crs if gdf.crs.is_projected else gdf.estimate_utm_crs()
+    return crs, metres_per_unit(crs)
 
 
 def assign(footprints: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame) -> np.ndarray:
@@ -86,11 +89,11 @@ def summarise(result: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, facility_o
         ``changed_m2_within_<d>m`` (their changed roof area, from ``changed_fraction``).
     """
     sc = SCALES[scale]
-    crs = _local(result)
+    crs, (mx, my) = _local(result)
     res = result.to_crs(crs)
     fac = facilities.to_crs(crs)
     grades = res["damage_grade"].to_numpy(dtype=object)
-    area = shapely.area(np.asarray(res.geometry.values, dtype=object))
+    area = shapely.area(np.asarray(res.geometry.values, dtype=object)) * (mx * my)  # m2 in any projected unit
     damaged = np.isin(grades, sc.damaged)
     changed = np.nan_to_num(res["changed_fraction"].to_numpy(dtype=float)) * area if "changed_fraction" in res else \
         np.zeros(len(res))
@@ -112,7 +115,7 @@ def summarise(result: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, facility_o
         row["damaged_share"] = round(float(damaged[mine].sum() / len(analysed)), 4) if analysed else np.nan
         row["damaged_roof_m2"] = round(float(area[mine & damaged].sum()), 1)
         for d in rings_m:
-            near = tree.query(shapely.buffer(poly, d), predicate="intersects")
+            near = tree.query(shapely.buffer(poly, d / mx), predicate="intersects")  # d metres in CRS units
             near = near[~mine[near]]
             row[f"damaged_within_{int(d)}m"] = int(damaged[near].sum())
             row[f"changed_m2_within_{int(d)}m"] = round(float(changed[near].sum()), 1)
