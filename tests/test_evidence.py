@@ -196,3 +196,64 @@ def test_colour_and_shadow_evidence_have_the_signs_they_claim():
     assert ev["ring_delta_e"][3] > ev["ring_delta_e"][1]
     assert ev["ring_colour_excess"][3] > ev["ring_colour_excess"][1]
     assert all(np.isfinite(ev[f]).all() for f in FEATURES)
+
+
+def _evidence_with(before, after, reference, stats=None):
+    valid = np.ones(before.shape[1:], bool)
+    valid[:8], valid[-8:], valid[:, :8], valid[:, -8:] = False, False, False, False
+    fz, rz, oz = _zones(BOXES)
+    return building_evidence(before, after, valid, fz, rz, oz, stats or scene_stats(before, after, valid), reference,
+                             max_shift=2)
+
+
+def test_the_excess_features_are_the_raw_ones_less_the_scenes_typical_change():
+    """Known answers with a scene reference that is not zero (each feature against its own typical value)."""
+    before = _scene(0)
+    after = before.copy()
+    after[:, 100:130, 100:130] = np.random.default_rng(3).uniform(60, 200, (3, 30, 30))  # one roof to rubble
+    after[:, 30:60, 100:130] *= 0.8  # one roof darker
+    typical = {"colour": 0.07, "edge": 0.3, "lightness": -2.5, "delta_e": 4.0}
+    ev = _evidence_with(before, after, Calibration(0.21, "blocks", 9, typical))
+    zero = _evidence_with(before, after, Calibration(0.0, "blocks", 9, {}))
+    floor = 0.01  # evidence._COLOUR_FLOOR
+    np.testing.assert_allclose(ev["ssim_excess"], -np.log1p(-np.clip(ev["ssim_loss"], 0, 0.999)) - 0.21, rtol=1e-12)
+    np.testing.assert_allclose(ev["ssim_excess"], zero["ssim_excess"] - 0.21, rtol=1e-12)
+    np.testing.assert_allclose(ev["edge_excess"], ev["edge_change"] - 0.3, rtol=1e-12)
+    np.testing.assert_allclose(ev["lightness_excess"], ev["lightness_change"] + 2.5, rtol=1e-12)
+    np.testing.assert_allclose(ev["delta_e_excess"], ev["roof_delta_e"] - 4.0, rtol=1e-12)
+    np.testing.assert_allclose(ev["colour_excess"], np.log((ev["colour_change"] + floor) / (0.07 + floor)), rtol=1e-12)
+    np.testing.assert_allclose(ev["ring_colour_excess"], np.log((ev["ring_colour_change"] + floor) / (0.07 + floor)),
+                               rtol=1e-12)
+    # contrasts are the footprint against its own ring, with no scene term
+    np.testing.assert_allclose(ev["ssim_contrast"], ev["ssim_loss"] - ev["ring_ssim_loss"], rtol=1e-12)
+    np.testing.assert_allclose(ev["colour_contrast"], ev["colour_change"] - ev["ring_colour_change"], rtol=1e-12)
+    for raw in ("ssim_loss", "colour_change", "edge_change", "lightness_change", "roof_delta_e", "ssim_contrast"):
+        np.testing.assert_array_equal(ev[raw], zero[raw])
+    # and the rubble roof stands out on the evidence that drives the model
+    assert ev["ssim_excess"][3] > ev["ssim_excess"][[0, 2]].max() + 0.5
+
+
+def test_each_epochs_noise_is_its_own():
+    """The after epoch's noise is measured on the after image and discounted from the after image's variance."""
+    from damage.optical.metrics import SceneStats
+
+    before = _scene(0)
+    rng = np.random.default_rng(5)
+    after = before + rng.normal(0, 12.0, before.shape).astype(np.float32)  # the same scene, a noisier sensor
+    valid = np.ones(before.shape[1:], bool)
+    stats = scene_stats(before, after, valid)
+    assert np.all(stats.noise_after > 8.0) and np.all(stats.noise_before < 3.0)
+    # noise known to be the after image's: discounted, the roofs look less changed than with it on the before
+    right = SceneStats(stats.ranges, stats.luminance_range, np.zeros(3), np.full(3, 12.0), stats.lows)
+    swapped = SceneStats(stats.ranges, stats.luminance_range, np.full(3, 12.0), np.zeros(3), stats.lows)
+    none = SceneStats(stats.ranges, stats.luminance_range, np.zeros(3), np.zeros(3), stats.lows)
+    reference = Calibration(0.0, "blocks", 1, {})
+    loss = {k: _evidence_with(before, after, reference, s)["ssim_loss"] for k, s in
+            (("right", right), ("swapped", swapped), ("none", none))}
+    assert np.all(loss["right"] < 0.8 * loss["none"])
+    assert np.all(loss["right"] < 0.8 * loss["swapped"])
+    from damage.optical.metrics import ssim
+
+    per_pixel = {k: ssim(before, after, valid, stats=s)[20:140, 20:140].mean() for k, s in
+                 (("right", right), ("swapped", swapped), ("none", none))}
+    assert per_pixel["right"] < 0.8 * per_pixel["none"] and per_pixel["right"] < 0.8 * per_pixel["swapped"]

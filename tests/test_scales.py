@@ -62,3 +62,34 @@ def test_assess_grades_on_a_scale_and_evaluate_scores_on_another(pair_factory, t
     assert set(gpd.read_file(tmp_path / "o.geojson")["damage_grade"]) == {"damaged", "not damaged"}
     res = CliRunner().invoke(main, ["evaluate", str(tmp_path / "o.geojson"), str(path), "--scale", "unosat", "-q"])
     assert res.exit_code == 0, res.output
+
+
+def _logit(p):
+    return float(np.log(p / (1 - p)))
+
+
+#: Each scale's cuts on p_damaged, as positions among the model's xBD cuts (minor, major, destroyed) = (1, 2, 3);
+#: "minor - 1 logit" is UNOSAT's Possible Damage, one logit unit below the minor-damage cut.
+CUT_TABLE = {
+    "xbd": ("minor", "major", "destroyed"),
+    "unosat": ("minor - 1 logit", "minor", "major", "destroyed"),
+    "ems": ("minor", "major", "destroyed"),
+    "binary": ("major",),
+}
+
+
+@pytest.mark.parametrize("cuts", [(0.2476, 0.4324, 0.7418), (0.1, 0.5, 0.9), (0.3, 0.35, 0.6)])
+@pytest.mark.parametrize("name", sorted(CUT_TABLE))
+def test_each_scale_cuts_where_its_table_says(name, cuts):
+    at = {"minor": cuts[0], "major": cuts[1], "destroyed": cuts[2]}
+    expected = [1 / (1 + np.exp(-(_logit(at["minor"]) - 1.0))) if c == "minor - 1 logit" else at[c] for c in CUT_TABLE[name]]
+    assert SCALES[name].model_cuts(cuts) == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    assert set(CUT_TABLE) == set(SCALES)
+
+
+def test_an_analysed_building_without_a_score_is_not_graded():
+    """A NaN score is no evidence: not-analysed, never the lowest grade, on every scale."""
+    for name, scale in SCALES.items():
+        out = grade(np.array([np.nan, 0.99, np.inf, 0.0]), np.array([True, True, True, True]), name)
+        assert out[0] == "not-analysed" and out[2] == "not-analysed", name
+        assert out[1] == scale.levels[-1] and out[3] == scale.levels[0], name

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from rasterio.crs import CRS
 
 from damage.geo.raster import Grid
-from damage.geo.zonal import grouped_quantile, overlap_layers, zonal_stats, zones
+from damage.geo.zonal import grouped_quantile, overlap_layers, span_sums, zonal_stats, zones
 
 GRID = Grid(CRS.from_epsg(32615), Affine(1, 0, 0, 0, -1, 20), (20, 20))
 
@@ -109,3 +109,36 @@ def test_small_footprints_take_every_touched_pixel():
         lab, idx = zs.pixels()
         mine.ravel()[idx[lab == i]] = True
         assert (mine == touched).all()
+
+
+def test_areas_are_in_pixels_of_the_grid_at_half_a_unit():
+    """At res 0.5 a 10 x 10 box is 400 pixels (its area over the square of the resolution)."""
+    fine = Grid(CRS.from_epsg(32615), Affine(0.5, 0, 0, 0, -0.5, 20), (40, 40))
+    zs = zones(np.array([shapely.box(2, 2, 12, 12)], dtype=object), fine)
+    assert zs.area_pixels[0] == pytest.approx(400.0)
+    assert zs.count(np.ones(fine.shape, bool))[0] == 400
+    half_out = zones(np.array([shapely.box(-4, 2, 4, 6)], dtype=object), fine)  # 32 m2, half of it on the grid
+    assert half_out.area_pixels[0] == pytest.approx(128.0)
+    assert half_out.count(np.ones(fine.shape, bool))[0] == 64
+
+
+def test_a_footprint_of_exactly_min_pixels_keeps_its_own_pixels():
+    """Four pixel centres inside and min_pixels=4: its own 4 pixels, not the 9 it touches; 3 is small."""
+    box = shapely.box(0.4, 0.4, 2.4, 2.4)  # centres 0.5 and 1.5 on each axis inside; touches pixels 0..2
+    counts = zones(np.array([box], dtype=object), GRID, min_pixels=4).count(np.ones(GRID.shape, bool))
+    assert counts[0] == 4
+    counts = zones(np.array([box], dtype=object), GRID, min_pixels=5).count(np.ones(GRID.shape, bool))
+    assert counts[0] == 9
+
+
+@pytest.mark.parametrize("top, bottom", [(500, 530), (0, 600), (511, 512), (1023, 1030)])
+def test_sums_are_exact_across_the_bands_of_rows(top, bottom):
+    """Grids taller than a band of running sums (512 rows): no row at a band's edge is lost."""
+    tall = Grid(CRS.from_epsg(32615), Affine(1, 0, 0, 0, -1, 1100), (1100, 30))
+    box = shapely.box(5, 1100 - bottom, 15, 1100 - top)  # rows top..bottom-1, 10 columns
+    zs = zones(np.array([box], dtype=object), tall)
+    values = np.arange(1100 * 30, dtype=float).reshape(1100, 30)
+    valid = np.ones(tall.shape, bool)
+    total, count = span_sums(zs, values, valid)
+    assert count[0] == 10 * (bottom - top)
+    assert total[0] == pytest.approx(values[top:bottom, 5:15].sum())
