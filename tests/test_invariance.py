@@ -10,6 +10,7 @@ import pytest
 import shapely
 
 import damage
+from damage.errors import DamageWarning
 from damage.scenes.synthetic import write_pair
 from damage.scenes.town import Nuisances, make_town
 
@@ -18,7 +19,7 @@ TOLERANCE = 0.02  # damage_score, on a 0-1 scale
 
 def _assess(*args, **kw):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore", DamageWarning)  # the run's own notes; any other warning fails
         return damage.assess(*args, **kw)
 
 
@@ -75,7 +76,7 @@ def _identical(ref: gpd.GeoDataFrame, other: gpd.GeoDataFrame, name: str) -> Non
 
 def _region_runs(b, a, fp, tmp_path) -> dict[str, gpd.GeoDataFrame]:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore", DamageWarning)  # the run's own notes; any other warning fails
         runs = {f"batch chunk {chunk}, {w} worker(s)": damage.batch(b, a, fp, tmp_path / f"run{chunk}_{w}", chunk_size=chunk,
                                                                    workers=w).result
                 for chunk, w in ((128, 1), (256, 2))}
@@ -119,7 +120,7 @@ def test_a_scene_fitted_on_sample_blocks_gives_one_answer_everywhere(rotated_clo
     assert (full["not_analysed_reason"] == "cloud or shadow").any()
     runs = _region_runs(b, a, fp, tmp_path)  # (the fit is made in this process)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore", DamageWarning)  # the run's own notes; any other warning fails
         runs["assess, windows of 256 in 2 processes"] = damage.assess(b, a, fp, max_pixels=256 * 256, workers=2)
         runs["assess, one process"] = damage.assess(b, a, fp, max_pixels=256 * 256, workers=1)
     assert runs["assess, windows of 256 in 2 processes"].attrs["damage"]["grid"]["windows"] > 2

@@ -8,6 +8,7 @@ import warnings
 import rasterio
 
 import damage
+from damage.errors import DamageWarning
 from damage.io.sources import read_result
 from damage.scenes.synthetic import make_scene, write_pair
 
@@ -17,7 +18,7 @@ def test_the_run_record_holds_each_input_with_its_hash_and_date_and_survives_eve
     with rasterio.open(a, "r+") as ds:
         ds.update_tags(TIFFTAG_DATETIME="2023:02:07 08:15:00")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore", DamageWarning)  # the run's own notes; any other warning fails
         result = damage.assess(b, a, f)
     prov = result.attrs["damage"]["provenance"]
     after = prov["inputs"]["after"][0]
@@ -33,7 +34,7 @@ def test_the_run_record_holds_each_input_with_its_hash_and_date_and_survives_eve
 def test_a_region_run_records_provenance_too(tmp_path):
     b, a, f = write_pair(make_scene(damaged=(5,), seed=2), tmp_path)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore", DamageWarning)  # the run's own notes; any other warning fails
         out = damage.batch(b, a, f, tmp_path / "run", chunk_size=64)
     prov = read_result(tmp_path / "run" / "damage.geojson").attrs["damage"]["provenance"]
     assert prov["inputs"]["before"][0]["sha256"] == hashlib.sha256(b.read_bytes()).hexdigest()
