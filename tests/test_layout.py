@@ -105,3 +105,35 @@ def test_no_layer_is_empty(layer):
     names = _modules()
     for unit in LAYERS[layer]:
         assert any(m == unit or m.startswith(unit + ".") for m in names), unit
+
+
+def _loaded_after(code: str, modules: tuple[str, ...]) -> list[str]:
+    import subprocess
+    import sys
+
+    probe = f"import sys\n{code}\nprint(' '.join(m for m in {modules!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+OPTIONAL = ("scipy.stats", "jinja2", "dask", "distributed", "damage.scenes", "damage.run.pwtt", "damage.sar.statistics",
+            "damage.report.html", "damage.analysis.analyst", "damage.run.pipeline")
+
+
+def test_the_front_door_imports_what_is_used_only():
+    """import damage loads none of the library; damage.assess loads the optical path, not the radar one,
+    the report, Dask, scipy.stats or the scene generators; `damage --version` loads no command."""
+    assert _loaded_after("import damage", OPTIONAL + ("damage.config", "geopandas")) == []
+    assert _loaded_after("import damage; damage.assess", OPTIONAL[:-1]) == []
+    assert _loaded_after("import damage; damage.evaluate", OPTIONAL) == []
+    assert _loaded_after("import damage.cli", OPTIONAL + ("damage.cli.assess",)) == []
+
+
+def test_every_public_name_of_the_front_door_loads():
+    import damage
+
+    for name in damage.__all__:
+        assert getattr(damage, name) is not None, name
+    assert set(damage.__all__) <= set(dir(damage))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        damage.nope  # noqa: B018

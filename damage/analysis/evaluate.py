@@ -23,7 +23,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from scipy.stats import rankdata
 
 from damage.errors import ConfigError, InvalidLabelsError
 from damage.geo.raster import present
@@ -243,6 +242,8 @@ def roc_auc(truth: np.ndarray, score: np.ndarray) -> float:
     npos, nneg = int(truth.sum()), int((~truth).sum())
     if npos == 0 or nneg == 0:
         return float("nan")
+    from scipy.stats import rankdata  # imported when used: scipy.stats is 0.4 s of import
+
     ranks = rankdata(score)
     return float((ranks[truth].sum() - npos * (npos + 1) / 2) / (npos * nneg))
 

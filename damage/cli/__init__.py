@@ -6,6 +6,7 @@ Commands parse their options, call the library, and write; a
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -13,15 +14,31 @@ import click
 from damage._version import __version__
 from damage.errors import DamageError
 
-from .assess import assess_cmd
-from .batch import batch_cmd
-from .evaluate import evaluate_cmd
-from .report import chips_cmd, report_cmd
-from .suggest import suggest_cmd
-from .validate import validate_cmd
+#: command -> "module:attribute", imported when the command is run or listed (``damage --version`` imports none)
+COMMANDS = {
+    "assess": "damage.cli.assess:assess_cmd",
+    "batch": "damage.cli.batch:batch_cmd",
+    "evaluate": "damage.cli.evaluate:evaluate_cmd",
+    "suggest": "damage.cli.suggest:suggest_cmd",
+    "report": "damage.cli.report:report_cmd",
+    "chips": "damage.cli.report:chips_cmd",
+    "validate": "damage.cli.validate:validate_cmd",
+}
 
 
 class _Group(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
@@ -35,13 +52,5 @@ class _Group(click.Group):
 def main() -> None:
     """Find damaged buildings in before/after satellite imagery."""
 
-
-main.add_command(assess_cmd)
-main.add_command(batch_cmd)
-main.add_command(evaluate_cmd)
-main.add_command(suggest_cmd)
-main.add_command(report_cmd)
-main.add_command(chips_cmd)
-main.add_command(validate_cmd)
 
 __all__ = ["main"]

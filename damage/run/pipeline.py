@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from damage.analysis.analyst import apply_labels
 from damage.analysis.facilities import assign, summarise
 from damage.analysis.facilities import name_column as name_column_of
 from damage.config import Config
@@ -32,7 +31,6 @@ from damage.run.assemble import EVIDENCE_COLUMNS, assemble, graded_table
 from damage.run.measure import cut_window, measure, read_window
 from damage.run.plan import Plan, make_plan, window_extent
 from damage.run.provenance import Clock, provenance
-from damage.run.pwtt import assess_stack
 from damage.run.scenefit import SceneFit, ScenePixels, fit_scene
 
 log = logging.getLogger(__name__)
@@ -130,6 +128,8 @@ def assess(
     if cfg.method == "pwtt":
         if polygons:
             raise ConfigError("damage polygons are not available with method='pwtt' (its pixels are ~10 m)")
+        from damage.run.pwtt import assess_stack  # the radar method, imported when asked for
+
         return assess_stack(before, after, footprints, cfg, progress=progress)
     # prepare: footprints and headers read once, the grid, the windows
     fp = read_footprints(footprints)
@@ -195,6 +195,8 @@ def assess(
         result.attrs["damage_chips"] = gallery.kept()
         result.attrs["damage_overview"] = gallery.overview
     if labels is not None:
+        from damage.analysis.analyst import apply_labels
+
         result = apply_labels(result, labels, scale=cfg.scale)
         result.attrs["damage"]["labels"]["source"] = "GeoDataFrame" if isinstance(labels, gpd.GeoDataFrame) else str(labels)
     others = {"footprints": footprints, "labels": labels, "facilities": facilities}
