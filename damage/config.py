@@ -175,6 +175,11 @@ class Config:
     building_shift : int
         Largest displacement, in pixels, over which each building is aligned on its
         own (local misregistration, parallax) before its evidence is measured.
+    id_column : str, optional
+        The footprints' column that identifies buildings (its values unique and present), copied to
+        the output's ``building_id`` as text. Unset: the first of ``building_id``, ``id``, ``osm_id``,
+        ``@id``, ``uid``, ``fid``, ``ID``, ``OBJECTID`` that qualifies, else an id derived from the
+        footprint's outline (:mod:`damage.geo.ids`), the same in every run.
     """
 
     resolution: float | None = None
@@ -207,6 +212,7 @@ class Config:
     context: float = 250.0
     ring_width: float = 6.0
     building_shift: int = 4
+    id_column: str | None = None
 
     def __post_init__(self) -> None:
         self._check_types()

@@ -209,9 +209,13 @@ def test_validate_from_the_command_line(town_result, tmp_path):
     res = runner.invoke(main, ["validate", str(out), "--sample", "40", "-o", str(sample)])
     assert res.exit_code == 0, res.output
     picked = gpd.read_file(sample)
-    assert 30 <= len(picked) <= 45 and picked["grade"].isna().all() and set(picked["validation_stratum"]) <= set(
-        result["damage_grade"])
-    picked["grade"] = picked["true_grade"]
+    assert 30 <= len(picked) <= 45 and picked["grade"].isna().all()
+    # blind: nothing of the model's grades or evidence in the checker's file; the building's id names it
+    assert not {"model_grade", "damage_grade", "p_damaged", "damage_score", "validation_stratum"} & set(picked.columns)
+    assert set(picked.columns) == {"building_id", "check_order", "grade", "geometry"}
+    truth = dict(zip(gpd.read_file(out)["building_id"], result["true_grade"]))
+    picked["grade"] = [truth[b] for b in picked["building_id"]]
+    picked["geometry"] = picked.geometry.translate(5000, 5000)  # matched by id, not by where it was drawn
     picked.to_file(sample)
     res = runner.invoke(main, ["validate", str(out), "--labels", str(sample), "--json", str(tmp_path / "v.json")])
     assert res.exit_code == 0, res.output
@@ -221,7 +225,7 @@ def test_validate_from_the_command_line(town_result, tmp_path):
     graded = result["damage_grade"] != "not-analysed"
     truth = int(result.loc[graded, "true_grade"].isin(["major-damage", "destroyed"]).sum())
     assert report["damaged"]["low"] <= truth <= report["damaged"]["high"], (report["damaged"], truth)
-    assert "precision" in res.output and "95% interval" in res.output
+    assert "precision" in res.output and "95% interval" in res.output and "scope:" in res.output
     res = runner.invoke(main, ["validate", str(out)])
     assert res.exit_code == 1 and "either --sample" in res.output
 
@@ -245,8 +249,11 @@ def test_the_labelling_page_shows_each_pick_and_saves_what_assess_reads(town_res
         range(1, 7))
     # what the page's button saves: the picks with the chosen grades; assess --labels reads it
     truth = result["true_grade"].to_numpy()
+    position = {b: i for i, b in enumerate(gpd.read_file(out)["building_id"])}
     for feat in doc["features"]:
-        feat["properties"]["grade"] = truth[feat["properties"]["building"]]
+        feat["properties"]["grade"] = truth[position[feat["properties"]["building_id"]]]
+        # the saved file names each building by its id: matched by it, wherever its outline was drawn
+        feat["geometry"] = {"type": "Point", "coordinates": [0.0, 0.0]}
     saved = tmp_path / "to_label.labels.geojson"
     saved.write_text(json.dumps(doc))
     res = CliRunner().invoke(main, ["assess", str(b), str(a), str(f), "-o", str(tmp_path / "again.geojson"),
@@ -273,3 +280,26 @@ def test_eye_labels_on_the_sample_tiles_refit_and_keep_the_plain_cases(tmp_path)
     assert count["high"] - count["low"] < 0.5 * count["buildings"]
     picks = suggest_labels(result, 5)
     assert len(picks) == 5 and not set(picks.index) & set(rows)
+
+
+def test_validate_counts_the_analysts_own_labels_as_known(town_result):
+    from damage.analysis.analyst import validate, validation_sample_of
+
+    s, _, result = town_result
+    res = result.copy()
+    analysed = np.flatnonzero((res["damage_grade"] != "not-analysed").to_numpy())
+    mine = analysed[:6]
+    res["grade_source"] = "model"
+    res.loc[res.index[mine], "grade_source"] = "analyst"
+    res.loc[res.index[mine[:4]], "damage_grade"] = "destroyed"
+    res.loc[res.index[mine[4:]], "damage_grade"] = "no-damage"
+    sample = validation_sample_of(res, 40, seed=2)
+    assert not set(sample["building_id"]) & set(res["building_id"].iloc[mine])  # known ones are not sampled
+    truth = dict(zip(res["building_id"], res["true_grade"]))
+    sample["grade"] = [truth[b] for b in sample["building_id"]]
+    report = validate(res, sample)
+    d = report["damaged"]
+    assert d["labelled_damaged"] == 4
+    assert d["estimate"] == pytest.approx(d["estimated"]["estimate"] + 4)
+    assert d["low"] == pytest.approx(d["estimated"]["low"] + 4) and d["high"] == pytest.approx(d["estimated"]["high"] + 4)
+    assert "6 an analyst graded (counted as labelled, 4 damaged)" in report["scope"]

@@ -18,6 +18,7 @@ import geopandas as gpd
 import numpy as np
 
 from damage.analysis.evaluate import match
+from damage.analysis.facilities import NAME_COLUMNS
 from damage.analysis.learn import SCENE_OFFSET_SD, damaged_count, refit, stratified_estimate, suggest, validation_sample
 from damage.errors import ConfigError, InvalidLabelsError
 from damage.grading import NOT_ANALYSED, SCALES, EvidenceModel, grade, model_of
@@ -49,8 +50,19 @@ def _matched_grades(result: gpd.GeoDataFrame, labels, scale: str, min_iou: float
     truth = labels["grade"].to_numpy(dtype=object)
     scored = np.array([g in sc.levels for g in truth], dtype=bool)
     severity = np.array([sc.levels.index(g) if s else -1 for g, s in zip(truth, scored)])
-    index, _ = match(np.asarray(result.geometry.to_crs(crs).values, dtype=object),
-                     np.asarray(labels.geometry.to_crs(crs).values, dtype=object), severity, min_iou)
+    index = np.full(len(labels), -1, dtype=np.int64)
+    by_id = np.zeros(len(labels), dtype=bool)
+    if "building_id" in labels and "building_id" in result:
+        # labels written from this result (suggest -o, a validation sample) name their building
+        position = {str(b): i for i, b in enumerate(result["building_id"].to_numpy(dtype=object))}
+        found = np.array([position.get(str(b), -1) if b is not None else -1 for b in labels["building_id"]], dtype=np.int64)
+        by_id = found >= 0
+        index[by_id] = found[by_id]
+    rest = np.flatnonzero(~by_id)
+    if rest.size:
+        index[rest], _ = match(np.asarray(result.geometry.to_crs(crs).values, dtype=object),
+                               np.asarray(labels.geometry.iloc[rest].to_crs(crs).values, dtype=object), severity[rest],
+                               min_iou)
     take = scored & (index >= 0)
     out = np.full(len(result), None, dtype=object)
     out[index[take]] = truth[take]
@@ -217,19 +229,30 @@ def _frame(result: gpd.GeoDataFrame) -> np.ndarray:
 
 
 def validation_sample_of(result: gpd.GeoDataFrame, n: int = 100, seed: int = 0) -> gpd.GeoDataFrame:
-    """A stratified random sample of the graded buildings for a person to check.
+    """A stratified random sample of the graded buildings for a person to check, blind to the model.
 
     Strata are the model's grades (:func:`damage.analysis.learn.validation_sample`: rare grades
-    get more than their share). The rows come with ``model_grade``, ``validation_stratum``
-    and an empty ``grade`` column to fill in; :func:`validate` reads them back.
+    get more than their share), but the rows carry only ``building_id``, the building's name
+    (:data:`damage.analysis.facilities.NAME_COLUMNS`), ``check_order``, an empty ``grade`` column
+    and the outline: no grade, probability or evidence of the model, which would anchor the
+    checker's judgement. :func:`validate` finds each
+    row's stratum again from ``result`` by its ``building_id``. ``attrs["damage_validation"]``
+    holds how many were drawn from each stratum.
     """
     if not isinstance(n, int) or n < 1:
         raise ConfigError(f"sample must be a positive whole number, got {n!r}")
     strata = _frame(result)
     picks = validation_sample(strata, n, seed)
-    out = result.iloc[picks].rename(columns={"damage_grade": "model_grade"}).copy()
-    out["validation_stratum"] = strata[picks]
+    keep = [c for c in ("building_id", *NAME_COLUMNS) if c in result.columns] + [result.geometry.name]
+    out = result.iloc[picks][keep].copy()
+    # the checker sees the buildings in random order, not grouped by the model's grade
+    order = np.random.default_rng(seed + 1).permutation(len(out))
+    out = out.iloc[order]
+    out["check_order"] = np.arange(1, len(out) + 1)
     out["grade"] = None
+    drawn = strata[picks]
+    out.attrs = {"damage_validation": {"strata": {str(s): int((drawn == s).sum()) for s in dict.fromkeys(drawn)},
+                                       "seed": seed}}
     return out
 
 
@@ -259,6 +282,19 @@ def validate(result: gpd.GeoDataFrame, checked: gpd.GeoDataFrame | str | PathLik
     if not is_checked.any():
         raise InvalidLabelsError("no checked building matches a graded footprint of the assessment")
     try:
-        return stratified_estimate(strata, is_checked, damaged, set(sc.damaged))
+        report = stratified_estimate(strata, is_checked, damaged, set(sc.damaged))
     except ValueError as exc:
         raise InvalidLabelsError(f"the checked sample: {exc}") from None
+    # the analyst's own labels are known, not estimated: added to the corrected count as they are
+    grades = result["damage_grade"].to_numpy(dtype=object)
+    by_analyst = (result["grade_source"] == "analyst").to_numpy() if "grade_source" in result else np.zeros(len(result), bool)
+    known = int(np.isin(grades[by_analyst], sc.damaged).sum())
+    d = report["damaged"]
+    report["damaged"] = {"estimate": round(d["estimate"] + known, 1), "low": round(d["low"] + known, 1),
+                         "high": round(d["high"] + known, 1), "estimated": d, "labelled_damaged": known}
+    n_frame = int(sum(r["buildings"] for r in report["strata"].values()))
+    not_analysed = int((grades == NOT_ANALYSED).sum())
+    report["scope"] = (f"{n_frame} buildings the model graded (estimated from {int(is_checked.sum())} checked) and "
+                       f"{int(by_analyst.sum())} an analyst graded (counted as labelled, {known} damaged); "
+                       f"{not_analysed} not analysed are outside it")
+    return report

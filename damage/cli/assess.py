@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
               help="With --report: chips of this many most damaged buildings (named and facility buildings always).")
 @click.option("--title", help="With --report: its title.")
 @click.option("--name-column", help="Column with building names for the summary (default: name, if present).")
+@click.option("--id-column", help="Column of unique building ids, copied to building_id (default: building_id, id, osm_id, "
+                                  "... if unique, else an id derived from each outline).")
 @click.option("--method", type=click.Choice(["optical", "pwtt"]),
               help="optical: one image per epoch; pwtt: stacks of images, pixel-wise t-test (radar).")
 @click.option("--units", type=click.Choice(["auto", "power", "amplitude", "db", "optical"]), help="PWTT: pixel units.")
@@ -96,6 +98,7 @@ def assess_cmd(
     top: int,
     title: str | None,
     name_column: str | None,
+    id_column: str | None,
     method: str | None,
     units: str | None,
     t_threshold: float | None,
@@ -138,6 +141,7 @@ def assess_cmd(
         looks=looks,
         by_orbit=by_orbit or None,
         smoothing_radii=_parse_radii(smoothing) if smoothing else None,
+        id_column=id_column,
     ))
     result = run_assess(
         [before, *more_before],

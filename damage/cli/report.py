@@ -44,7 +44,7 @@ def report_cmd(result: str, output: str, top: int, title: str | None, name_colum
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder for the PNG files.")
 @click.option("--top", type=click.IntRange(1), default=12, show_default=True,
               help="Most damaged buildings (named and facility buildings always).")
-@click.option("--id-column", help="Column naming the files (default: a name column, else the row number).")
+@click.option("--id-column", help="Column naming the files (default: building_id, else a name column, else the row number).")
 @verbose_opt
 @quiet_opt
 def chips_cmd(result: str, output: str, top: int, id_column: str | None, verbose: int, quiet: int) -> None:
@@ -56,7 +56,7 @@ def chips_cmd(result: str, output: str, top: int, id_column: str | None, verbose
     except OSError as exc:
         raise OutputError(f"{folder}: cannot create the folder ({exc.strerror or exc})") from None
     res = reassess(result, chips=top)
-    col = id_column if id_column in res.columns else name_column(res)
+    col = id_column if id_column in res.columns else ("building_id" if "building_id" in res.columns else name_column(res))
     written = 0
     for i, chip in res.attrs["damage_chips"].items():
         key = str(res[col].iloc[i]) if col and isinstance(res[col].iloc[i], (str, int)) else f"building_{i}"

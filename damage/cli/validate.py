@@ -43,8 +43,11 @@ def validate_cmd(result: str, sample_size: int | None, output: str | None, seed:
         picks = validation_sample_of(res, sample_size, seed)
         write(picks, output)
         if quiet < 2:
-            by = picks["validation_stratum"].value_counts().to_dict()
-            click.echo(f"wrote {len(picks)} buildings to check to {output} ({', '.join(f'{k}: {v}' for k, v in by.items())})")
+            by = picks.attrs["damage_validation"]["strata"]
+            click.echo(f"wrote {len(picks)} buildings to check to {output}, drawn from the model's grades "
+                       f"({', '.join(f'{k}: {v}' for k, v in by.items())}) but blind to them: the file holds no grade "
+                       "of the model; fill in 'grade' by eye, then: damage validate RESULT --labels "
+                       f"{output}")
         return
     report = validate(res, labels_path)
     if json_path:
@@ -53,6 +56,7 @@ def validate_cmd(result: str, sample_size: int | None, output: str | None, seed:
     if quiet < 2:
         d = report["damaged"]
         click.echo(f"damaged buildings (corrected): {d['estimate']:.0f}, 95% interval {d['low']:.0f}-{d['high']:.0f}")
+        click.echo(f"  scope: {report['scope']}")
         p, r = report["precision"], report["recall"]
         click.echo(f"damaged calls: precision {p if p is None else f'{p:.2f}'}, recall {r if r is None else f'{r:.2f}'}")
         for s, row in report["strata"].items():

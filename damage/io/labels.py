@@ -175,8 +175,11 @@ def from_vector(gdf: gpd.GeoDataFrame, label: str = "labels", column: str | None
     if column is None:
         raise InvalidLabelsError(f"{label}: no grade column; tried {list(candidates)}")
     ids = gdf["label_id"].astype(str).tolist() if "label_id" in gdf else np.arange(len(gdf)).astype(str)
-    return gpd.GeoDataFrame({"label_id": ids, "grade": _grades(gdf[column].tolist(), label, scale)},
-                            geometry=gdf.geometry.values, crs=gdf.crs)
+    out = gpd.GeoDataFrame({"label_id": ids, "grade": _grades(gdf[column].tolist(), label, scale)},
+                           geometry=gdf.geometry.values, crs=gdf.crs)
+    if "building_id" in gdf:  # a file written from a result (suggest -o, a validation sample): matched by id
+        out.insert(1, "building_id", [None if pd.isna(v) else str(v) for v in gdf["building_id"]])
+    return out
 
 
 def _grades(values: list, label: str, scale: str) -> list[str | None]:

@@ -25,6 +25,7 @@ from damage.geo.raster import Grid
 from damage.grading import NOT_ANALYSED, SCALES
 from damage.io.writers import _atomic
 from damage.report.chips import Chip, Overview, draw_footprints, grade_colour, stretch
+from damage.report.naming import building_title, lonlat
 
 __all__ = ["render_report", "write_report", "EVIDENCE_SHOWN"]
 
@@ -108,6 +109,7 @@ table { border-collapse: collapse; margin: .6em 0; } td, th { padding: .25em .7e
 <table>
 <tr><th colspan="2">{{ b.label }}: <span class="grade" style="background: {{ b.colour }}">{{ b.grade }}</span></th></tr>
 {% for e in b.evidence %}<tr><td>{{ e.name }}<br><span class="muted">{{ e.meaning }}</span></td><td class="n">{{ e.value }}</td></tr>{% endfor %}
+{% if b.place %}<tr><td>where</td><td class="n">{{ b.place }}</td></tr>{% endif %}
 <tr><td>chip scale</td><td class="n">{{ b.scale }} m per pixel</td></tr>
 </table>
 </div>
@@ -194,14 +196,14 @@ def _dates(record: dict) -> tuple[str, str]:
     return out[0], out[1]
 
 
-def _building(result: gpd.GeoDataFrame, i: int, chip: Chip, label: str, levels, dates) -> dict:
+def _building(result: gpd.GeoDataFrame, i: int, chip: Chip, label: str, levels, dates, place: str = "") -> dict:
     row = result.iloc[i]
     ev = []
     for name, meaning in EVIDENCE_SHOWN.items():
         if name in result:
             ev.append({"name": name, "meaning": meaning, "value": _fmt(row[name], 3)})
     grade = row["damage_grade"]
-    return {"before": _b64(chip.before), "after": _b64(chip.after), "label": label, "grade": grade,
+    return {"before": _b64(chip.before), "after": _b64(chip.after), "label": label, "place": place, "grade": grade,
             "colour": _hex(grade_colour(grade, levels)), "evidence": ev, "scale": chip.metres_per_pixel,
             "before_date": dates[0], "after_date": dates[1]}
 
@@ -243,6 +245,7 @@ def render_report(result: gpd.GeoDataFrame, title: str | None = None, top: int =
                  f"out in turn the refit was right {100 * (cv.get('accuracy') or 0):.0f} % of the time.")
     dates = _dates(record)
     col = name_column(result, name_col)
+    where = lonlat(result, chips)
     items = []
     fac = result.attrs.get("damage_facilities")
     rings = []
@@ -261,7 +264,8 @@ def render_report(result: gpd.GeoDataFrame, title: str | None = None, top: int =
             inside = np.flatnonzero(result["facility"].to_numpy() == k) if "facility" in result else np.empty(0, int)
             members = sorted((int(i) for i in inside), key=lambda i: -rank.get(grades[i], -1))
             shown = [i for i in members if i in chips][:6]
-            buildings = [_building(result, i, chips[i], f"building {i}", levels, dates) for i in shown]
+            buildings = [_building(result, i, chips[i], building_title(result, i, col), levels, dates, where.get(i, ""))
+                         for i in shown]
             note = "" if members else "No building footprint inside: assessed as one polygon (its own row is not in the result)."
             if len(members) > 6:
                 note = f"The 6 most damaged of its {len(members)} buildings."
@@ -284,8 +288,8 @@ def render_report(result: gpd.GeoDataFrame, title: str | None = None, top: int =
             p = result["p_damaged"].to_numpy(dtype=float) if "p_damaged" in result else np.zeros(len(result))
             pick = sorted(chips, key=lambda i: -np.nan_to_num(p[i], nan=-1))[:top]
         for n, i in enumerate(pick, start=1):
-            label = str(result[col].iloc[i]) if named else f"building {i}"
-            b = _building(result, i, chips[i], label, levels, dates)
+            label = building_title(result, i, col)
+            b = _building(result, i, chips[i], label, levels, dates, where.get(i, ""))
             items.append({"anchor": f"building-{n}", "title": label, "grade": b["grade"], "colour": b["colour"],
                           "note": "", "buildings": [b], "rings": []})
     overview_after, overview_before = _overview_pngs(result, result.attrs.get("damage_overview"), record.get("grid", {}),

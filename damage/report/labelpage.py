@@ -80,11 +80,12 @@ def render_label_page(picks: gpd.GeoDataFrame, chips: dict[int, Chip], scale: st
         if chip is None:
             continue
         p = row.get("p_damaged")
-        items.append({"rank": int(row["suggest_rank"]), "label": f"building {pos}", "model_grade": row.get("model_grade"),
+        ident = str(row["building_id"]) if "building_id" in picks and row["building_id"] is not None else f"row {int(pos) + 1}"
+        items.append({"rank": int(row["suggest_rank"]), "label": f"building {ident}", "model_grade": row.get("model_grade"),
                       "p": f"{p:.2f}" if p == p else "n/a", "before": base64.b64encode(chip.before).decode("ascii"),
                       "after": base64.b64encode(chip.after).decode("ascii")})
-    slim = picks[["suggest_rank", "model_grade", "p_damaged", "grade", picks.geometry.name]].copy()
-    slim["building"] = [int(i) for i in picks.index]
+    keep = [c for c in ("building_id", "suggest_rank", "model_grade", "p_damaged", "grade") if c in picks]
+    slim = picks[keep + [picks.geometry.name]].copy()
     doc = json.loads(to_geojson_text(slim))
     doc.pop("damage", None)
     # inside <script>: "</" must not close it

@@ -17,6 +17,7 @@ import pandas as pd
 from damage._version import __version__
 from damage.analysis.learn import damaged_count
 from damage.config import Config
+from damage.geo.ids import ID_COLUMN, building_ids
 from damage.geo.raster import analysable
 from damage.grading import NOT_ANALYSED, OFFSET, SCALES, EvidenceModel, grade, scene_model
 from damage.run.measure import MEASURE_COLUMNS, REASONS, Measured
@@ -90,14 +91,18 @@ def assemble(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np
     if clash:
         log.warning("footprint columns %s are replaced by the assessment's", clash)
     base = footprints.drop(columns=clash) if clash else footprints
+    ids, id_source = building_ids(footprints, cfg.id_column)
+    base = base.drop(columns=[ID_COLUMN]) if ID_COLUMN in base.columns else base  # an input id column stays, as text
     table.index = base.index
-    result = gpd.GeoDataFrame(pd.concat([base, table], axis=1), geometry=base.geometry.name, crs=footprints.crs)
+    id_frame = pd.DataFrame({ID_COLUMN: ids}, index=base.index)
+    result = gpd.GeoDataFrame(pd.concat([id_frame, base, table], axis=1), geometry=base.geometry.name, crs=footprints.crs)
     grades = result["damage_grade"].to_numpy()
     reasons = result["not_analysed_reason"].to_numpy()
     model, offset = scene_model(fit.to_dict(), record["grid"]["resolution_m"], offset=OFFSET if cfg.scene_offset else None)
     result.attrs["damage"] = {
         "version": __version__,
         "config": cfg.to_dict(),
+        "ids": {"column": ID_COLUMN, "source": id_source},
         **record,
         **fit.to_dict(),
         "model": model.to_dict(),

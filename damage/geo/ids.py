@@ -1,0 +1,101 @@
+"""Building identifiers a reader can use: the input's own, or one derived from the footprint's shape.
+
+A derived id is ``b`` and eight hexadecimal digits of the SHA-1 of the footprint's outline in
+longitude and latitude rounded to 1e-7 degrees (about a centimetre): the same building gets the
+same id whatever the file's order, its CRS, a ``--where`` or ``--aoi`` selection or the run (a
+batch, a rerun, a label file written from the result). Identical outlines are told apart by
+``-2``, ``-3`` in input order; a footprint without a usable shape gets ``row<i>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from damage.errors import ConfigError
+
+__all__ = ["ID_COLUMN", "ID_CANDIDATES", "id_column_of", "derived_ids", "building_ids"]
+
+#: The output column holding each building's id.
+ID_COLUMN = "building_id"
+#: Input columns taken as the id, in this order, when their values are unique and present.
+ID_CANDIDATES = ("building_id", "id", "osm_id", "@id", "uid", "fid", "ID", "OBJECTID")
+
+
+def id_column_of(frame: pd.DataFrame, wanted: str | None = None) -> str | None:
+    """The input column that identifies buildings: ``wanted``, else the first usable candidate.
+
+    A candidate is usable when every value is present and no two are equal. ``wanted`` is
+    returned as asked (the caller checks that it exists; see :func:`building_ids`).
+    """
+    if wanted:
+        return wanted
+    for name in ID_CANDIDATES:
+        if name in frame.columns and name != getattr(frame, "_geometry_column_name", None):
+            values = frame[name]
+            if values.notna().all() and values.astype(str).str.strip().ne("").all() and values.is_unique:
+                return name
+    return None
+
+
+def derived_ids(geoms_lonlat: np.ndarray) -> np.ndarray:
+    """Ids from outlines given in longitude/latitude (see the module's docstring)."""
+    geoms = np.asarray(geoms_lonlat, dtype=object)
+    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    ok[ok] = np.isfinite(shapely.bounds(geoms[ok])).all(axis=1)
+    out = np.array([f"row{i}" for i in range(len(geoms))], dtype=object)
+    if ok.any():
+        rounded = shapely.set_precision(geoms[ok], 1e-7, mode="pointwise")
+        wkb = shapely.to_wkb(shapely.normalize(rounded), output_dimension=2, byte_order=1)
+        out[ok] = ["b" + hashlib.sha1(w).hexdigest()[:8] for w in wkb]
+    seen: dict[str, int] = {}
+    for i, value in enumerate(out):
+        k = seen.get(value, 0) + 1
+        seen[value] = k
+        if k > 1:
+            out[i] = f"{value}-{k}"
+    return out
+
+
+def building_ids(footprints: pd.DataFrame, wanted: str | None = None) -> tuple[np.ndarray, str]:
+    """Each footprint's id as text, and where it came from (a column's name, or ``"derived"``).
+
+    Parameters
+    ----------
+    footprints : geopandas.GeoDataFrame
+    wanted : str, optional
+        The column to take (``Config.id_column``, ``--id-column``); it must exist and hold
+        unique, present values.
+
+    Raises
+    ------
+    damage.errors.ConfigError
+        When ``wanted`` is missing, has empty values or repeats one.
+    """
+    column = id_column_of(footprints, wanted)
+    if column is not None:
+        if column not in footprints.columns:
+            raise ConfigError(f"id_column={column!r}: the footprints have no such column (they have "
+                              f"{', '.join(map(str, footprints.columns[:12]))})")
+        values = footprints[column]
+        text = values.astype(str).str.strip()
+        if values.isna().any() or text.eq("").any():
+            raise ConfigError(f"id_column={column!r}: {int(values.isna().sum() + text.eq('').sum())} footprints have no id")
+        if not values.is_unique:
+            dup = values[values.duplicated()].iloc[0]
+            raise ConfigError(f"id_column={column!r}: the id {dup!r} is given to more than one footprint")
+        return np.asarray([_text(v) for v in values], dtype=object), column
+    geoms = footprints.geometry
+    if geoms.crs is not None and not geoms.crs.equals("EPSG:4326"):
+        geoms = geoms.to_crs("EPSG:4326")  # read_footprints refused CRSs without a way there
+    return derived_ids(np.asarray(geoms.values, dtype=object)), "derived"
+
+
+def _text(value: object) -> str:
+    """An id as text: whole numbers without a decimal point (an OSM id read as float stays 123, not 123.0)."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
