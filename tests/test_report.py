@@ -173,3 +173,30 @@ def test_batch_writes_the_report_of_its_selection(tmp_path):
     html = (tmp_path / "r.html").read_text()
     n = len(gpd.read_file(tmp_path / "run" / "damage.geojson"))
     assert n < len(fp) and f"{n} buildings graded" in html and html.count("data:image/png;base64,") >= 2 + 4
+
+
+def test_facilities_open_the_terminal_summary_with_how_sure_each_grade_is(sample_run):
+    from damage.cli.summary import summary
+
+    _, _, result = sample_run
+    text = summary(result).splitlines()
+    table = result.attrs["damage_facilities"]
+    start = text.index("Facilities (2):")
+    assert start <= 1 and text.index(next(t for t in text if t.endswith("buildings assessed"))) > start + 2
+    campus = table.iloc[0]
+    line = next(t for t in text if "St. Mary's <campus>" in t)
+    assert campus["damage_grade"] in line and f"at {campus['worst_building']}: {campus['grade_confidence']}" in line
+    assert campus["worst_building"] in set(result["building_id"])
+    worst = result[result["building_id"] == campus["worst_building"]].iloc[0]
+    assert worst["damage_grade"] == campus["damage_grade"] and worst["facility"] == 0
+    assert f"p_damaged {worst['p_damaged']:.2f}" in line and "damaged within 50/100/250 m" in line
+    assert "Empty lot" in text[start + 1] + text[start + 2]
+
+
+@pytest.mark.parametrize("p, damaged, word", [(0.95, True, "sure"), (0.75, True, "likely"), (0.501, True, "uncertain"),
+                                              (0.05, False, "sure"), (0.25, False, "likely"), (0.45, False, "uncertain"),
+                                              (float("nan"), True, "unknown")])
+def test_a_grade_says_how_sure_it_is(p, damaged, word):
+    from damage.analysis.facilities import confidence
+
+    assert confidence(p, damaged) == word

@@ -16,7 +16,7 @@ import shapely
 from damage.geo.raster import metres_per_unit
 from damage.grading import NOT_ANALYSED, SCALES
 
-__all__ = ["assign", "summarise", "NAME_COLUMNS", "name_column", "RINGS_M"]
+__all__ = ["assign", "summarise", "NAME_COLUMNS", "name_column", "RINGS_M", "confidence"]
 
 #: Columns searched, in order, for a building's or facility's name.
 NAME_COLUMNS = ("name", "name:en", "name_en", "NAME", "Name", "facility_name", "healthsite_name")
@@ -29,6 +29,18 @@ def name_column(frame: pd.DataFrame, wanted: str | None = None) -> str | None:
     if wanted:
         return wanted if wanted in frame.columns else None
     return next((c for c in NAME_COLUMNS if c in frame.columns), None)
+
+
+def confidence(p_damaged: float, damaged: bool) -> str:
+    """How sure a grade is, in words, from the probability that the building is damaged.
+
+    ``sure`` when that probability is at least 0.9 for a damaged grade (at most 0.1 for an
+    undamaged one), ``likely`` at 0.7 (0.3), else ``uncertain``; ``unknown`` without one.
+    """
+    if not np.isfinite(p_damaged):
+        return "unknown"
+    q = p_damaged if damaged else 1.0 - p_damaged
+    return "sure" if q >= 0.9 else "likely" if q >= 0.7 else "uncertain"
 
 
 def _local(gdf: gpd.GeoDataFrame):
@@ -83,7 +95,9 @@ def summarise(result: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, facility_o
     -------
     geopandas.GeoDataFrame
         The facilities' attributes and polygons, plus ``damage_grade`` (the worst of its
-        buildings), ``buildings``, ``analysed``, ``n_<level>`` per grade,
+        buildings), ``buildings``, ``analysed``, ``worst_building`` (the id of the building that
+        sets the grade), its ``worst_p_damaged`` and ``grade_confidence`` (:func:`confidence`),
+        ``n_<level>`` per grade,
         ``damaged_share``, ``damaged_roof_m2``, and per ring ``damaged_within_<d>m``
         (buildings graded damaged outside the facility within d metres of it) and
         ``changed_m2_within_<d>m`` (their changed roof area, from ``changed_fraction``).
@@ -98,6 +112,8 @@ def summarise(result: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, facility_o
     changed = np.nan_to_num(res["changed_fraction"].to_numpy(dtype=float)) * area if "changed_fraction" in res else \
         np.zeros(len(res))
     rank = {lv: i for i, lv in enumerate(sc.levels)}
+    p = res["p_damaged"].to_numpy(dtype=float) if "p_damaged" in res else np.full(len(res), np.nan)
+    ids = res["building_id"].to_numpy(dtype=object) if "building_id" in res else np.arange(len(res)).astype(str)
     rows = []
     geoms = np.asarray(res.geometry.values, dtype=object)
     tree = shapely.STRtree(geoms)
@@ -105,11 +121,21 @@ def summarise(result: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, facility_o
         mine = facility_of == k
         g = grades[mine]
         analysed = [v for v in g if v in rank]
+        worst_grade = max(analysed, key=rank.__getitem__) if analysed else NOT_ANALYSED
         row = {
-            "damage_grade": max(analysed, key=rank.__getitem__) if analysed else NOT_ANALYSED,
+            "damage_grade": worst_grade,
             "buildings": int(mine.sum()),
             "analysed": len(analysed),
         }
+        # the building that sets the grade (the most probably damaged of the worst grade) and how sure it is
+        members = np.flatnonzero(mine & (grades == worst_grade))
+        if members.size:
+            w = members[np.argmax(np.nan_to_num(p[members], nan=-1.0))]
+            row["worst_building"] = None if ids[w] is None else str(ids[w])
+            row["worst_p_damaged"] = round(float(p[w]), 4) if np.isfinite(p[w]) else np.nan
+            row["grade_confidence"] = confidence(float(p[w]), worst_grade in sc.damaged)
+        else:
+            row["worst_building"], row["worst_p_damaged"], row["grade_confidence"] = None, np.nan, "unknown"
         for lv in sc.levels:
             row[f"n_{lv}"] = int((g == lv).sum())
         row["damaged_share"] = round(float(damaged[mine].sum() / len(analysed)), 4) if analysed else np.nan

@@ -3,14 +3,43 @@
 from __future__ import annotations
 
 import geopandas as gpd
+import numpy as np
+import pandas as pd
 
 from damage.analysis.analyst import headline
 from damage.analysis.facilities import name_column
 from damage.grading import NOT_ANALYSED, SCALES
 
 
+def facility_lines(facilities: gpd.GeoDataFrame, scale: str = "xbd", max_shown: int = 20) -> list[str]:
+    """One line per facility, the most damaged first: name, grade, how sure, its buildings, damage around it."""
+    sc = SCALES[scale]
+    rank = {lv: i for i, lv in enumerate(sc.levels)}
+    col = name_column(facilities)
+    order = sorted(range(len(facilities)), key=lambda k: (-rank.get(facilities["damage_grade"].iloc[k], -1),
+                                                          -float(np.nan_to_num(facilities.get("worst_p_damaged", pd.Series(
+                                                              np.zeros(len(facilities)))).iloc[k], nan=-1.0))))
+    rings = sorted(int(c[len("damaged_within_"):-1]) for c in facilities.columns if c.startswith("damaged_within_"))
+    lines = [f"Facilities ({len(facilities)}):"]
+    width = min(max((len(str(facilities[col].iloc[k])) for k in order), default=8), 32) if col else 12
+    for k in order[:max_shown]:
+        f = facilities.iloc[k]
+        name = str(f[col]) if col and isinstance(f[col], str) and f[col].strip() else f"facility {k + 1}"
+        grade = f["damage_grade"]
+        damaged = sum(int(f.get(f"n_{lv}", 0)) for lv in sc.damaged)
+        p = f.get("worst_p_damaged", np.nan)
+        sure = f.get("grade_confidence", "unknown")
+        how = f"p_damaged {p:.2f} at {f['worst_building']}: {sure}" if p == p and f.get("worst_building") else sure
+        around = "/".join(str(int(f[f"damaged_within_{d}m"])) for d in rings)
+        lines.append(f"  {name[:32]:<{width}}  {grade:<14} ({how}); {damaged} of {int(f['analysed'])} buildings damaged"
+                     + (f"; damaged within {'/'.join(map(str, rings))} m: {around}" if rings else ""))
+    if len(order) > max_shown:
+        lines.append(f"  ... and {len(order) - max_shown} more")
+    return lines
+
+
 def summary(result: gpd.GeoDataFrame, name_col: str | None = None, max_named: int = 15) -> str:
-    """Buildings per grade, how many were not analysed, and named damaged buildings."""
+    """The headline count, the facilities, buildings per grade, what was not analysed, named damaged buildings."""
     record = result.attrs.get("damage", {})
     scale = SCALES[record.get("config", {}).get("scale", "xbd")]
     counts = result["damage_grade"].value_counts()
@@ -25,6 +54,9 @@ def summary(result: gpd.GeoDataFrame, name_col: str | None = None, max_named: in
     why = ", ".join(f"{r}: {int(n)}" for r, n in reasons.items()) if reasons is not None and len(reasons) else \
         "too little valid imagery in both epochs"
     lines.append(f"  {NOT_ANALYSED:<14}{int(counts.get(NOT_ANALYSED, 0)):>8}  ({why})")
+    facilities = result.attrs.get("damage_facilities")
+    if facilities is not None and len(facilities):
+        lines[0:0] = facility_lines(facilities, scale.name)
     line = headline(record)
     if line:
         lines.insert(0, line)
@@ -44,7 +76,8 @@ def summary(result: gpd.GeoDataFrame, name_col: str | None = None, max_named: in
         named = named.sort_values("damage_score", ascending=False)
         lines.append(f"named buildings with {' or '.join(scale.damaged)}: {len(named)}")
         for _, row in named.head(max_named).iterrows():
-            lines.append(f"  {row['damage_grade']:<14} score {row['damage_score']:.2f}  {row[col]}")
+            ident = f" ({row['building_id']})" if "building_id" in row else ""
+            lines.append(f"  {row['damage_grade']:<14} score {row['damage_score']:.2f}  {row[col]}{ident}")
         if len(named) > max_named:
             lines.append(f"  ... and {len(named) - max_named} more")
     return "\n".join(lines)
