@@ -177,7 +177,7 @@ class Config:
         own (local misregistration, parallax) before its evidence is measured.
     id_column : str, optional
         The footprints' column that identifies buildings (its values unique and present), copied to
-        the output's ``building_id`` as text. Unset: the first of ``building_id``, ``id``, ``osm_id``,
+        the output's ``building_id`` as text (an input ``building_id`` column is kept as it is). Unset: the first of ``building_id``, ``id``, ``osm_id``,
         ``@id``, ``uid``, ``fid``, ``ID``, ``OBJECTID`` that qualifies, else an id derived from the
         footprint's outline (:mod:`damage.geo.ids`), the same in every run.
     """

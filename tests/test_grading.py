@@ -88,16 +88,22 @@ def test_scene_descriptors_read_the_fit_record_and_shift_the_model():
 
 def test_the_headline_says_how_many_how_sure_and_on_what():
     from damage.analysis.analyst import headline
+    from damage.analysis.count import CountCalibration, count_interval
 
-    rec = {"config": {"scale": "xbd"}, "damaged_count": {"expected": 46.3, "low": 1, "high": 93, "buildings": 95,
-                                                        "offset_sd": 2.49}}
+    cal = CountCalibration(-1.0, 2.0, 0.1, 0.9, (0.02, 0.08), 39, ("a", "b", "c"), "some tiles")
+    rec = {"config": {"scale": "xbd"}, "damaged_count": count_interval(40, 95, cal)}
     line = headline(rec)
-    assert line.startswith("About 46 of the 95 buildings analysed are damaged (major-damage or destroyed)")
-    assert "95% interval 1 to 93" in line and "without labels" in line and "too wide" in line and "2.5 logits" in line
-    narrow = headline(dict(rec, damaged_count={"expected": 40, "low": 35, "high": 45, "buildings": 95, "offset_sd": 0.3}))
-    assert "too wide" not in narrow
-    labelled = headline(dict(rec, labels={"labels": 18, "damaged": 10}))
-    assert "18 buildings an analyst graded" in labelled and "without labels" not in labelled
+    assert line.startswith("40 of the 95 buildings analysed are graded damaged (major-damage or destroyed); 90 % interval")
+    assert "measured on real events: the errors of the grades on 39 tiles of 3 events graded by people (some tiles)" in line
+    assert "Too wide" in line  # 40 of 95: +-0.2 or so of the share
+    big = headline(dict(rec, damaged_count=count_interval(2, 3000, cal)))
+    assert "Too wide" not in big and big.startswith("2 of the 3000")
+    modelled = {"expected": 46.3, "low": 1, "high": 93, "buildings": 95, "offset_sd": 2.49, "level": 0.95,
+                "rests_on": "the scene offset model (no labels)"}
+    line = headline(dict(rec, damaged_count=modelled))
+    assert line.startswith("About 46 of the 95") and "95 % interval 1 to 93" in line and "scene offset model" in line
+    labelled = headline(dict(rec, damaged_count=modelled, labels={"labels": 18, "damaged": 10}))
+    assert "18 buildings an analyst graded" in labelled and "measured" not in labelled
     assert headline({"damaged_count": {"buildings": 0}}) == ""
     assert "Severe Damage or Destroyed" in headline(dict(rec, config={"scale": "unosat"}))
 
@@ -122,9 +128,9 @@ def test_the_scene_offset_is_off_by_default_and_shifts_every_logit_when_on(tmp_p
     np.testing.assert_allclose(logit(on["p_damaged"].to_numpy()[ok]) - logit(off["p_damaged"].to_numpy()[ok]), shift, atol=0.01)
     assert off.attrs["damage"]["model"]["intercept"] == MODEL_INTERCEPT()
     assert tuple(on.attrs["damage"]["model"]["cuts"]) == OFFSET.cuts  # the cuts chosen with the offsets
-    assert off.attrs["damage"]["damaged_count"]["offset_sd"] == 2.89
-    assert on.attrs["damage"]["damaged_count"]["offset_sd"] == OFFSET.residual_sd
-    assert "the same for every scene" in headline(off.attrs["damage"]) and "predicted from the imagery" in headline(on.attrs["damage"])
+    assert off.attrs["damage"]["damaged_count"]["method"] == "measured"  # the grades counted, the interval measured
+    assert on.attrs["damage"]["damaged_count"]["offset_sd"] == OFFSET.residual_sd  # not measured with the offset: modelled
+    assert "measured on real events" in headline(off.attrs["damage"]) and "scene offset model" in headline(on.attrs["damage"])
 
 
 def MODEL_INTERCEPT():

@@ -22,7 +22,7 @@ from damage.scenes.town import Nuisances, make_town
 # -- counts ------------------------------------------------------------------------------------
 def test_damaged_count_of_certain_buildings_is_exact():
     c = damaged_count(np.r_[np.ones(7), np.zeros(30), np.nan])
-    assert c == {"expected": 7.0, "low": 7, "high": 7, "buildings": 37, "offset_sd": 0.0}
+    assert c == {"expected": 7.0, "low": 7, "high": 7, "buildings": 37, "offset_sd": 0.0, "level": 0.95}
     # labels are certain whatever the scene's offset
     assert damaged_count(np.r_[np.ones(7), np.zeros(30)], offset_sd=3.5)["high"] == 7
 
@@ -160,7 +160,7 @@ def test_suggest_then_label_then_assess_from_the_command_line(town_result, tmp_p
     labelled = tmp_path / "relabelled.geojson"
     res = runner.invoke(main, ["assess", str(b), str(a), str(f), "-o", str(labelled), "--labels", str(picks_path)])
     assert res.exit_code == 0, res.output
-    assert "refitted on 12 of your labels" in res.output and "95% interval" in res.output
+    assert "refitted on 12 of your labels" in res.output and "95 % interval" in res.output
     got = gpd.read_file(labelled)
     assert (got["grade_source"] == "analyst").sum() == 12
 

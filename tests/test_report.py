@@ -114,7 +114,7 @@ def test_the_report_is_one_offline_file_with_every_section(sample_run):
     assert "St. Mary&#39;s &lt;campus&gt;" in html and "Sample &lt;run&gt;" in html  # names are text, not markup
     assert html.count("data:image/png;base64,") >= 2 + 2 * 4  # two overviews, chips of the campus buildings
     sha = result.attrs["damage"]["provenance"]["inputs"]["after"][0]["sha256"]
-    assert sha in html and "95 % interval" in html
+    assert sha in html and "90 % interval" in html
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="headless Chromium (Debian package chromium) not installed")

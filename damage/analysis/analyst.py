@@ -150,25 +150,26 @@ def headline(record: dict) -> str:
     if not n:
         return ""
     scale = SCALES.get(record.get("config", {}).get("scale", "xbd"), SCALES["xbd"])
-    lo, hi, ex = int(dc.get("low", 0)), int(dc.get("high", 0)), float(dc.get("expected", 0.0))
+    lo, hi = int(dc.get("low", 0)), int(dc.get("high", 0))
+    level = 100 * float(dc.get("level", 0.95))
     what = " or ".join(scale.damaged)
-    head = (f"About {ex:.0f} of the {n} buildings analysed are damaged ({what}), 95% interval {lo} to {hi} "
-            f"({100 * lo / n:.0f}-{100 * hi / n:.0f} % of them)")
+    span = f"{level:.0f} % interval {lo} to {hi} ({100 * lo / n:.0f}-{100 * hi / n:.0f} % of them)"
     labels = record.get("labels")
     if labels:
-        return head + f", resting on {labels.get('labels', 0)} buildings an analyst graded, which recalibrated the model for this scene."
-    sd = float(dc.get("offset_sd", SCENE_OFFSET_SD))
-    width = (hi - lo) / n
-    if "no scene offset" in str(dc.get("rests_on", "")):
-        tail = f", resting on the default model's calibration, the same for every scene (uncertain by {sd:.1f} logits)"
+        ex = float(dc.get("expected", 0.0))
+        return (f"About {ex:.0f} of the {n} buildings analysed are damaged ({what}), {span}, resting on "
+                f"{labels.get('labels', 0)} buildings an analyst graded, which recalibrated the model for this scene.")
+    if dc.get("method") == "measured":
+        head = f"{int(dc.get('estimate', 0))} of the {n} buildings analysed are graded damaged ({what}); {span}, " \
+               f"measured on real events: {dc.get('rests_on', '')}"
     else:
-        tail = (", resting on the model's calibration for scenes like this one, predicted from the imagery without labels "
-                f"(uncertain by {sd:.1f} logits)")
-    if width > 0.3:
-        tail += ": too wide to publish as a number; grading about ten buildings (damage suggest, then --labels) narrows it."
-    else:
-        tail += "."
-    return head + tail
+        ex = float(dc.get("expected", 0.0))
+        head = f"About {ex:.0f} of the {n} buildings analysed are damaged ({what}), {span}, resting on " \
+               f"{dc.get('rests_on', 'the default model')}"
+    if (hi - lo) / n > 0.3:
+        return head + ". Too wide to publish as a number: grading about ten buildings (damage suggest, then --labels) " \
+                      "narrows it."
+    return head + "."
 
 
 def count_damaged(result: gpd.GeoDataFrame, scale: str = "xbd", offset_sd: float | None = None) -> dict[str, float]:

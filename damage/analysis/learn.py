@@ -65,7 +65,7 @@ def damaged_count(p: np.ndarray, level: float = 0.95, offset_sd: float = 0.0) ->
     p = np.clip(p[np.isfinite(p)], 0.0, 1.0)
     n = p.size
     if n == 0:
-        return {"expected": 0.0, "low": 0, "high": 0, "buildings": 0, "offset_sd": offset_sd}
+        return {"expected": 0.0, "low": 0, "high": 0, "buildings": 0, "offset_sd": offset_sd, "level": level}
     if offset_sd > 0:
         nodes, weights = np.polynomial.hermite_e.hermegauss(21)
         weights = weights / weights.sum()
@@ -79,7 +79,7 @@ def damaged_count(p: np.ndarray, level: float = 0.95, offset_sd: float = 0.0) ->
     tail = (1.0 - level) / 2.0
     low = int(np.searchsorted(cdf, tail - 1e-12))
     high = min(int(np.searchsorted(cdf, 1.0 - tail - 1e-12)), n)
-    return {"expected": round(expected, 2), "low": low, "high": high, "buildings": n, "offset_sd": offset_sd}
+    return {"expected": round(expected, 2), "low": low, "high": high, "buildings": n, "offset_sd": offset_sd, "level": level}
 
 
 def _count_cdf(p: np.ndarray) -> np.ndarray:

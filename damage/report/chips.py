@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from typing import Any
 
 import numpy as np
 import shapely
@@ -68,11 +69,12 @@ def _outline_px(geom, transform: Affine) -> list[list[tuple[float, float]]]:
 
 
 def png(image: np.ndarray, outlines: list[tuple[list, tuple[int, int, int], int]] | None = None, scale: int = 1,
-        changed: np.ndarray | None = None) -> bytes:
+        changed: np.ndarray | None = None, texts: list[tuple[float, float, str]] | None = None) -> bytes:
     """PNG bytes of an ``(h, w, 3)`` uint8 image, enlarged ``scale`` times, with outlines drawn on it.
 
     ``outlines``: ``(rings in pixel coordinates, colour, width)``; ``changed``: a bool
-    mask tinted red (the changed pixels inside footprints).
+    mask tinted red (the changed pixels inside footprints); ``texts``: ``(col, row, text)``
+    labels in pixel coordinates, drawn black on white.
     """
     from PIL import Image, ImageDraw
 
@@ -89,6 +91,11 @@ def png(image: np.ndarray, outlines: list[tuple[list, tuple[int, int, int], int]
             pts = [(c * scale, r * scale) for c, r in ring]
             if len(pts) > 1:
                 draw.line(pts + [pts[0]], fill=colour, width=width)
+    for col, row, text in texts or []:
+        x, y = col * scale, row * scale
+        box = draw.textbbox((x, y), text)
+        draw.rectangle([box[0] - 2, box[1] - 1, box[2] + 2, box[3] + 1], fill=(255, 255, 255))
+        draw.text((x, y), text, fill=(0, 0, 0))
     buf = io.BytesIO()
     pil.save(buf, format="PNG", optimize=True)
     return buf.getvalue()
@@ -184,7 +191,31 @@ class Overview:
         self.valid[orow, ocol] |= v
 
 
-def draw_footprints(image: np.ndarray, geoms, colours, transform: Affine, width: int = 2, scale: int = 1) -> bytes:
-    """PNG of ``image`` with every footprint outlined in its colour (``transform``: the image's)."""
+#: Outline colour of facilities on the overview (cyan: apart from every grade's colour).
+FACILITY_COLOUR = (0, 200, 255)
+
+
+def draw_footprints(image: np.ndarray, geoms, colours, transform: Affine, width: int = 2, scale: int = 1,
+                    labelled: list[tuple[Any, str]] | None = None, facilities: list[tuple[Any, str]] | None = None) -> bytes:
+    """PNG of ``image`` with every footprint outlined in its colour (``transform``: the image's).
+
+    ``labelled``: ``(geometry, text)`` of buildings whose id is written beside them;
+    ``facilities``: ``(geometry, name)`` outlined thick in :data:`FACILITY_COLOUR`, named.
+    """
     outlines = [(_outline_px(g, transform), c, width) for g, c in zip(geoms, colours) if g is not None]
-    return png(image, outlines, scale)
+    texts = []
+    inv = ~transform
+    for geom, name in facilities or []:
+        if geom is None or geom.is_empty:
+            continue
+        outlines.append((_outline_px(geom, transform), FACILITY_COLOUR, width + 2))
+        x0, y0, x1, y1 = geom.bounds
+        col, row = inv * (x0, y1)
+        texts.append((col, max(row - 12 / scale, 0.0), name))
+    for geom, text in labelled or []:
+        if geom is None or geom.is_empty:
+            continue
+        x0, y0, x1, y1 = geom.bounds
+        col, row = inv * (x1, y1)
+        texts.append((col + 2 / scale, row, text))
+    return png(image, outlines, scale, texts=texts)

@@ -53,8 +53,8 @@ h1 { font-size: 1.6em; margin-bottom: .1em; } h2 { border-bottom: 2px solid #ddd
 table { border-collapse: collapse; margin: .6em 0; } td, th { padding: .25em .7em; border-bottom: 1px solid #e3e3e3;
   text-align: left; vertical-align: top; } th { background: #f5f5f7; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .swatch { display: inline-block; width: .9em; height: .9em; border: 2px solid; vertical-align: -.1em; margin-right: .3em; }
-.maps { display: flex; gap: 12px; } .maps figure { margin: 0; flex: 1 1 0; min-width: 0; } figcaption { color: #555; font-size: .9em; }
-.maps img { max-width: 100%; height: auto; border: 1px solid #ccc; }
+figure.map { margin: .6em 0; } figcaption { color: #555; font-size: .9em; }
+.scroll { overflow: auto; max-height: 80vh; border: 1px solid #ccc; } .scroll img { display: block; }
 .item { border: 1px solid #ddd; border-radius: 6px; padding: .6em 1em 1em; margin: 1em 0; page-break-inside: avoid; }
 .item h3 { margin: .2em 0 .4em; } .pair { display: flex; gap: 10px; flex-wrap: wrap; margin-bottom: .8em; }
 .pair figure { margin: 0; } .pair table { flex: 1 1 280px; margin: 0; font-size: .92em; }
@@ -67,35 +67,43 @@ table { border-collapse: collapse; margin: .6em 0; } td, th { padding: .25em .7e
 <h1>{{ title }}</h1>
 <p class="sub">{{ subtitle }}</p>
 {% if headline %}<p class="lead">{{ headline }}</p>{% endif %}
+{% if count_note %}<p class="muted">{{ count_note }}</p>{% endif %}
+
+{% if facilities %}
+<h2 id="facilities">Facilities</h2>
+<table><tr><th>facility</th><th>grade</th><th>how sure</th><th>damaged buildings</th><th>damaged roof m²</th>
+{% for d in rings %}<th>damaged within {{ d }} m</th>{% endfor %}</tr>
+{% for f in facilities %}<tr><td><a href="#facility-{{ loop.index }}">{{ f.name }}</a></td>
+<td><span class="swatch" style="border-color: {{ f.colour }}"></span>{{ f.grade }}</td>
+<td>{{ f.sure }}</td><td class="n">{{ f.damaged }} of {{ f.analysed }}</td><td class="n">{{ f.roof }}</td>
+{% for v in f.rings %}<td class="n">{{ v }}</td>{% endfor %}</tr>{% endfor %}
+</table>
+{% endif %}
+
+{% if top_damaged %}
+<h2 id="most-damaged">Most damaged buildings</h2>
+<table><tr><th>building</th><th>grade</th><th>p_damaged</th><th>where</th></tr>
+{% for b in top_damaged %}<tr><td>{% if b.anchor %}<a href="#{{ b.anchor }}">{{ b.title }}</a>{% else %}{{ b.title }}{% endif %}</td>
+<td><span class="swatch" style="border-color: {{ b.colour }}"></span>{{ b.grade }}</td><td class="n">{{ b.p }}</td>
+<td class="n">{{ b.place }}</td></tr>{% endfor %}
+</table>
+{% if more_damaged %}<p class="muted">{{ more_damaged }}</p>{% endif %}
+{% endif %}
 
 <h2 id="overview">Overview</h2>
-<div class="maps">
-{% if overview_after %}<figure><img alt="graded footprints over the after image" src="data:image/png;base64,{{ overview_after }}">
-<figcaption>After: every footprint outlined in the colour of its grade.</figcaption></figure>{% endif %}
-{% if overview_before %}<figure><img alt="footprints over the before image" src="data:image/png;base64,{{ overview_before }}">
-<figcaption>Before, the same footprints.</figcaption></figure>{% endif %}
-</div>
+{% if overview_after %}<figure class="map"><div class="scroll"><img alt="graded footprints over the after image" src="data:image/png;base64,{{ overview_after }}"></div>
+<figcaption>After: every footprint outlined in the colour of its grade{% if facilities %}, facilities in cyan with their names{% endif %}{% if top_damaged %}, the buildings listed above with their ids{% endif %}. Scroll to see all of it.</figcaption></figure>{% endif %}
 <p>{% for lv in legend %}<span class="swatch" style="border-color: {{ lv.colour }}"></span>{{ lv.name }} &nbsp; {% endfor %}</p>
+{% if overview_before %}<figure class="map"><div class="scroll"><img alt="footprints over the before image" src="data:image/png;base64,{{ overview_before }}"></div>
+<figcaption>Before, the same footprints.</figcaption></figure>{% endif %}
 
 <h2 id="counts">Buildings by grade</h2>
 <table><tr><th>grade</th><th>buildings</th><th>share of analysed</th></tr>
 {% for row in counts %}<tr><td><span class="swatch" style="border-color: {{ row.colour }}"></span>{{ row.name }}</td>
 <td class="n">{{ row.n }}</td><td class="n">{{ row.share }}</td></tr>{% endfor %}
 </table>
-<p>{{ damaged_line }}</p>
 {% if reasons %}<p>Not analysed: {% for r in reasons %}{{ r.reason }}: {{ r.n }}{% if not loop.last %}, {% endif %}{% endfor %}.</p>{% endif %}
 {% if refit %}<p>{{ refit }}</p>{% endif %}
-
-{% if facilities %}
-<h2 id="facilities">Facilities</h2>
-<table><tr><th>facility</th><th>grade</th><th>buildings</th><th>damaged roof m²</th>
-{% for d in rings %}<th>damaged buildings within {{ d }} m</th>{% endfor %}</tr>
-{% for f in facilities %}<tr><td><a href="#facility-{{ loop.index }}">{{ f.name }}</a></td>
-<td><span class="swatch" style="border-color: {{ f.colour }}"></span>{{ f.grade }}</td>
-<td class="n">{{ f.buildings }}</td><td class="n">{{ f.roof }}</td>
-{% for v in f.rings %}<td class="n">{{ v }}</td>{% endfor %}</tr>{% endfor %}
-</table>
-{% endif %}
 
 <h2 id="evidence">{{ evidence_title }}</h2>
 {% for item in items %}
@@ -162,7 +170,8 @@ def _scale_bar(image: np.ndarray, metres_per_px: float) -> np.ndarray:
     return np.asarray(pil)
 
 
-def _overview_pngs(result: gpd.GeoDataFrame, overview: Overview | None, grid: dict, levels) -> tuple[str, str]:
+def _overview_pngs(result: gpd.GeoDataFrame, overview: Overview | None, grid: dict, levels,
+                   labelled: list | None = None, facilities: list | None = None, facilities_crs=None) -> tuple[str, str]:
     if overview is None or not overview.valid.any():
         return "", ""
     from affine import Affine
@@ -183,7 +192,16 @@ def _overview_pngs(result: gpd.GeoDataFrame, overview: Overview | None, grid: di
     after = _scale_bar(img[:, w:], m_per_px)
     before = _scale_bar(img[:, :w], m_per_px)
     width = 1 if max(img.shape[:2]) < 700 else 2
-    return (_b64(draw_footprints(after, geoms, colours, t, width=width, scale=scale)),
+    # the listed buildings' ids and the facilities' outlines, in the grid's CRS
+    ids = []
+    if labelled:
+        shapes = gpd.GeoSeries([g for g, _ in labelled], crs=result.crs).to_crs(crs)
+        ids = list(zip(shapes.values, [s for _, s in labelled]))
+    named = []
+    if facilities:
+        shapes = gpd.GeoSeries([g for g, _ in facilities], crs=facilities_crs or result.crs).to_crs(crs)
+        named = list(zip(shapes.values, [s for _, s in facilities]))
+    return (_b64(draw_footprints(after, geoms, colours, t, width=width, scale=scale, labelled=ids, facilities=named)),
             _b64(draw_footprints(before, geoms, [(255, 255, 255)] * len(geoms), t, width=1, scale=scale)))
 
 
@@ -229,10 +247,17 @@ def render_report(result: gpd.GeoDataFrame, title: str | None = None, top: int =
     counts.append({"name": NOT_ANALYSED, "n": int((grades == NOT_ANALYSED).sum()),
                    "colour": _hex(grade_colour(NOT_ANALYSED, levels)), "share": ""})
     dc = record.get("damaged_count") or {}
-    damaged_line = (f"Damaged ({' or '.join(sc.damaged)}): {int((np.isin(grades, sc.damaged)).sum())} buildings graded so; "
-                    f"from the per-building probabilities, {dc.get('expected', 0):.0f} expected, 95 % interval "
-                    f"{dc.get('low', 0)}–{dc.get('high', 0)} of {dc.get('buildings', 0)} analysed"
-                    + ".") if dc else ""
+    graded_damaged = int(np.isin(grades, sc.damaged).sum())
+    if dc.get("method") == "measured":
+        count_note = (f"The count is the {graded_damaged} buildings graded {' or '.join(sc.damaged)}. Its interval is how far "
+                      "such counts fell from people's counts on tiles of other events: it holds the true count on "
+                      f"{100 * float(dc.get('level', 0.9)):.0f} % of such tiles, when this event's damage shows in the imagery "
+                      "as theirs did (floods and tsunamis that leave roofs whole are under-counted).")
+    elif dc:
+        count_note = (f"{graded_damaged} buildings are graded {' or '.join(sc.damaged)}; the headline's number is what "
+                      "the buildings' probabilities imply, with the interval of the model it rests on.")
+    else:
+        count_note = ""
     reasons = []
     if "not_analysed_reason" in result:
         for r, n in result["not_analysed_reason"].value_counts().items():
@@ -245,7 +270,11 @@ def render_report(result: gpd.GeoDataFrame, title: str | None = None, top: int =
                  f"out in turn the refit was right {100 * (cv.get('accuracy') or 0):.0f} % of the time.")
     dates = _dates(record)
     col = name_column(result, name_col)
-    where = lonlat(result, chips)
+    p_all = result["p_damaged"].to_numpy(dtype=float) if "p_damaged" in result else np.full(len(result), np.nan)
+    damaged_rows = np.flatnonzero(np.isin(grades, sc.damaged))
+    top_rows = damaged_rows[np.argsort(-np.nan_to_num(p_all[damaged_rows], nan=-1.0), kind="stable")][:10]
+    where = lonlat(result, set(chips) | {int(i) for i in top_rows})
+    anchor_of: dict[int, str] = {}
     items = []
     fac = result.attrs.get("damage_facilities")
     rings = []
@@ -258,14 +287,21 @@ def render_report(result: gpd.GeoDataFrame, title: str | None = None, top: int =
         for n, k in enumerate(order, start=1):
             f = fac.iloc[k]
             name = str(f[fcol]) if fcol and f[fcol] is not None else f"facility {k}"
+            wp = f.get("worst_p_damaged", np.nan)
+            sure = str(f.get("grade_confidence", "unknown"))
+            if f.get("worst_building") and wp == wp:
+                sure = f"{sure}: p_damaged {wp:.2f} at {f['worst_building']}"
             facilities.append({"name": name, "grade": f["damage_grade"], "colour": _hex(grade_colour(f["damage_grade"], levels)),
-                               "buildings": int(f["buildings"]), "roof": _fmt(float(f["damaged_roof_m2"]), 0),
+                               "buildings": int(f["buildings"]), "analysed": int(f.get("analysed", 0)), "sure": sure,
+                               "damaged": sum(int(f.get(f"n_{lv}", 0)) for lv in sc.damaged),
+                               "roof": _fmt(float(f["damaged_roof_m2"]), 0),
                                "rings": [int(f[f"damaged_within_{d}m"]) for d in rings]})
             inside = np.flatnonzero(result["facility"].to_numpy() == k) if "facility" in result else np.empty(0, int)
             members = sorted((int(i) for i in inside), key=lambda i: -rank.get(grades[i], -1))
             shown = [i for i in members if i in chips][:6]
             buildings = [_building(result, i, chips[i], building_title(result, i, col), levels, dates, where.get(i, ""))
                          for i in shown]
+            anchor_of.update({i: f"facility-{n}" for i in shown})
             note = "" if members else "No building footprint inside: assessed as one polygon (its own row is not in the result)."
             if len(members) > 6:
                 note = f"The 6 most damaged of its {len(members)} buildings."
@@ -292,8 +328,21 @@ def render_report(result: gpd.GeoDataFrame, title: str | None = None, top: int =
             b = _building(result, i, chips[i], label, levels, dates, where.get(i, ""))
             items.append({"anchor": f"building-{n}", "title": label, "grade": b["grade"], "colour": b["colour"],
                           "note": "", "buildings": [b], "rings": []})
+            anchor_of[i] = f"building-{n}"
+    top_damaged = [{"title": building_title(result, int(i), col), "grade": grades[i], "p": _fmt(p_all[i], 2),
+                    "colour": _hex(grade_colour(grades[i], levels)), "place": where.get(int(i), ""),
+                    "anchor": anchor_of.get(int(i), "")} for i in top_rows]
+    more_damaged = (f"The 10 most probably damaged of the {damaged_rows.size} buildings graded {' or '.join(sc.damaged)}."
+                    if damaged_rows.size > 10 else "")
+    labelled = [(result.geometry.iloc[int(i)], str(result["building_id"].iloc[int(i)]) if "building_id" in result else str(i))
+                for i in top_rows]
+    fac_shapes = []
+    if fac is not None and len(fac):
+        fcol = name_column(fac)
+        fac_shapes = [(geom, str(fac[fcol].iloc[k]) if fcol and fac[fcol].iloc[k] is not None else f"facility {k + 1}")
+                      for k, geom in enumerate(fac.geometry.values)]
     overview_after, overview_before = _overview_pngs(result, result.attrs.get("damage_overview"), record.get("grid", {}),
-                                                     levels)
+                                                     levels, labelled, fac_shapes, fac.crs if fac is not None else None)
     inputs = record.get("inputs", {})
     prov = record.get("provenance", {})
     rows = [{"key": "before", "value": inputs.get("before", "")}, {"key": "after", "value": inputs.get("after", "")},
@@ -321,7 +370,8 @@ def render_report(result: gpd.GeoDataFrame, title: str | None = None, top: int =
         subtitle=f"{len(result)} buildings graded on the {sc.source or scale} scale; assessed {when}.",
         overview_after=overview_after, overview_before=overview_before,
         legend=[{"name": lv, "colour": _hex(grade_colour(lv, levels))} for lv in (*levels, NOT_ANALYSED)],
-        headline=headline(record), counts=counts, damaged_line=damaged_line, reasons=reasons, refit=refit, facilities=facilities, rings=rings,
+        headline=headline(record), count_note=count_note, counts=counts, top_damaged=top_damaged,
+        more_damaged=more_damaged, reasons=reasons, refit=refit, facilities=facilities, rings=rings,
         evidence_title=evidence_title, items=items, provenance=rows, version=record.get("version", ""),
     )
 

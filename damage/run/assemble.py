@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from damage._version import __version__
+from damage.analysis.count import count_interval
 from damage.analysis.learn import damaged_count
 from damage.config import Config
 from damage.geo.ids import ID_COLUMN, building_ids
@@ -47,6 +48,24 @@ def _missing(positions: np.ndarray, reason: str, template: pd.DataFrame | None) 
         out = out.reindex(columns=template.columns)
         out["damage_grade"], out["not_analysed_reason"], out["valid_fraction"] = NOT_ANALYSED, reason, 0.0
     return out
+
+
+def _damaged_count(result: gpd.GeoDataFrame, cfg: Config, offset: dict[str, Any]) -> dict[str, Any]:
+    """The damaged count of the run record.
+
+    By default: the buildings graded damaged, with the interval measured on real events
+    (:func:`damage.analysis.count.count_interval`). With the scene offset, whose grades that
+    calibration was not measured on: the number ``p_damaged`` implies, with the 95 % interval of
+    what the offset model leaves unknown of the scene's offset (its residual sd).
+    """
+    grades = result["damage_grade"].to_numpy(dtype=object)
+    analysed = int((grades != NOT_ANALYSED).sum())
+    if not cfg.scene_offset:
+        return count_interval(int(np.isin(grades, SCALES[cfg.scale].damaged).sum()), analysed)
+    modelled = damaged_count(result["p_damaged"].to_numpy(dtype=float), offset_sd=offset["residual_sd"])
+    return modelled | {"method": "modelled", "estimate": round(modelled["expected"]),
+                       "rests_on": "the scene offset model (no labels): a scene offset of "
+                                   f"{offset['residual_sd']:.1f} logits propagated through every building"}
 
 
 def assemble(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np.ndarray, cfg: Config, fit: SceneFit,
@@ -92,10 +111,12 @@ def assemble(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np
         log.warning("footprint columns %s are replaced by the assessment's", clash)
     base = footprints.drop(columns=clash) if clash else footprints
     ids, id_source = building_ids(footprints, cfg.id_column)
-    base = base.drop(columns=[ID_COLUMN]) if ID_COLUMN in base.columns else base  # an input id column stays, as text
     table.index = base.index
-    id_frame = pd.DataFrame({ID_COLUMN: ids}, index=base.index)
-    result = gpd.GeoDataFrame(pd.concat([id_frame, base, table], axis=1), geometry=base.geometry.name, crs=footprints.crs)
+    parts = [base, table]
+    if id_source != ID_COLUMN:  # the input's own building_id column stays as it is; any other id goes first, as text
+        base = base.drop(columns=[ID_COLUMN]) if ID_COLUMN in base.columns else base
+        parts = [pd.DataFrame({ID_COLUMN: ids}, index=base.index), base, table]
+    result = gpd.GeoDataFrame(pd.concat(parts, axis=1), geometry=base.geometry.name, crs=footprints.crs)
     grades = result["damage_grade"].to_numpy()
     reasons = result["not_analysed_reason"].to_numpy()
     model, offset = scene_model(fit.to_dict(), record["grid"]["resolution_m"], offset=OFFSET if cfg.scene_offset else None)
@@ -109,9 +130,6 @@ def assemble(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np
         "scene_offset": offset,
         "not_analysed": {r: int((reasons == r).sum()) for r in REASONS},
         "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
-        # the number of damaged buildings p_damaged implies, with its 95 % interval (what the
-        # offset model leaves unknown of the scene's offset: its residual sd)
-        "damaged_count": damaged_count(result["p_damaged"].to_numpy(dtype=float), offset_sd=offset["residual_sd"])
-        | {"rests_on": "the scene offset model (no labels)" if cfg.scene_offset else "no labels and no scene offset"},
+        "damaged_count": _damaged_count(result, cfg, offset),
     }
     return result
