@@ -109,7 +109,7 @@ class Config:
         pixel size and the sensors' gain, fitted on real pairs graded by people), with
         the cuts chosen for it. Off by default: on events it was not fitted on it ranks
         scenes better (pooled AUC 0.851 -> 0.902) but grades them no better (F1 0.704 ->
-        0.663); see the README.
+        0.663); see docs/accuracy.md.
     building_check : bool
         A footprint whose before image shows no building (no colour contrast with
         its ring and no edges on its outline: an empty lot under a footprint newer

@@ -364,3 +364,29 @@ def test_user_columns_named_like_internal_ones_survive(region, tmp_path):
     fp["_region_index"] = np.arange(len(fp)) * 10
     out = _quiet(damage.batch, b, a, fp, tmp_path / "run", chunk_size=256).result
     assert (out["_chunk"] == "mine").all() and (out["_region_index"] == np.arange(len(fp)) * 10).all()
+
+
+def test_a_resume_says_what_it_redoes_and_why(region, tmp_path, caplog):
+    """A chunk the previous run wrote but had not recorded is 'not finished', not 'damaged'; chunk files read as rows and columns."""
+    import json
+    import logging
+
+    b, a, f, _ = region
+    out = tmp_path / "run"
+    _quiet(damage.batch, b, a, f, out, chunk_size=128)
+    names = sorted(p.stem for p in (out / "chunks").glob("*.parquet"))
+    assert names and all(n.startswith("row") and "_col" in n and "-" not in n for n in names)
+    manifest = json.loads((out / "manifest.json").read_text())
+    unrecorded, changed = names[0], names[-1]
+    del manifest["sha256"]["chunks"][unrecorded]  # as a run killed between writing a chunk and recording it leaves it
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    data = bytearray((out / "chunks" / f"{changed}.parquet").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (out / "chunks" / f"{changed}.parquet").write_bytes(bytes(data))
+    with caplog.at_level(logging.INFO, logger="damage.run.batch"):
+        again = _quiet(damage.batch, b, a, f, out, chunk_size=128)
+    assert again.done == 2 and not again.failed
+    said = {r.getMessage(): r.levelno for r in caplog.records}
+    assert said[f"chunk {unrecorded} was not finished by the previous run; redoing it"] == logging.INFO
+    assert said[f"chunk {changed}: its file was changed or damaged since the run wrote it; redoing it"] == logging.WARNING
+    assert not any("damaged" in m for m in said if unrecorded in m)

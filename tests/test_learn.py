@@ -242,7 +242,11 @@ def test_the_labelling_page_shows_each_pick_and_saves_what_assess_reads(town_res
                                     "--page", str(page)])
     assert res.exit_code == 0, res.output
     html = page.read_text()
-    assert html.count('type="radio"') == 6 * 5 and html.count("data:image/png;base64,") == 12
+    assert html.count('type="radio"') == 6 * 5 and html.count('<figure class="plain">') == 6
+    # the after roof is shown as it is; the changed pixels and the model's grade wait behind CSS checkboxes
+    assert 12 <= html.count("data:image/png;base64,") <= 18 and ".changed, .model { display: none; }" in html
+    assert 'id="show-changed"' in html and 'id="show-model"' in html and html.count("<script>") == 1
+    assert "to_label.labels.geojson" in html  # the file the button saves, named on the page
     assert not re.search(r'(src|href)\s*=\s*"(?!data:|#)', html) and "https://" not in html
     doc = json.loads(re.search(r'<script type="application/json" id="picks">(.*?)</script>', html, re.S).group(1))
     assert doc["type"] == "FeatureCollection" and [f["properties"]["suggest_rank"] for f in doc["features"]] == list(

@@ -37,10 +37,10 @@ log = logging.getLogger(__name__)
 @click.option("--normalize", type=click.Choice(["regression", "histogram", "none"]), help="Radiometric normalisation.")
 @click.option("--no-register", is_flag=True, help="Skip co-registration.")
 @click.option("--building-check", is_flag=True,
-              help="Do not grade footprints whose before image shows no building (an empty lot); see the README.")
+              help="Do not grade footprints whose before image shows no building (an empty lot); see docs/accuracy.md.")
 @click.option("--no-cloud-mask", is_flag=True, help="Do not mask clouds (on a cloud-free pair, bright rubble is then never taken for cloud).")
 @click.option("--scene-offset", is_flag=True,
-              help="Shift the evidence model by the offset the scene's imagery predicts (off by default; see the README).")
+              help="Shift the evidence model by the offset the scene's imagery predicts (off by default; see docs/accuracy.md).")
 @click.option("--context", type=click.FloatRange(0), help="Metres of imagery around the footprints to fit the scene on (default 250).")
 @click.option("--min-valid-fraction", type=click.FloatRange(0, 1), help="Below this valid share a building is not analysed.")
 @click.option("--metric", "metrics", multiple=True, metavar="NAME[=WEIGHT]", help="Change metric and weight; repeatable (default ssim).")

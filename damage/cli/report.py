@@ -48,7 +48,8 @@ def report_cmd(result: str, output: str, top: int, title: str | None, name_colum
 @verbose_opt
 @quiet_opt
 def chips_cmd(result: str, output: str, top: int, id_column: str | None, verbose: int, quiet: int) -> None:
-    """Write before/after chips of RESULT's buildings as PNG files: <id>_before.png, <id>_after.png."""
+    """Write before/after chips of RESULT's buildings as PNG files: <id>_before.png, <id>_after.png, <id>_changed.png
+    (the after chip with the changed pixels tinted red)."""
     configure_logging(verbose, quiet)
     folder = Path(output)
     try:
@@ -63,6 +64,8 @@ def chips_cmd(result: str, output: str, top: int, id_column: str | None, verbose
         key = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)[:80] or f"building_{i}"
         (folder / f"{key}_before.png").write_bytes(chip.before)
         (folder / f"{key}_after.png").write_bytes(chip.after)
+        if chip.after_changed is not None:
+            (folder / f"{key}_changed.png").write_bytes(chip.after_changed)
         written += 1
     if quiet < 2:
         click.echo(f"wrote the chips of {written} buildings to {folder}")

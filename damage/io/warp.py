@@ -57,6 +57,15 @@ def epoch_bounds(epoch: Epoch, crs: CRS) -> Bounds:
     return (boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max())
 
 
+def lonlat_extent(bounds: Bounds, crs: CRS) -> str:
+    """``"lon -94.52 to -94.49, lat 37.05 to 37.08"`` of bounds given in ``crs`` (for messages)."""
+    try:
+        w, s, e, n = transform_bounds(crs, CRS.from_epsg(4326), *bounds, densify_pts=21)
+    except Exception:  # noqa: BLE001 - a message must not fail: fall back to the CRS's own units
+        return f"{bounds[0]:.6g} to {bounds[2]:.6g}, {bounds[1]:.6g} to {bounds[3]:.6g} in {crs.to_string()}"
+    return f"lon {w:.5f} to {e:.5f}, lat {s:.5f} to {n:.5f}"
+
+
 def native_resolution(epoch: Epoch, crs: CRS) -> float:
     """Median pixel size of an epoch's tiles once expressed in ``crs`` units."""
     sizes = []
@@ -122,7 +131,8 @@ def common_grid(
     for epoch in befores[1:] + afters:
         common = _intersect(overlap, epoch_bounds(epoch, grid_crs))
         if common is None:
-            raise NoOverlapError(f"{before.describe()} and {epoch.describe()} do not overlap")
+            raise NoOverlapError(f"{before.describe()} ({lonlat_extent(epoch_bounds(before, grid_crs), grid_crs)}) and "
+                                 f"{epoch.describe()} ({lonlat_extent(epoch_bounds(epoch, grid_crs), grid_crs)}) do not overlap")
         overlap = common
     # Anchor the grid on the before epoch's own pixel lattice when it is already in the
     # grid CRS at about the grid's pixel size: the before pixels are then not resampled.
@@ -143,7 +153,9 @@ def common_grid(
     pad = margin * resolution
     area = _intersect(overlap, (fb[0] - pad, fb[1] - pad, fb[2] + pad, fb[3] + pad))
     if area is None:
-        raise FootprintsOutsideImageryError("no footprint lies where the before and after imagery overlap")
+        raise FootprintsOutsideImageryError(f"no footprint lies where the before and after imagery overlap: the footprints "
+                                            f"span {lonlat_extent(fb, crs)}, the imagery's overlap "
+                                            f"{lonlat_extent(overlap, crs)}")
     col0 = math.floor((area[0] - anchor_x) / resolution)
     col1 = math.ceil((area[2] - anchor_x) / resolution)
     row0 = math.floor((anchor_y - area[3]) / resolution)

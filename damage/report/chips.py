@@ -35,12 +35,17 @@ def grade_colour(grade: str | None, levels: tuple[str, ...]) -> tuple[int, int, 
 
 @dataclasses.dataclass(frozen=True)
 class Chip:
-    """A building's before and after chips (PNG), at the same scale, and where they are."""
+    """A building's before and after chips (PNG), at the same scale, and where they are.
+
+    ``after`` shows the after image as it is (the footprint outlined); ``after_changed`` the same
+    with the changed pixels inside the footprint tinted red (None when no change map was given).
+    """
 
     before: bytes
     after: bytes
     metres_per_pixel: float
     size_px: tuple[int, int]
+    after_changed: bytes | None = None
 
 
 def stretch(rgb: np.ndarray, valid: np.ndarray, low: float = 1.0, high: float = 99.0) -> np.ndarray:
@@ -152,8 +157,9 @@ def cut_chip(before: np.ndarray, after: np.ndarray, valid: np.ndarray, transform
         inside = rasterize([geom], out_shape=(r1 - r0, c1 - c0), transform=sub, dtype="uint8").astype(bool)
         mask = changed[cut] & inside
     return Chip(png(stretched[:, :w], [(rings, colour, 2)], scale),
-                png(stretched[:, w:], [(rings, colour, 2)], scale, mask),
-                round(res / scale, 3), (r1 - r0, c1 - c0))
+                png(stretched[:, w:], [(rings, colour, 2)], scale),
+                round(res / scale, 3), (r1 - r0, c1 - c0),
+                png(stretched[:, w:], [(rings, colour, 2)], scale, mask) if mask is not None else None)
 
 
 @dataclasses.dataclass

@@ -113,7 +113,7 @@ figure.map { margin: .6em 0; } figcaption { color: #555; font-size: .9em; }
 {% for b in item.buildings %}
 <div class="pair">
 <figure><img alt="before" src="data:image/png;base64,{{ b.before }}"><figcaption>Before{{ b.before_date }}</figcaption></figure>
-<figure><img alt="after" src="data:image/png;base64,{{ b.after }}"><figcaption>After{{ b.after_date }}; changed pixels in red</figcaption></figure>
+<figure><img alt="after" src="data:image/png;base64,{{ b.after }}"><figcaption>After{{ b.after_date }}{% if b.tinted %}; changed pixels in red{% endif %}</figcaption></figure>
 <table>
 <tr><th colspan="2">{{ b.label }}: <span class="grade" style="background: {{ b.colour }}">{{ b.grade }}</span></th></tr>
 {% for e in b.evidence %}<tr><td>{{ e.name }}<br><span class="muted">{{ e.meaning }}</span></td><td class="n">{{ e.value }}</td></tr>{% endfor %}
@@ -221,7 +221,8 @@ def _building(result: gpd.GeoDataFrame, i: int, chip: Chip, label: str, levels, 
         if name in result:
             ev.append({"name": name, "meaning": meaning, "value": _fmt(row[name], 3)})
     grade = row["damage_grade"]
-    return {"before": _b64(chip.before), "after": _b64(chip.after), "label": label, "place": place, "grade": grade,
+    return {"before": _b64(chip.before), "after": _b64(chip.after_changed or chip.after), "label": label, "place": place,
+            "grade": grade, "tinted": chip.after_changed is not None,
             "colour": _hex(grade_colour(grade, levels)), "evidence": ev, "scale": chip.metres_per_pixel,
             "before_date": dates[0], "after_date": dates[1]}
 

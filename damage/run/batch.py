@@ -46,11 +46,10 @@ from damage.io.sources import PathSpec, open_epoch, read_footprints
 from damage.io.writers import _atomic, write, write_json
 from damage.run.assemble import assemble
 from damage.run.fitstore import read_fit, write_fit
-from damage.run.pipeline import assess_window, run_inputs
+from damage.run.pipeline import assess_window, fit_with_progress, run_inputs
 from damage.run.plan import make_plan
 from damage.run.provenance import Clock, provenance, sha256_of
 from damage.run.runfolder import check_chunks, check_written, lock, plan_digest, read_manifest, signature
-from damage.run.scenefit import fit_scene
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +264,7 @@ def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, 
         fp = plan.footprints.assign(**{_INDEX: np.arange(len(plan.footprints)),
                                        _CHUNK: np.where(usable, plan.window_of, "none")})
         fp = fp.sort_values([_CHUNK, _INDEX], kind="stable")
-        fit, _ = fit_scene(plan.before, plan.after, grid, plan.geoms[usable], cfg)
+        fit, _ = fit_with_progress(plan.before, plan.after, grid, plan.geoms[usable], cfg, progress)
         with _atomic(fit_path) as tmp:
             write_fit(fit, tmp)
             fit_sum = sha256_of(tmp)
@@ -296,16 +295,20 @@ def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, 
     cfg = Config.from_dict(manifest["config"])
     for stale in (folder / "chunks").glob(".*.tmp.*"):  # left by a run killed while writing
         stale.unlink()
-    for bad in check_chunks(folder, manifest["chunks"], sums):
+    for bad, why in check_chunks(folder, manifest["chunks"], sums):
         sums.pop(bad, None)
-        log.warning("chunk %s: its file is damaged, changed or from another run; redoing it", bad)
+        if why == "unfinished":
+            log.info("chunk %s was not finished by the previous run; redoing it", bad)
+        else:
+            log.warning("chunk %s: its file was changed or damaged since the run wrote it; redoing it", bad)
     todo = [c for c in manifest["chunks"] if not (folder / "chunks" / f"{c}.parquet").exists()]
     tasks = [_Task(c, before, after, str(folder), manifest["config"], str(fit_path), manifest["grid"]) for c in todo]
     log.info("region: %d chunks, %d to do", len(manifest["chunks"]), len(tasks))
     failed: dict[str, str] = {}
     done = 0
-    bar = tqdm(total=len(manifest["chunks"]), initial=len(manifest["chunks"]) - len(tasks), disable=not progress,
-               unit="chunk", desc="chunks")
+    sizes = {str(k): int(v) for k, v in manifest["chunks"].items()}
+    bar = tqdm(total=sum(sizes.values()), initial=sum(sizes.values()) - sum(sizes[c] for c in todo), disable=not progress,
+               unit="building", desc="buildings")
     buildings = 0
     try:
         for chunk, n, error, digest in _execute(tasks, workers, client, scheduler):
@@ -318,8 +321,8 @@ def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, 
                 log.error("chunk %s failed: %s", chunk, error)
             manifest["failed"] = {**{k: v for k, v in manifest["failed"].items() if k != chunk}, **failed}
             write_json(manifest, manifest_path)
-            bar.update(1)
-            bar.set_postfix(buildings=buildings)
+            bar.update(sizes.get(chunk, 0))
+            bar.set_postfix(chunks=f"{done + len(failed)}/{len(tasks)}")
     finally:
         bar.close()
     result = _merge(folder, manifest, cfg)

@@ -38,6 +38,13 @@ log = logging.getLogger(__name__)
 __all__ = ["assess", "assess_window", "EVIDENCE_COLUMNS", "window_size"]
 
 
+def fit_with_progress(before: Epoch, after: Epoch, grid: Grid, geoms: np.ndarray, cfg: Config,
+                      progress: bool) -> tuple[SceneFit, ScenePixels | None]:
+    """:func:`damage.run.scenefit.fit_scene`, saying what it does on a progress line (the fit takes seconds to minutes)."""
+    with tqdm(total=None, disable=not progress, desc="fitting the scene", bar_format="{desc} [{elapsed}]", leave=False) as bar:
+        return fit_scene(before, after, grid, geoms, cfg, step=lambda what: bar.set_description_str(f"fitting the scene: {what}"))
+
+
 def assess(
     before: PathSpec,
     after: PathSpec,
@@ -156,7 +163,7 @@ def assess(
         wanted[np.asarray(list(chips_for), dtype=np.int64)] = True
     gallery = Gallery(chips, wanted, plan.grid, cfg.scale) if chips or chips_for is not None else None
     # fit once per scene, before any window is measured
-    fit, pixels = fit_scene(plan.before, plan.after, plan.grid, plan.geoms[plan.usable], cfg)
+    fit, pixels = fit_with_progress(plan.before, plan.after, plan.grid, plan.geoms[plan.usable], cfg, progress)
     # measure and grade each window
     parts, polys = [], []
     jobs = [plan.members(win) for win in plan.windows]

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 
 import geopandas as gpd
 import numpy as np
 import shapely
 
 from damage.config import Config
-from damage.errors import BandMismatchError, ConfigError, FootprintsOutsideImageryError
+from damage.errors import BandMismatchError, ConfigError, DamageWarning, FootprintsOutsideImageryError
 from damage.geo.raster import Grid, analysable
 from damage.io.sources import Epoch, PathSpec, check_order, open_epoch
-from damage.io.warp import footprint_grid
+from damage.io.warp import footprint_grid, lonlat_extent
 
 __all__ = ["Plan", "make_plan", "cells", "window_ids", "window_extent", "grid_units", "check_memory", "physical_memory",
            "CONTEXT_PIXELS", "WINDOW_BYTES_PER_PIXEL"]
@@ -128,9 +129,13 @@ def cells(geoms: np.ndarray, grid: Grid, size: int) -> tuple[np.ndarray, np.ndar
 
 
 def window_ids(geoms: np.ndarray, grid: Grid, size: int) -> np.ndarray:
-    """Window id (``"r<row>_c<col>"``) of each footprint: the cell of ``size`` pixels holding its representative point."""
+    """Window id (``"row<r>_col<c>"``, counted from the grid's top left, 0-padded) of each footprint: the cell of
+    ``size`` pixels holding its representative point, or the nearest cell of the grid when that point is off it."""
     r, c = cells(geoms, grid, size)
-    return np.char.add(np.char.add("r", r.astype(str)), np.char.add("_c", c.astype(str)))
+    rows, cols = -(-grid.shape[0] // size), -(-grid.shape[1] // size)
+    r, c = np.clip(r, 0, max(rows - 1, 0)), np.clip(c, 0, max(cols - 1, 0))
+    digits = max(2, len(str(max(rows, cols) - 1)))
+    return np.array([f"row{a:0{digits}d}_col{b:0{digits}d}" for a, b in zip(r.tolist(), c.tolist())], dtype=object).astype(str)
 
 
 def window_extent(geoms: np.ndarray, grid: Grid, cfg: Config) -> tuple[int, int, int, int]:
@@ -169,13 +174,23 @@ def make_plan(before: PathSpec, after: PathSpec, footprints: gpd.GeoDataFrame, c
             f"{be.describe()} has {be.count} band(s) but {ae.describe()} has {ae.count}; epochs must have the same bands"
         )
     usable = analysable(fp.geometry.values)
-    grid = footprint_grid(be, ae, fp.geometry, crs=cfg.crs, resolution=cfg.resolution, margin=cfg.context)
+    try:
+        grid = footprint_grid(be, ae, fp.geometry, crs=cfg.crs, resolution=cfg.resolution, margin=cfg.context)
+    except FootprintsOutsideImageryError as exc:
+        raise FootprintsOutsideImageryError(f"{source}: {exc}") from None
     check_memory(grid.shape, be.count, window_size)
     geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
     geoms[~usable] = None
+    placed = usable.copy()
     usable[usable] = shapely.intersects(geoms[usable], shapely.box(*grid.bounds))
     if not usable.any():
-        raise FootprintsOutsideImageryError("no footprint lies where the before and after imagery overlap")
+        raise FootprintsOutsideImageryError(f"{source}: no footprint lies where the before and after imagery overlap "
+                                            f"({lonlat_extent(grid.bounds, grid.crs)})")
+    outside = int((placed & ~usable).sum())
+    if outside > 0.5 * placed.sum():
+        warnings.warn(f"{source}: {outside:,} of the {int(placed.sum()):,} footprints ({100 * outside / placed.sum():.0f} %) "
+                      f"lie outside the imagery both epochs cover ({lonlat_extent(grid.bounds, grid.crs)}); they are "
+                      "not analysed ('outside imagery')", DamageWarning, stacklevel=3)
     window_of = np.full(len(fp), "", dtype=object)
     window_of[usable] = window_ids(geoms[usable], grid, window_size)
     files = [str(t.path) for t in (*be.tiles, *ae.tiles)]

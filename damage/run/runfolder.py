@@ -175,10 +175,10 @@ def check_written(folder: Path, manifest: dict, names: tuple[str, ...]) -> None:
                                   "delete the run folder and run again")
 
 
-def check_chunks(folder: Path, chunks: dict[str, int], sums: dict[str, str]) -> list[str]:
-    """Chunk files that are present but not as the run wrote them (cut short by a kill, truncated,
-    changed, from another run, or written by a run killed before it recorded their SHA-256):
-    removed, to be redone."""
+def check_chunks(folder: Path, chunks: dict[str, int], sums: dict[str, str]) -> list[tuple[str, str]]:
+    """Chunk files that are present but not as the run wrote them, removed to be redone, each with why:
+    ``"unfinished"`` (written by a run stopped before it recorded the file's SHA-256: a normal
+    resume) or ``"damaged"`` (truncated, changed or from another run since it was recorded)."""
     import pyarrow.parquet as pq
 
     redo = []
@@ -198,5 +198,5 @@ def check_chunks(folder: Path, chunks: dict[str, int], sums: dict[str, str]) -> 
                 shutil.rmtree(f)
             else:
                 f.unlink()
-            redo.append(name)
+            redo.append((name, "unfinished" if name not in sums else "damaged"))
     return redo

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -148,8 +149,11 @@ def _metric_radius(cfg: Config) -> int:
     return max(METRIC_RADIUS[name] for name, _ in cfg.metrics) + cfg.shift_tolerance
 
 
-def fit_scene(be: Epoch, ae: Epoch, grid: Grid, geoms: np.ndarray, cfg: Config) -> tuple[SceneFit, ScenePixels | None]:
+def fit_scene(be: Epoch, ae: Epoch, grid: Grid, geoms: np.ndarray, cfg: Config,
+              step: Callable[[str], None] | None = None) -> tuple[SceneFit, ScenePixels | None]:
     """Fit the scene on ``grid`` around the footprints ``geoms`` (grid CRS, all present).
+
+    ``step`` is told, in a few words, what the fit is doing as it goes (a progress display).
 
     Returns
     -------
@@ -163,12 +167,14 @@ def fit_scene(be: Epoch, ae: Epoch, grid: Grid, geoms: np.ndarray, cfg: Config) 
     NoOverlapError
         The epochs hold no valid pixel in common where the fit looks.
     """
+    say = step or (lambda what: None)
     if max(grid.shape) <= FIT_SIDE:
-        return _fit_whole(be, ae, grid, cfg)
-    return _fit_sampled(be, ae, grid, geoms, cfg), None
+        return _fit_whole(be, ae, grid, cfg, say)
+    return _fit_sampled(be, ae, grid, geoms, cfg, say), None
 
 
-def _fit_whole(be: Epoch, ae: Epoch, grid: Grid, cfg: Config) -> tuple[SceneFit, ScenePixels]:
+def _fit_whole(be: Epoch, ae: Epoch, grid: Grid, cfg: Config, say: Callable[[str], None]) -> tuple[SceneFit, ScenePixels]:
+    say(f"reading both epochs ({grid.shape[0]} x {grid.shape[1]} px)")
     rb = warp_epoch(be, grid, black_fill=cfg.black_fill)
     ra = warp_epoch(ae, grid, black_fill=cfg.black_fill)
     covered = rb.valid & ra.valid
@@ -176,17 +182,21 @@ def _fit_whole(be: Epoch, ae: Epoch, grid: Grid, cfg: Config) -> tuple[SceneFit,
         raise NoOverlapError(f"{be.describe()} and {ae.describe()} hold no valid pixel in common")
     shift = None
     if cfg.register:
+        say("co-registering")
         shift = estimate_shift(luminance(rb.array), luminance(ra.array), covered, max_shift=cfg.max_shift)
     move = moving(shift)
     if move is not None:
+        say("reading the after epoch again, registered")
         ra = warp_epoch(ae, grid, black_fill=cfg.black_fill, check_valid=False, move=move)
         covered = rb.valid & ra.valid
     valid = covered
     cloud = None
     if cfg.cloud_mask:  # before the radiometric fit, which clouds would bias
+        say("masking clouds")
         cloudy, info = clouds(rb.array, ra.array, covered, min_pixels=cloud_min_pixels(cfg, grid))
         cloud = CloudMask(1, cloudy, info)
         valid = covered & ~cloudy
+    say("normalising and calibrating")
     norm_params, stats, calib = _radiometry(rb.array, ra.array, valid, cfg)
     return SceneFit(shift, norm_params, stats, calib, cloud, "whole scene"), ScenePixels(rb, ra, covered)
 
@@ -237,12 +247,15 @@ def _sample_blocks(geoms: np.ndarray, grid: Grid) -> list[tuple[int, int, int, i
     return blocks
 
 
-def _fit_sampled(be: Epoch, ae: Epoch, grid: Grid, geoms: np.ndarray, cfg: Config) -> SceneFit:
+def _fit_sampled(be: Epoch, ae: Epoch, grid: Grid, geoms: np.ndarray, cfg: Config, say: Callable[[str], None]) -> SceneFit:
     """Registration, radiometry, metric scaling and calibration on sample blocks; clouds on an overview."""
+    if cfg.cloud_mask:
+        say("masking clouds on an overview")
     cloud = _overview_clouds(be, ae, grid, cfg) if cfg.cloud_mask else None
     blocks = _sample_blocks(geoms, grid)
     rasters, estimates = [], []
-    for win in blocks:
+    for k, win in enumerate(blocks, start=1):
+        say(f"reading and co-registering sample block {k} of {len(blocks)}")
         rb = warp_epoch(be, grid, black_fill=cfg.black_fill, check_valid=False, window=win)
         ra = warp_epoch(ae, grid, black_fill=cfg.black_fill, check_valid=False, window=win)
         rasters.append((rb, ra))
@@ -266,5 +279,6 @@ def _fit_sampled(be: Epoch, ae: Epoch, grid: Grid, geoms: np.ndarray, cfg: Confi
     b_all, a_all, v_all = (np.concatenate(p, axis=-1) for p in (b_parts, a_parts, v_parts))
     if not v_all.any():
         raise NoOverlapError(f"{be.describe()} and {ae.describe()} hold no valid pixel in common where the footprints are")
+    say("normalising and calibrating")
     norm_params, stats, calib = _radiometry(b_all, a_all, v_all, cfg, zero_invalid=True)
     return SceneFit(shift, norm_params, stats, calib, cloud, "sample blocks")
