@@ -187,3 +187,33 @@ def test_t_max_bounds_t_mean_and_marks_the_damaged(stacks):
     destroyed = (s.footprints["true_grade"] == "destroyed").to_numpy()
     intact = (s.footprints["true_grade"] == "no-damage").to_numpy()
     assert result.loc[destroyed & ok, "t_max"].median() > result.loc[intact & ok, "t_max"].quantile(0.9)
+
+
+def test_a_radar_result_is_a_result_like_any_other(stacks, tmp_path):
+    """Ids, reasons, provenance and overwrite protection: the same as the optical path's (issue 23, item 2)."""
+    import geopandas as gpd
+    import pandas as pd
+    import shapely
+
+    from damage.errors import OutputError
+
+    s, b, a, f = stacks("damaged")
+    fp = gpd.read_file(f)
+    far = fp.iloc[[0]].assign(geometry=[shapely.affinity.translate(fp.geometry.iloc[0], 5000, 0)])
+    empty = fp.iloc[[0]].assign(geometry=[shapely.Polygon()])
+    path = tmp_path / "fp.geojson"
+    gpd.GeoDataFrame(pd.concat([fp, far, empty], ignore_index=True), crs=fp.crs).to_file(path)
+    with pytest.warns(DamageWarning, match="1 footprint"):  # the empty one, set aside when read
+        result = damage.assess(b, a, path, method="pwtt")
+    assert result["building_id"].is_unique
+    assert result["not_analysed_reason"].iloc[-2] == "outside imagery"
+    assert result["not_analysed_reason"].iloc[-1] == "unusable footprint"
+    graded = result["damage_grade"] != "not-analysed"
+    assert result.loc[graded, "not_analysed_reason"].isna().all() and graded.sum() == len(fp)
+    prov = result.attrs["damage"]["provenance"]
+    assert len(prov["inputs"]["before"]) >= 2 and all(f["sha256"] for f in prov["inputs"]["before"])
+    assert prov["inputs"]["other"][0]["role"] == "footprints"
+    before = path.read_bytes()
+    with pytest.raises(OutputError, match="is an input"):
+        damage.write(result, path)
+    assert path.read_bytes() == before

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from os import PathLike
 from typing import Any
 
 import geopandas as gpd
@@ -33,12 +34,14 @@ from damage.errors import (
     InvalidRasterError,
     NoValidDataError,
 )
+from damage.geo.ids import ID_COLUMN, building_ids
 from damage.geo.raster import Grid, analysable
 from damage.geo.zonal import zonal_stats, zones
 from damage.grading import NOT_ANALYSED, SCALES, grade
 from damage.io.nodata import source_valid
-from damage.io.sources import Acquisition, PathSpec, open_stack, read_decimated, read_footprints
-from damage.io.warp import footprint_grid, warp_epoch
+from damage.io.sources import Acquisition, Epoch, PathSpec, open_stack, read_decimated, read_footprints
+from damage.io.warp import footprint_grid, lonlat_extent, warp_epoch
+from damage.run.provenance import Clock, provenance
 from damage.sar.statistics import Moments, lee_filter, log_ratio_sigma, pwtt, t_statistic, to_log, to_power
 
 log = logging.getLogger(__name__)
@@ -46,7 +49,8 @@ log = logging.getLogger(__name__)
 __all__ = ["assess_stack", "PWTT_COLUMNS"]
 
 #: Columns added to the footprints by the PWTT method, in order.
-PWTT_COLUMNS = ("damage_grade", "damage_score", "valid_fraction", "t_mean", "t_max", "looks_before", "looks_after")
+PWTT_COLUMNS = ("damage_grade", "damage_score", "valid_fraction", "t_mean", "t_max", "looks_before", "looks_after",
+                "not_analysed_reason")
 #: Footprints covering fewer pixel centres than this take every pixel they touch.
 MIN_PIXELS = 4
 
@@ -122,9 +126,11 @@ def assess_stack(
     one image; files with the same date and orbit are mosaicked.
     """
     # -- validate and read headers
+    clock = Clock()
     fp = read_footprints(footprints)
     pre = open_stack(before, "before")
     post = open_stack(after, "after")
+    every = pre + post
     counts = {a.epoch.count for a in pre + post}
     if len(counts) > 1:
         raise BandMismatchError(f"stacks mix band counts {sorted(counts)}: {pre[0].describe()} has {pre[0].epoch.count}")
@@ -135,9 +141,17 @@ def assess_stack(
                           resolution=cfg.resolution)
     geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
     geoms[~usable] = None
-    if not shapely.intersects(geoms[usable], shapely.box(*grid.bounds)).any():
-        raise FootprintsOutsideImageryError("no footprint lies where the before and after stacks overlap")
+    inside = shapely.intersects(geoms[usable], shapely.box(*grid.bounds))
+    label = "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints)
+    if not inside.any():
+        raise FootprintsOutsideImageryError(f"{label}: no footprint lies where the before and after stacks overlap "
+                                            f"({lonlat_extent(grid.bounds, grid.crs)})")
+    if (~inside).sum() > 0.5 * inside.size:
+        warnings.warn(f"{label}: {int((~inside).sum()):,} of the {inside.size:,} footprints lie outside the imagery both "
+                      f"stacks cover ({lonlat_extent(grid.bounds, grid.crs)}); they are not analysed ('outside imagery')",
+                      DamageWarning, stacklevel=3)
     pre, post, dropped = _screen(pre, post, units)
+    dropped_acqs = [a for a in every if a not in pre and a not in post]
     radii_px = tuple(r / (grid.res * grid.metres) for r in cfg.smoothing_radii)
     optical = all(units[id(a)] == "optical" for a in pre + post)
     lee = 1 if optical else cfg.lee_size
@@ -220,12 +234,22 @@ def assess_stack(
         "looks_before": np.round(looks_pre, 2),
         "looks_after": np.round(looks_post, 2),
     }
+    # why a building is not analysed, in the optical path's words
+    on_grid = usable & (sums["burned"] > 0)
+    reasons = np.where(~usable, "unusable footprint", np.where(~on_grid, "outside imagery", "partial coverage"))
+    evidence["not_analysed_reason"] = np.array([None if a else r for a, r in zip(analysed, reasons)], dtype=object)
     clash = [c for c in evidence if c in fp.columns]
     if clash:
         log.warning("footprint columns %s are replaced by the assessment's", clash)
     base = fp.drop(columns=clash) if clash else fp
-    result = gpd.GeoDataFrame(pd.concat([base, pd.DataFrame(evidence, index=base.index)], axis=1),
-                              geometry=base.geometry.name, crs=fp.crs)
+    ids, id_source = building_ids(fp, cfg.id_column)
+    parts = [base, pd.DataFrame(evidence, index=base.index)]
+    if id_source != ID_COLUMN:
+        base = base.drop(columns=[ID_COLUMN]) if ID_COLUMN in base.columns else base
+        parts = [pd.DataFrame({ID_COLUMN: ids}, index=base.index), base, parts[1]]
+    result = gpd.GeoDataFrame(pd.concat(parts, axis=1), geometry=base.geometry.name, crs=fp.crs)
+    result.attrs["damage_input_files"] = [str(t.path) for a in pre + post + dropped_acqs for t in a.epoch.tiles] + (
+        [str(footprints)] if isinstance(footprints, (str, PathLike)) else [])  # never written over (writers.write)
     result.attrs["damage"] = {
         "version": __version__,
         "method": "pwtt",
@@ -245,6 +269,12 @@ def assess_stack(
             "windows": len(windows),
             "dropped": dropped,
         },
+        "ids": {"column": ID_COLUMN, "source": id_source},
+        "not_analysed": {r: int((evidence["not_analysed_reason"] == r).sum()) for r in
+                         ("outside imagery", "partial coverage", "unusable footprint")},
         "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
     }
+    result.attrs["damage"]["provenance"] = provenance(Epoch("before", tuple(t for a in pre for t in a.epoch.tiles)),
+                                                      Epoch("after", tuple(t for a in post for t in a.epoch.tiles)),
+                                                      {"footprints": footprints}, clock)
     return result
