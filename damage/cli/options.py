@@ -15,9 +15,18 @@ def configure_logging(verbose: int, quiet: int) -> None:
     level = logging.WARNING - 10 * verbose + 10 * quiet
     logging.basicConfig(format="%(levelname)s: %(message)s", level=max(level, logging.DEBUG))
     logging.getLogger("damage").setLevel(max(level, logging.DEBUG))
-    # Library warnings about repaired input become log lines, not tracebacks.
+    # Library warnings about repaired input become log lines, not tracebacks: the run's own notes as
+    # one line each ("WARNING: <message>"), without the source line that Python's format adds.
     logging.captureWarnings(True)
     warnings.simplefilter("default", DamageWarning)
+    plain = warnings.formatwarning
+
+    def one_line(message, category, filename, lineno, line=None):  # type: ignore[no-untyped-def]
+        if issubclass(category, DamageWarning):
+            return f"{message}"
+        return plain(message, category, filename, lineno, line)
+
+    warnings.formatwarning = one_line
 
 
 def show_progress(quiet: int) -> bool:

@@ -31,6 +31,10 @@ def facility_lines(facilities: gpd.GeoDataFrame, scale: str = "xbd", max_shown: 
         sure = f.get("grade_confidence", "unknown")
         how = f"p_damaged {p:.2f} at {f['worst_building']}: {sure}" if p == p and f.get("worst_building") else sure
         around = "/".join(str(int(f[f"damaged_within_{d}m"])) for d in rings)
+        if int(f["analysed"]) == 0:
+            lines.append(f"  {name[:32]:<{width}}  {grade:<14} (none of its {int(f['buildings'])} building(s) analysed: "
+                         "see not_analysed_reason)" + (f"; damaged within {'/'.join(map(str, rings))} m: {around}" if rings else ""))
+            continue
         lines.append(f"  {name[:32]:<{width}}  {grade:<14} ({how}); {damaged} of {int(f['analysed'])} buildings damaged"
                      + (f"; damaged within {'/'.join(map(str, rings))} m: {around}" if rings else ""))
     if len(order) > max_shown:

@@ -60,6 +60,7 @@ figure.map { margin: .6em 0; } figcaption { color: #555; font-size: .9em; }
 .pair figure { margin: 0; } .pair table { flex: 1 1 280px; margin: 0; font-size: .92em; }
 .pair img { width: 240px; height: 240px; object-fit: contain; image-rendering: pixelated; border: 1px solid #bbb; }
 .grade { font-weight: 600; padding: .05em .45em; border-radius: 4px; color: #fff; }
+td.g { white-space: nowrap; }
 .muted { color: #666; } .prov td { font-size: .9em; } code { font-size: .88em; overflow-wrap: anywhere; }
 @media print { body { max-width: none; } .item { border-color: #999; } }
 </style></head>
@@ -74,7 +75,7 @@ figure.map { margin: .6em 0; } figcaption { color: #555; font-size: .9em; }
 <table><tr><th>facility</th><th>grade</th><th>how sure</th><th>damaged buildings</th><th>damaged roof m²</th>
 {% for d in rings %}<th>damaged within {{ d }} m</th>{% endfor %}</tr>
 {% for f in facilities %}<tr><td><a href="#facility-{{ loop.index }}">{{ f.name }}</a></td>
-<td><span class="swatch" style="border-color: {{ f.colour }}"></span>{{ f.grade }}</td>
+<td class="g"><span class="swatch" style="border-color: {{ f.colour }}"></span>{{ f.grade }}</td>
 <td>{{ f.sure }}</td><td class="n">{{ f.damaged }} of {{ f.analysed }}</td><td class="n">{{ f.roof }}</td>
 {% for v in f.rings %}<td class="n">{{ v }}</td>{% endfor %}</tr>{% endfor %}
 </table>
@@ -84,7 +85,7 @@ figure.map { margin: .6em 0; } figcaption { color: #555; font-size: .9em; }
 <h2 id="most-damaged">Most damaged buildings</h2>
 <table><tr><th>building</th><th>grade</th><th>p_damaged</th><th>where</th></tr>
 {% for b in top_damaged %}<tr><td>{% if b.anchor %}<a href="#{{ b.anchor }}">{{ b.title }}</a>{% else %}{{ b.title }}{% endif %}</td>
-<td><span class="swatch" style="border-color: {{ b.colour }}"></span>{{ b.grade }}</td><td class="n">{{ b.p }}</td>
+<td class="g"><span class="swatch" style="border-color: {{ b.colour }}"></span>{{ b.grade }}</td><td class="n">{{ b.p }}</td>
 <td class="n">{{ b.place }}</td></tr>{% endfor %}
 </table>
 {% if more_damaged %}<p class="muted">{{ more_damaged }}</p>{% endif %}
@@ -292,6 +293,9 @@ def render_report(result: gpd.GeoDataFrame, title: str | None = None, top: int =
             sure = str(f.get("grade_confidence", "unknown"))
             if f.get("worst_building") and wp == wp:
                 sure = f"{sure}: p_damaged {wp:.2f} at {f['worst_building']}"
+            if int(f.get("analysed", 0)) == 0:
+                sure = f"none of its {int(f['buildings'])} building(s) analysed" if int(f["buildings"]) else \
+                    "assessed as one polygon: not analysed"
             facilities.append({"name": name, "grade": f["damage_grade"], "colour": _hex(grade_colour(f["damage_grade"], levels)),
                                "buildings": int(f["buildings"]), "analysed": int(f.get("analysed", 0)), "sure": sure,
                                "damaged": sum(int(f.get(f"n_{lv}", 0)) for lv in sc.damaged),
