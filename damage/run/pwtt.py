@@ -138,7 +138,7 @@ def assess_stack(
     units = {id(a): _units(a, cfg) for a in pre + post}
     usable = analysable(fp.geometry.values)
     grid = footprint_grid([a.epoch for a in pre], [a.epoch for a in post], fp.geometry, crs=cfg.crs,
-                          resolution=cfg.resolution)
+                          resolution=cfg.resolution, margin=cfg.context)  # context for the focal means, as optical
     geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
     geoms[~usable] = None
     inside = shapely.intersects(geoms[usable], shapely.box(*grid.bounds))
