@@ -217,3 +217,37 @@ def test_a_radar_result_is_a_result_like_any_other(stacks, tmp_path):
     with pytest.raises(OutputError, match="is an input"):
         damage.write(result, path)
     assert path.read_bytes() == before
+
+
+def test_a_region_batch_of_stacks_gives_every_building_the_single_runs_answer(stacks, tmp_path):
+    """batch --method pwtt (issue 23, item 2): chunks on the region's grid, the same numbers as one run, resumable."""
+    from click.testing import CliRunner
+
+    from damage.cli import main
+    from damage.testing import assert_result_equal
+
+    s, b, a, f = stacks("damaged")
+    one = damage.assess(b, a, f, method="pwtt", window=64)
+    region = damage.batch(b, a, f, tmp_path / "run", method="pwtt", window=64, chunk_size=64, workers=2)
+    assert region.chunks > 1 and region.done == region.chunks and not region.failed
+    assert_result_equal(one, region.result, columns=["building_id", "damage_grade", "not_analysed_reason"])
+    assert_result_equal(one, region.result, columns=["damage_score", "t_mean", "t_max", "looks_before", "valid_fraction"],
+                        rtol=1e-9)
+    assert region.result.attrs["damage"]["method"] == "pwtt"
+    assert region.result.attrs["damage"]["provenance"]["inputs"]["before"]
+    again = damage.batch(b, a, f, tmp_path / "run", method="pwtt", window=64, chunk_size=64)
+    assert again.done == 0  # resumed: nothing left to do
+    assert_result_equal(region.result, again.result, columns=["damage_grade", "t_mean"])
+    folders = [str(b[0].parent), str(a[0].parent)] if isinstance(b, (list, tuple)) else [str(b), str(a)]
+    res = CliRunner().invoke(main, ["batch", *folders, str(f), "-o", str(tmp_path / "cli"), "--chunk-size", "64",
+                                    "--method", "pwtt", "--config", str(_toml(tmp_path)), "-q"])
+    assert res.exit_code == 0, res.output
+    import geopandas as gpd
+
+    assert_result_equal(one, gpd.read_parquet(tmp_path / "cli" / "damage.parquet"), columns=["building_id", "damage_grade"])
+
+
+def _toml(tmp_path):
+    path = tmp_path / "pwtt.toml"
+    path.write_text('window = 64\n')
+    return path

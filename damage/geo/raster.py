@@ -7,14 +7,14 @@ file names, so the steps run unchanged on in-memory data and inside a worker.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import shapely
 from affine import Affine
 from rasterio.crs import CRS
 
-__all__ = ["Grid", "Raster", "present", "analysable", "metres_per_unit", "METRES_PER_DEGREE"]
+__all__ = ["Grid", "Window", "Raster", "present", "analysable", "metres_per_unit", "METRES_PER_DEGREE"]
 
 #: Metres per degree of latitude (and of longitude at the equator) on the sphere of the same surface as WGS 84's ellipsoid
 #: near the equator: the one constant behind every degree <-> metre conversion of the library.
@@ -51,6 +51,28 @@ def analysable(geoms: np.ndarray) -> np.ndarray:
     return ok
 
 
+class Window(NamedTuple):
+    """A rectangle of a grid's pixels: ``(row, col, height, width)``, in numpy's axis order.
+
+    A frozen value (it unpacks as the tuple it is); rasterio's ``Window`` is the other way
+    round, ``(col_off, row_off, width, height)``, and is used only where files are read.
+    """
+
+    row: int
+    col: int
+    height: int
+    width: int
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        """``(rows, cols)`` slices of an array on the whole grid."""
+        return slice(self.row, self.row + self.height), slice(self.col, self.col + self.width)
+
+    def of(self, grid: Grid) -> Grid:
+        """The sub-grid this window covers (same CRS and pixel lattice)."""
+        return Grid(grid.crs, grid.transform @ Affine.translation(self.col, self.row), (self.height, self.width))
+
+
 @dataclasses.dataclass(frozen=True)
 class Grid:
     """A north-up pixel grid: CRS, affine transform and shape ``(height, width)``."""
@@ -58,6 +80,12 @@ class Grid:
     crs: CRS
     transform: Affine
     shape: tuple[int, int]
+
+    def windows(self, size: int) -> list[Window]:
+        """The grid cut into windows of ``size`` pixels a side (smaller at the right and bottom edges), row by row."""
+        rows, cols = self.shape
+        return [Window(r, c, min(size, rows - r), min(size, cols - c)) for r in range(0, rows, size)
+                for c in range(0, cols, size)]
 
     @property
     def res(self) -> float:

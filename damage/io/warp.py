@@ -16,7 +16,7 @@ from pyproj import CRS as ProjCRS
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.warp import calculate_default_transform, reproject, transform_bounds
-from rasterio.windows import Window
+from rasterio.windows import Window as RioWindow
 
 from damage.errors import (
     ConfigError,
@@ -25,7 +25,7 @@ from damage.errors import (
     NoOverlapError,
     NoValidDataError,
 )
-from damage.geo.raster import Grid, Raster, analysable, metres_per_unit
+from damage.geo.raster import Grid, Raster, Window, analysable, metres_per_unit
 from damage.io.nodata import source_valid
 from damage.io.sources import Epoch, Tile, has_overviews, read_tile
 
@@ -192,7 +192,7 @@ def footprint_grid(
     return common_grid(before, after, bounds, crs=crs, resolution=resolution)
 
 
-def _pixel_window(transform: Affine, shape: tuple[int, int], bounds: Bounds, pad: int) -> Window | None:
+def _pixel_window(transform: Affine, shape: tuple[int, int], bounds: Bounds, pad: int) -> RioWindow | None:
     """Whole pixels of a raster that cover ``bounds``, padded by ``pad``, clipped to the raster."""
     # The corners of ``bounds`` in pixel coordinates (any affine, rotated grids too).
     inverse = ~transform
@@ -201,16 +201,16 @@ def _pixel_window(transform: Affine, shape: tuple[int, int], bounds: Bounds, pad
     r0 = max(math.floor(min(rows) + 1e-6) - pad, 0)
     c1 = min(math.ceil(max(cols) - 1e-6) + pad, shape[1])
     r1 = min(math.ceil(max(rows) - 1e-6) + pad, shape[0])
-    return Window(c0, r0, c1 - c0, r1 - r0) if c1 > c0 and r1 > r0 else None
+    return RioWindow(c0, r0, c1 - c0, r1 - r0) if c1 > c0 and r1 > r0 else None
 
 
-def _grid_window(grid: Grid, bounds: Bounds) -> Window | None:
+def _grid_window(grid: Grid, bounds: Bounds) -> RioWindow | None:
     """The part of the grid, in whole pixels, that ``bounds`` covers."""
     inter = _intersect(grid.bounds, bounds)
     return None if inter is None else _pixel_window(grid.transform, grid.shape, inter, 0)
 
 
-def _source_window(tile: Tile, bounds: Bounds, pad: int = 2) -> Window | None:
+def _source_window(tile: Tile, bounds: Bounds, pad: int = 2) -> RioWindow | None:
     """The part of a tile, padded for the resampling kernel, that covers ``bounds``."""
     inter = _intersect(tile.bounds, bounds)
     return None if inter is None else _pixel_window(tile.transform, (tile.height, tile.width), inter, pad)
@@ -220,7 +220,7 @@ def _source_window(tile: Tile, bounds: Bounds, pad: int = 2) -> Window | None:
 WARP_BLOCK = 256
 
 
-def _resample(tile: Tile, count: int, grid: Grid, move: Affine, window: tuple[int, int, int, int], black_fill: bool,
+def _resample(tile: Tile, count: int, grid: Grid, move: Affine, window: Window, black_fill: bool,
               resampling: Resampling) -> tuple[np.ndarray, np.ndarray]:
     """Resample a tile onto a window of the grid, in whole blocks of the global lattice.
 
@@ -268,7 +268,7 @@ def _resample(tile: Tile, count: int, grid: Grid, move: Affine, window: tuple[in
                 f"{tile.path}: one row of the grid's blocks needs {(r_hi - r_lo) * (c_hi - c_lo):,} of its pixels "
                 f"(its pixels are {_ratio(tile, grid):,.0f} times finer than the grid's) and it has no overviews; "
                 f"add overviews (gdaladdo) or give a coarser copy (gdalwarp -tr)")
-        whole, whole_declared, whole_transform = read_tile(tile, Window(c_lo, r_lo, c_hi - c_lo, r_hi - r_lo), f)
+        whole, whole_declared, whole_transform = read_tile(tile, RioWindow(c_lo, r_lo, c_hi - c_lo, r_hi - r_lo), f)
         for br, bc, block, swin in row:
             r, c = (int(swin.row_off) - r_lo) // f, (int(swin.col_off) - c_lo) // f
             h_cut = -(-(int(swin.row_off + swin.height) - r_lo) // f) - r
@@ -331,7 +331,7 @@ def warp_epoch(
     black_fill: bool = True,
     resampling: Resampling = Resampling.bilinear,
     check_valid: bool = True,
-    window: tuple[int, int, int, int] | None = None,
+    window: Window | tuple[int, int, int, int] | None = None,
     move: Affine | None = None,
 ) -> Raster:
     """Resample every tile of an epoch onto ``grid`` and mosaic them (first valid wins).
@@ -372,14 +372,14 @@ def warp_epoch(
             rr1, cc1 = min(tr0 + h, tile.height), min(tc0 + w, tile.width)
             if rr1 <= rr0 or cc1 <= cc0:
                 continue
-            data, declared, _ = read_tile(tile, Window(cc0, rr0, cc1 - cc0, rr1 - rr0))
+            data, declared, _ = read_tile(tile, RioWindow(cc0, rr0, cc1 - cc0, rr1 - rr0))
             dst = np.zeros((epoch.count, h, w), dtype=np.float32)
             dst_valid = np.zeros((h, w), dtype=np.float32)
             inner = (slice(rr0 - tr0, rr1 - tr0), slice(cc0 - tc0, cc1 - tc0))
             dst[(slice(None), *inner)] = data
             dst_valid[inner] = source_valid(data, declared, black_fill)
         else:
-            dst, dst_valid = _resample(tile, epoch.count, grid, move, (wr + r0, wc + c0, h, w), black_fill, resampling)
+            dst, dst_valid = _resample(tile, epoch.count, grid, move, Window(wr + r0, wc + c0, h, w), black_fill, resampling)
         # a NaN or infinity the resampling let through (float imagery) is no data, not a value
         take = (dst_valid > 0.999) & ~valid[r0 : r0 + h, c0 : c0 + w] & np.isfinite(dst).all(axis=0)
         out[:, r0 : r0 + h, c0 : c0 + w][:, take] = dst[:, take]

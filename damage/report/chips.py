@@ -16,6 +16,8 @@ import numpy as np
 import shapely
 from affine import Affine
 
+from damage.geo.raster import Window
+
 __all__ = ["Chip", "cut_chip", "stretch", "png", "grade_colour", "Overview", "draw_footprints"]
 
 #: Outline colours (RGB) of the grades of every scale, by position from least to most damage.
@@ -179,7 +181,7 @@ class Overview:
         return cls(grid_shape, f, np.zeros((bands, h, w), np.float32), np.zeros((bands, h, w), np.float32),
                    np.zeros((h, w), bool))
 
-    def add(self, window: tuple[int, int, int, int], before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> None:
+    def add(self, window: Window, before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> None:
         """Paste a window's pixels (decimated) into the overview."""
         r0, c0, h, w = window
         f = self.factor

@@ -23,6 +23,7 @@ whatever the chunk size and the number of workers.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from collections.abc import Iterable
@@ -148,12 +149,19 @@ def run_chunk(task: _Task) -> tuple[str, int, str | None, str | None]:
     folder = Path(task.folder)
     try:
         fp = gpd.read_parquet(folder / "footprints.parquet", filters=[(_CHUNK, "==", task.chunk)])
-        fit = read_fit(Path(task.fit_path))
         cfg = Config.from_dict(task.config)
         grid = Grid(CRS.from_user_input(task.grid["crs"]), Affine(*task.grid["transform"]), tuple(task.grid["shape"]))
-        geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
-        be, ae = open_epoch(task.before, "before"), open_epoch(task.after, "after")
-        table, _ = assess_window(be, ae, grid, fit, geoms, fp[_INDEX].to_numpy(), cfg)
+        if cfg.method == "pwtt":  # the region's windows that hold this chunk, each as the whole run computes it
+            from damage.run.pwtt import PWTT_COLUMNS, assess_stack
+
+            part = assess_stack(task.before, task.after, fp.drop(columns=[_INDEX, _CHUNK]), cfg, grid=grid)
+            table = pd.DataFrame({c: part[c].to_numpy() for c in PWTT_COLUMNS},
+                                 index=pd.Index(fp[_INDEX].to_numpy(), name="position"))
+        else:
+            fit = read_fit(Path(task.fit_path))
+            geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
+            be, ae = open_epoch(task.before, "before"), open_epoch(task.after, "after")
+            table, _ = assess_window(be, ae, grid, fit, geoms, fp[_INDEX].to_numpy(), cfg)
         with _atomic(folder / "chunks" / f"{task.chunk}.parquet") as tmp:
             table.reset_index().rename(columns={"position": _INDEX}).to_parquet(tmp, index=False)
             digest = sha256_of(tmp)
@@ -218,8 +226,6 @@ def batch(
     BatchResult
     """
     cfg = (config or Config()).replace(**options)
-    if cfg.method != "optical":
-        raise ConfigError("region batches run the optical method; run PWTT stacks with damage.assess (it is windowed)")
     if chunk_size < 64 or workers < 1:
         raise ConfigError(f"chunk_size must be >= 64 pixels and workers >= 1, got {chunk_size} and {workers}")
     folder = Path(folder)
@@ -234,9 +240,14 @@ def batch(
     with lock(folder):
         out = _run(before, after, footprints, folder, cfg, chunk_size, workers, client, scheduler, where, aoi, progress)
         # the provenance of the merged result: every input, versions, this run's time
-        be, ae = open_epoch(before, "before"), open_epoch(after, "after")
         others = {"footprints": footprints, "aoi": aoi}
-        out.result.attrs["damage"]["provenance"] = provenance(be, ae, others, clock)
+        if cfg.method == "pwtt":
+            from damage.run.pwtt import stack_provenance
+
+            out.result.attrs["damage"]["provenance"] = stack_provenance(before, after, others, clock)
+        else:
+            be, ae = open_epoch(before, "before"), open_epoch(after, "after")
+            out.result.attrs["damage"]["provenance"] = provenance(be, ae, others, clock)
         write(out.result, folder / "damage.parquet")
         write(out.result, folder / "damage.geojson")
     return out
@@ -255,33 +266,43 @@ def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, 
     # -- validate, plan and fit (once; reused on resume)
     fit_path = folder / "fit.json"  # data only: a run folder is never code (no pickle)
     if manifest is None or not fit_path.exists() or not (folder / "footprints.parquet").exists():
-        plan = make_plan(before, after, _select(read_footprints(footprints), where, aoi), cfg, chunk_size,
-                         "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints))
-        cfg, grid, usable = plan.config, plan.grid, plan.usable
-        reserved = [c for c in (_INDEX, _CHUNK) if c in plan.footprints.columns]
+        source = "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints)
+        selected = _select(read_footprints(footprints), where, aoi)
+        reserved = [c for c in (_INDEX, _CHUNK) if c in selected.columns]
         if reserved:
             raise ConfigError(f"footprints: column(s) {reserved} are the batch runner's own; rename them")
-        fp = plan.footprints.assign(**{_INDEX: np.arange(len(plan.footprints)),
-                                       _CHUNK: np.where(usable, plan.window_of, "none")})
+        if cfg.method == "pwtt":  # the radar method: its grid, the same chunks; each chunk computes its own windows
+            from damage.run.pwtt import stack_plan
+
+            grid, usable, window_of, record = stack_plan(before, after, selected, cfg, chunk_size, source)
+            fit_record: dict[str, Any] = {"method": "pwtt"}
+            with _atomic(fit_path) as tmp:
+                tmp.write_text(json.dumps(fit_record))
+                fit_sum = sha256_of(tmp)
+        else:
+            plan = make_plan(before, after, selected, cfg, chunk_size, source)
+            cfg, grid, usable, window_of, record = plan.config, plan.grid, plan.usable, plan.window_of, run_inputs(plan)
+            fit, _ = fit_with_progress(plan.before, plan.after, grid, plan.geoms[usable], cfg, progress)
+            fit_record = fit.to_dict()
+            with _atomic(fit_path) as tmp:
+                write_fit(fit, tmp)
+                fit_sum = sha256_of(tmp)
+        fp = selected.assign(**{_INDEX: np.arange(len(selected)), _CHUNK: np.where(usable, window_of, "none")})
         fp = fp.sort_values([_CHUNK, _INDEX], kind="stable")
-        fit, _ = fit_with_progress(plan.before, plan.after, grid, plan.geoms[usable], cfg, progress)
-        with _atomic(fit_path) as tmp:
-            write_fit(fit, tmp)
-            fit_sum = sha256_of(tmp)
         with _atomic(folder / "footprints.parquet") as tmp:
             fp.to_parquet(tmp, index=False, row_group_size=4096)
             footprints_sum = sha256_of(tmp)
-        chunks = pd.Series(plan.window_of[usable]).value_counts().sort_index()
+        chunks = pd.Series(window_of[usable]).value_counts().sort_index()
         manifest = {
             "signature": sig,
             "version": __version__,
             "config": cfg.to_dict(),
-            "record": run_inputs(plan),
+            "record": record,
             "grid": {"crs": grid.crs.to_string(), "transform": list(grid.transform)[:6], "shape": list(grid.shape)},
             "chunk_size": chunk_size,
             "chunks": {str(k): int(v) for k, v in chunks.items()},
             "footprints": len(fp),
-            "fit": fit.to_dict(),
+            "fit": fit_record,
             "failed": {},
             # what the run wrote, so that a file changed since (by hand, by a disk) is never used
             "sha256": {"fit.json": fit_sum, "footprints.parquet": footprints_sum, "chunks": {}},
@@ -290,7 +311,8 @@ def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, 
         write_json(manifest, manifest_path)
     else:
         check_written(folder, manifest, ("fit.json", "footprints.parquet"))
-        read_fit(fit_path)  # a hand-edited or foreign fit is refused here, before any chunk uses it
+        if cfg.method != "pwtt":
+            read_fit(fit_path)  # a hand-edited or foreign fit is refused here, before any chunk uses it
     sums = manifest["sha256"]["chunks"]
     cfg = Config.from_dict(manifest["config"])
     for stale in (folder / "chunks").glob(".*.tmp.*"):  # left by a run killed while writing
@@ -402,8 +424,12 @@ def _merge(folder: Path, manifest: dict, cfg: Config) -> gpd.GeoDataFrame:
     files = [folder / "chunks" / f"{c}.parquet" for c in sorted(manifest["chunks"])]
     parts = [pd.read_parquet(p).set_index(_INDEX).rename_axis("position") for p in files if p.exists()]
     failed = fp[_CHUNK].isin(list(manifest["failed"])).to_numpy()
-    fit = read_fit(folder / "fit.json")
     record = manifest.get("record", {})
     region = {"chunk_size": manifest["chunk_size"], "chunks": len(manifest["chunks"]), "failed": manifest["failed"]}
     footprints = fp.drop(columns=[_INDEX, _CHUNK]).reset_index(drop=True)
+    if cfg.method == "pwtt":
+        from damage.run.pwtt import assemble_stack
+
+        return assemble_stack(footprints, parts, failed, cfg, {**record, "region": region})
+    fit = read_fit(folder / "fit.json")
     return assemble(footprints, parts, failed, cfg, fit, {**record, "region": region})

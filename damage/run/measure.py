@@ -12,11 +12,10 @@ import dataclasses
 
 import numpy as np
 import shapely
-from affine import Affine
 
 from damage.config import Config
 from damage.geo.polygons import changed_polygons
-from damage.geo.raster import Grid, Raster, present
+from damage.geo.raster import Grid, Raster, Window, present
 from damage.geo.zonal import Zones, zonal_stats, zones
 from damage.io.sources import Epoch
 from damage.io.warp import warp_epoch
@@ -89,7 +88,7 @@ class Measured:
     after: np.ndarray | None = None
 
 
-def read_window(be: Epoch, ae: Epoch, grid: Grid, fit: SceneFit, window: tuple[int, int, int, int], cfg: Config) -> WindowPixels:
+def read_window(be: Epoch, ae: Epoch, grid: Grid, fit: SceneFit, window: Window, cfg: Config) -> WindowPixels:
     """Warp ``window`` (``row, col, height, width`` of ``grid``) of both epochs with the fit's registration."""
     rb = warp_epoch(be, grid, black_fill=cfg.black_fill, check_valid=False, window=window)
     ra = warp_epoch(ae, grid, black_fill=cfg.black_fill, check_valid=False, window=window, move=fit.move)
@@ -97,12 +96,12 @@ def read_window(be: Epoch, ae: Epoch, grid: Grid, fit: SceneFit, window: tuple[i
     return WindowPixels(rb, ra, rb.valid & ra.valid, cloudy)
 
 
-def cut_window(pixels: ScenePixels, fit: SceneFit, window: tuple[int, int, int, int]) -> WindowPixels:
+def cut_window(pixels: ScenePixels, fit: SceneFit, window: Window) -> WindowPixels:
     """The window of pixels the fit already warped for the whole scene (no second read)."""
-    r0, c0, h, w = window
-    cut = (slice(r0, r0 + h), slice(c0, c0 + w))
-    grid = pixels.before.grid
-    sub = Grid(grid.crs, grid.transform @ Affine.translation(c0, r0), (h, w))
+    window = Window(*window)
+    h, w = window.height, window.width
+    cut = window.slices
+    sub = window.of(pixels.before.grid)
     rb = Raster(pixels.before.array[(slice(None), *cut)], pixels.before.valid[cut], sub)
     ra = Raster(pixels.after.array[(slice(None), *cut)], pixels.after.valid[cut], sub)
     cloudy = fit.clouds.window(window) if fit.clouds is not None else np.zeros((h, w), bool)

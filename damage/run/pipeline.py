@@ -23,7 +23,7 @@ from damage.analysis.facilities import assign, summarise
 from damage.analysis.facilities import name_column as name_column_of
 from damage.config import Config
 from damage.errors import ConfigError
-from damage.geo.raster import Grid
+from damage.geo.raster import Grid, Window
 from damage.grading import OFFSET, SCALES, scene_model
 from damage.io.sources import Epoch, PathSpec, read_footprints
 from damage.report.chips import Chip, Overview, cut_chip, grade_colour
@@ -273,7 +273,7 @@ class Gallery:
         self.overview = Overview.empty(grid.shape)
         self.unit = grid.metres
 
-    def add(self, px, m, table: pd.DataFrame, geoms: np.ndarray, window: tuple[int, int, int, int]) -> None:
+    def add(self, px, m, table: pd.DataFrame, geoms: np.ndarray, window: Window) -> None:
         valid = px.covered & ~px.cloudy
         self.overview.add(window, px.before.array, m.after, valid)
         p = table["p_damaged"].to_numpy(dtype=float)

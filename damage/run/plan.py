@@ -20,7 +20,7 @@ import shapely
 
 from damage.config import Config
 from damage.errors import BandMismatchError, ConfigError, DamageWarning, FootprintsOutsideImageryError
-from damage.geo.raster import Grid, analysable
+from damage.geo.raster import Grid, Window, analysable
 from damage.io.sources import Epoch, PathSpec, check_order, open_epoch
 from damage.io.warp import footprint_grid, lonlat_extent
 
@@ -138,7 +138,7 @@ def window_ids(geoms: np.ndarray, grid: Grid, size: int) -> np.ndarray:
     return np.array([f"row{a:0{digits}d}_col{b:0{digits}d}" for a, b in zip(r.tolist(), c.tolist())], dtype=object).astype(str)
 
 
-def window_extent(geoms: np.ndarray, grid: Grid, cfg: Config) -> tuple[int, int, int, int]:
+def window_extent(geoms: np.ndarray, grid: Grid, cfg: Config) -> Window:
     """``(row, col, height, width)`` of ``grid`` that a window of these footprints reads.
 
     Their bounds, their rings and :data:`CONTEXT_PIXELS` around, in whole pixels of
@@ -150,7 +150,7 @@ def window_extent(geoms: np.ndarray, grid: Grid, cfg: Config) -> tuple[int, int,
     cols, rows = zip(*(inv * (x, y) for x in (x0 - pad, x1 + pad) for y in (y0 - pad, y1 + pad)))
     c0, r0 = max(math.floor(min(cols)), 0), max(math.floor(min(rows)), 0)
     c1, r1 = min(math.ceil(max(cols)), grid.shape[1]), min(math.ceil(max(rows)), grid.shape[0])
-    return r0, c0, max(r1 - r0, 1), max(c1 - c0, 1)
+    return Window(r0, c0, max(r1 - r0, 1), max(c1 - c0, 1))
 
 
 def make_plan(before: PathSpec, after: PathSpec, footprints: gpd.GeoDataFrame, cfg: Config, window_size: int,

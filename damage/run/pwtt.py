@@ -35,7 +35,7 @@ from damage.errors import (
     NoValidDataError,
 )
 from damage.geo.ids import ID_COLUMN, building_ids
-from damage.geo.raster import Grid, analysable
+from damage.geo.raster import Grid, Window, analysable
 from damage.geo.zonal import zonal_stats, zones
 from damage.grading import NOT_ANALYSED, SCALES, grade
 from damage.io.nodata import source_valid
@@ -46,7 +46,7 @@ from damage.sar.statistics import Moments, lee_filter, log_ratio_sigma, pwtt, t_
 
 log = logging.getLogger(__name__)
 
-__all__ = ["assess_stack", "PWTT_COLUMNS"]
+__all__ = ["assess_stack", "stack_plan", "stack_provenance", "assemble_stack", "PWTT_COLUMNS"]
 
 #: Columns added to the footprints by the PWTT method, in order.
 PWTT_COLUMNS = ("damage_grade", "damage_score", "valid_fraction", "t_mean", "t_max", "looks_before", "looks_after",
@@ -107,24 +107,25 @@ def _screen(pre: list[Acquisition], post: list[Acquisition], units: dict) -> tup
     return keep_pre, keep_post, dropped
 
 
-def _windows(shape: tuple[int, int], size: int) -> list[tuple[int, int, int, int]]:
-    rows, cols = shape
-    return [(r, c, min(size, rows - r), min(size, cols - c)) for r in range(0, rows, size) for c in range(0, cols, size)]
-
-
 def assess_stack(
     before: PathSpec,
     after: PathSpec,
     footprints: Any,
     cfg: Config,
     progress: bool = False,
+    grid: Grid | None = None,
 ) -> gpd.GeoDataFrame:
     """Grade every footprint by the pixel-wise t-test between two stacks.
 
     Called by :func:`damage.assess` with ``method="pwtt"``; see there for the
     arguments. Each element of ``before``/``after`` (or each file in a directory) is
     one image; files with the same date and orbit are mosaicked.
+
+    ``grid``: a region's grid (a chunk of :func:`damage.batch`): only its windows that hold
+    these footprints are computed, each exactly as the whole region's run computes it, and a
+    chunk without valid pixels is not analysed rather than an error.
     """
+    chunk = grid is not None
     # -- validate and read headers
     clock = Clock()
     fp = read_footprints(footprints)
@@ -137,16 +138,17 @@ def assess_stack(
     bands = next(iter(counts))
     units = {id(a): _units(a, cfg) for a in pre + post}
     usable = analysable(fp.geometry.values)
-    grid = footprint_grid([a.epoch for a in pre], [a.epoch for a in post], fp.geometry, crs=cfg.crs,
-                          resolution=cfg.resolution, margin=cfg.context)  # context for the focal means, as optical
+    if grid is None:
+        grid = footprint_grid([a.epoch for a in pre], [a.epoch for a in post], fp.geometry, crs=cfg.crs,
+                              resolution=cfg.resolution, margin=cfg.context)  # context for the focal means, as optical
     geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
     geoms[~usable] = None
     inside = shapely.intersects(geoms[usable], shapely.box(*grid.bounds))
     label = "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints)
-    if not inside.any():
+    if not inside.any() and not chunk:
         raise FootprintsOutsideImageryError(f"{label}: no footprint lies where the before and after stacks overlap "
                                             f"({lonlat_extent(grid.bounds, grid.crs)})")
-    if (~inside).sum() > 0.5 * inside.size:
+    if (~inside).sum() > 0.5 * inside.size and not chunk:
         warnings.warn(f"{label}: {int((~inside).sum()):,} of the {inside.size:,} footprints lie outside the imagery both "
                       f"stacks cover ({lonlat_extent(grid.bounds, grid.crs)}); they are not analysed ('outside imagery')",
                       DamageWarning, stacklevel=3)
@@ -166,7 +168,13 @@ def assess_stack(
     sums = {k: np.zeros(n) for k in ("t", "count", "burned", "n_pre", "n_post")}
     t_max = np.full(n, -np.inf)
     valid_any = False
-    windows = _windows(grid.shape, cfg.window)
+    windows = grid.windows(cfg.window)
+    if chunk:  # the region's windows that hold these footprints; each computed as the whole run computes it
+        placed = np.where(usable, geoms, shapely.Polygon())
+        held = placed[usable & shapely.intersects(placed, shapely.box(*grid.bounds))]
+        boxes = np.array([shapely.box(*w.of(grid).bounds) for w in windows], dtype=object)
+        keep = shapely.STRtree(boxes).query(held, predicate="intersects")[1] if held.size else np.empty(0, int)
+        windows = [windows[i] for i in sorted(set(keep.tolist()))]
     bar = tqdm(total=len(windows) * (len(pre) + len(post)), disable=not progress, unit="image", leave=False,
                desc="pwtt windows")
     try:
@@ -194,7 +202,7 @@ def assess_stack(
             damage, dvalid = pwtt(t_groups, radii_px)
             damage, dvalid = damage[core], dvalid[core]
             valid_any |= bool(dvalid.any())
-            core_grid = Grid(grid.crs, grid.transform @ Affine.translation(c0, r0), (h, w))
+            core_grid = Window(r0, c0, h, w).of(grid)
             idx = np.unique(tree.query(shapely.box(*core_grid.bounds), predicate="intersects"))
             idx = idx[usable[idx]]
             if idx.size == 0:
@@ -212,7 +220,7 @@ def assess_stack(
             t_max[idx] = np.fmax(t_max[idx], np.nan_to_num(st["max"], nan=-np.inf))
     finally:
         bar.close()
-    if not valid_any:
+    if not valid_any and not chunk:
         raise NoValidDataError("the before and after stacks hold no pixel valid in both where the footprints are")
     # -- grade and assemble
     count = sums["count"]
@@ -277,4 +285,76 @@ def assess_stack(
     result.attrs["damage"]["provenance"] = provenance(Epoch("before", tuple(t for a in pre for t in a.epoch.tiles)),
                                                       Epoch("after", tuple(t for a in post for t in a.epoch.tiles)),
                                                       {"footprints": footprints}, clock)
+    return result
+
+
+def stack_plan(before: PathSpec, after: PathSpec, fp: gpd.GeoDataFrame, cfg: Config, window_size: int,
+               source: str) -> tuple[Grid, np.ndarray, np.ndarray, dict[str, Any]]:
+    """A region's plan for the PWTT (:func:`damage.batch`): its grid (as :func:`assess_stack` lays it), which
+    footprints lie on it, each one's window id, and the run record's inputs and grid."""
+    from damage.run.plan import window_ids
+
+    pre, post = open_stack(before, "before"), open_stack(after, "after")
+    usable = analysable(fp.geometry.values)
+    grid = footprint_grid([a.epoch for a in pre], [a.epoch for a in post], fp.geometry, crs=cfg.crs,
+                          resolution=cfg.resolution, margin=cfg.context)
+    geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
+    usable[usable] = shapely.intersects(geoms[usable], shapely.box(*grid.bounds))
+    if not usable.any():
+        raise FootprintsOutsideImageryError(f"{source}: no footprint lies where the before and after stacks overlap "
+                                            f"({lonlat_extent(grid.bounds, grid.crs)})")
+    window_of = np.full(len(fp), "", dtype=object)
+    window_of[usable] = window_ids(geoms[usable], grid, window_size)
+    record = {"method": "pwtt",
+              "inputs": {"before": [a.describe() for a in pre], "after": [a.describe() for a in post], "footprints": source},
+              "grid": {"crs": grid.crs.to_string(), "resolution": grid.res, "resolution_m": round(grid.res * grid.metres, 6),
+                       "shape": list(grid.shape), "bounds": list(grid.bounds), "transform": list(grid.transform)[:6]}}
+    return grid, usable, window_of.astype(str), record
+
+
+def stack_provenance(before: PathSpec, after: PathSpec, others: dict[str, Any], clock: Clock) -> dict[str, Any]:
+    """:func:`damage.run.provenance.provenance` of two stacks (every image's files)."""
+    pre, post = open_stack(before, "before"), open_stack(after, "after")
+    return provenance(Epoch("before", tuple(t for a in pre for t in a.epoch.tiles)),
+                      Epoch("after", tuple(t for a in post for t in a.epoch.tiles)), others, clock)
+
+
+def assemble_stack(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np.ndarray, cfg: Config,
+                   record: dict[str, Any]) -> gpd.GeoDataFrame:
+    """A region's PWTT chunks as one result: every footprint once, in input order, with the run record.
+
+    ``parts``: each chunk's :data:`PWTT_COLUMNS`, indexed by input position; footprints in none are
+    "chunk failed" (``failed``), "unusable footprint" or "outside imagery".
+    """
+    n = len(footprints)
+    table = pd.concat(parts) if parts else pd.DataFrame(columns=list(PWTT_COLUMNS), index=pd.Index([], name="position"))
+    table = table.reindex(np.arange(n))
+    missing = table["damage_grade"].isna().to_numpy()
+    usable = analysable(footprints.geometry.values)
+    why = np.where(np.asarray(failed, bool), "chunk failed", np.where(~usable, "unusable footprint", "outside imagery"))
+    grades = np.where(missing, NOT_ANALYSED, table["damage_grade"].to_numpy(dtype=object)).astype(object)
+    reasons = np.array([w if m else r for m, w, r in zip(missing, why, table["not_analysed_reason"].to_numpy(dtype=object))],
+                       dtype=object)
+    table["damage_grade"], table["not_analysed_reason"] = grades, [None if r is None or r != r else r for r in reasons]
+    table.loc[missing, "valid_fraction"] = 0.0
+    clash = [c for c in table.columns if c in footprints.columns]
+    base = footprints.drop(columns=clash) if clash else footprints
+    ids, id_source = building_ids(footprints, cfg.id_column)
+    table.index = base.index
+    parts_out = [base, table]
+    if id_source != ID_COLUMN:
+        base = base.drop(columns=[ID_COLUMN]) if ID_COLUMN in base.columns else base
+        parts_out = [pd.DataFrame({ID_COLUMN: ids}, index=base.index), base, table]
+    result = gpd.GeoDataFrame(pd.concat(parts_out, axis=1), geometry=base.geometry.name, crs=footprints.crs)
+    reason_values = result["not_analysed_reason"].to_numpy(dtype=object)
+    result.attrs["damage"] = {
+        "version": __version__,
+        "method": "pwtt",
+        "config": cfg.to_dict(),
+        **record,
+        "ids": {"column": ID_COLUMN, "source": id_source},
+        "not_analysed": {r: int((reason_values == r).sum()) for r in
+                         ("outside imagery", "partial coverage", "unusable footprint", "chunk failed")},
+        "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
+    }
     return result

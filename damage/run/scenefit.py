@@ -24,7 +24,7 @@ from affine import Affine
 
 from damage.config import Config
 from damage.errors import NoOverlapError
-from damage.geo.raster import Grid, Raster
+from damage.geo.raster import Grid, Raster, Window
 from damage.grading import Calibration
 from damage.io.sources import Epoch
 from damage.io.warp import warp_epoch
@@ -65,7 +65,7 @@ class CloudMask:
     mask: np.ndarray
     info: dict[str, float]
 
-    def window(self, window: tuple[int, int, int, int]) -> np.ndarray:
+    def window(self, window: Window) -> np.ndarray:
         """The mask on ``(row, col, height, width)`` of the grid."""
         r0, c0, h, w = window
         if not self.mask.any():
@@ -230,7 +230,7 @@ def _overview_clouds(be: Epoch, ae: Epoch, grid: Grid, cfg: Config) -> CloudMask
     return CloudMask(f, mask, info)
 
 
-def _sample_blocks(geoms: np.ndarray, grid: Grid) -> list[tuple[int, int, int, int]]:
+def _sample_blocks(geoms: np.ndarray, grid: Grid) -> list[Window]:
     """The FIT_BLOCK blocks holding the most footprints (at most FIT_BLOCKS, and a quarter of the grid)."""
     rows, cols = cells(geoms, grid, FIT_BLOCK)
     keys = rows * 1_000_003 + cols
@@ -243,7 +243,7 @@ def _sample_blocks(geoms: np.ndarray, grid: Grid) -> list[tuple[int, int, int, i
         r0, c0 = r * FIT_BLOCK, c * FIT_BLOCK
         h, w = min(FIT_BLOCK, grid.shape[0] - r0), min(FIT_BLOCK, grid.shape[1] - c0)
         if h > 0 and w > 0 and r0 >= 0 and c0 >= 0:
-            blocks.append((r0, c0, h, w))
+            blocks.append(Window(r0, c0, h, w))
     return blocks
 
 
