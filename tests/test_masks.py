@@ -4,27 +4,35 @@ from damage.io.nodata import source_valid
 from damage.optical.masks import erode
 
 
-def test_black_fill_touching_the_edge_is_invalid_but_dark_specks_are_not():
-    data = np.full((3, 40, 40), 100, dtype=np.uint8)
-    data[:, :, :10] = 0  # fill along the left edge
-    data[:, 20:22, 20:22] = 0  # a 4-pixel black speck inside the scene
-    valid = source_valid(data, None, black_fill=True)
-    assert not valid[:, :10].any()
-    assert valid[20:22, 20:22].all()
-    assert valid[:, 10:].all()
-
-
-def test_declared_mask_wins_and_black_fill_can_be_switched_off():
-    data = np.zeros((3, 10, 10), dtype=np.uint8)
-    declared = np.ones((10, 10), bool)
-    declared[0] = False
-    assert (source_valid(data, declared) == declared).all()
-    assert source_valid(data, None, black_fill=False).all()
-
-
 def test_nan_is_invalid_and_erode_shrinks():
     data = np.ones((2, 10, 10), dtype=np.float32)
     data[1, 5, 5] = np.nan
     valid = source_valid(data, None)
     assert valid.sum() == 99
     assert erode(valid, 1).sum() == 8 * 8 - 9  # the grid edge counts as no data too
+
+
+def _ground(seed=0, size=200):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    g = ndimage.gaussian_filter(rng.normal(100, 30, (size, size)), 1.0)
+    return np.stack([g, g * 1.05, g * 0.9]).astype(np.float32)
+
+
+def test_an_opaque_cloud_and_its_shadow_are_masked_and_a_clear_pair_is_not():
+    from damage.optical.masks import clouds
+
+    before = _ground(0)
+    after = before + np.random.default_rng(1).normal(0, 3, before.shape).astype(np.float32)
+    valid = np.ones(before.shape[1:], bool)
+    mask, info = clouds(before, after, valid, min_pixels=400)
+    assert not mask.any() and info["cloud_share"] == 0.0
+    cloudy = after.copy()
+    cloudy[:, 40:90, 40:90] = 250.0  # a flat white cloud, 50 x 50 px
+    cloudy[:, 120:170, 60:110] *= 0.35  # its shadow, darker ground, offset
+    mask, info = clouds(before, cloudy, valid, min_pixels=400)
+    assert mask[45:85, 45:85].all()  # the cloud, margin included around it
+    assert mask[125:165, 65:105].mean() > 0.9  # its shadow
+    assert not mask[:, 150:].any() and not mask[:30, :].any()  # the clear parts stay clear
+    assert info["cloud_share"] > 0 and info["shadow_share"] > 0 and mask.mean() < 0.25
