@@ -16,7 +16,7 @@ import shapely
 from damage.geo.raster import metres_per_unit
 from damage.grading import NOT_ANALYSED, SCALES
 
-__all__ = ["assign", "summarise", "NAME_COLUMNS", "name_column", "RINGS_M", "confidence"]
+__all__ = ["assign", "summarise", "NAME_COLUMNS", "name_column", "RINGS_M", "confidence", "how_sure", "damaged_count"]
 
 #: Columns searched, in order, for a building's or facility's name.
 NAME_COLUMNS = ("name", "name:en", "name_en", "NAME", "Name", "facility_name", "healthsite_name")
@@ -41,6 +41,21 @@ def confidence(p_damaged: float, damaged: bool) -> str:
         return "unknown"
     q = p_damaged if damaged else 1.0 - p_damaged
     return "sure" if q >= 0.9 else "likely" if q >= 0.7 else "uncertain"
+
+
+def how_sure(facility: pd.Series) -> str:
+    """A facility's grade in words: on which building and how sure, or why it has none."""
+    buildings, analysed = int(facility.get("buildings", 0)), int(facility.get("analysed", 0))
+    if analysed == 0:
+        return f"none of its {buildings} building(s) analysed" if buildings else "assessed as one polygon: not analysed"
+    p, sure, worst = facility.get("worst_p_damaged", np.nan), str(facility.get("grade_confidence", "unknown")), \
+        facility.get("worst_building")
+    return f"p_damaged {p:.2f} at {worst}: {sure}" if p == p and worst else sure
+
+
+def damaged_count(facility: pd.Series, scale: str = "xbd") -> int:
+    """How many of a facility's buildings are graded damaged (major damage or worse)."""
+    return sum(int(facility.get(f"n_{lv}", 0)) for lv in SCALES[scale].damaged)
 
 
 def _local(gdf: gpd.GeoDataFrame):

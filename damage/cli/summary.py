@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from damage.analysis.analyst import headline
-from damage.analysis.facilities import name_column
+from damage.analysis.facilities import damaged_count, how_sure, name_column
 from damage.grading import NOT_ANALYSED, SCALES
 
 
@@ -26,17 +26,13 @@ def facility_lines(facilities: gpd.GeoDataFrame, scale: str = "xbd", max_shown: 
         f = facilities.iloc[k]
         name = str(f[col]) if col and isinstance(f[col], str) and f[col].strip() else f"facility {k + 1}"
         grade = f["damage_grade"]
-        damaged = sum(int(f.get(f"n_{lv}", 0)) for lv in sc.damaged)
-        p = f.get("worst_p_damaged", np.nan)
-        sure = f.get("grade_confidence", "unknown")
-        how = f"p_damaged {p:.2f} at {f['worst_building']}: {sure}" if p == p and f.get("worst_building") else sure
-        around = "/".join(str(int(f[f"damaged_within_{d}m"])) for d in rings)
+        around = f"; damaged within {'/'.join(map(str, rings))} m: " + "/".join(str(int(f[f"damaged_within_{d}m"])) for d in rings) \
+            if rings else ""
         if int(f["analysed"]) == 0:
-            lines.append(f"  {name[:32]:<{width}}  {grade:<14} (none of its {int(f['buildings'])} building(s) analysed: "
-                         "see not_analysed_reason)" + (f"; damaged within {'/'.join(map(str, rings))} m: {around}" if rings else ""))
+            lines.append(f"  {name[:32]:<{width}}  {grade:<14} ({how_sure(f)}: see not_analysed_reason){around}")
             continue
-        lines.append(f"  {name[:32]:<{width}}  {grade:<14} ({how}); {damaged} of {int(f['analysed'])} buildings damaged"
-                     + (f"; damaged within {'/'.join(map(str, rings))} m: {around}" if rings else ""))
+        lines.append(f"  {name[:32]:<{width}}  {grade:<14} ({how_sure(f)}); {damaged_count(f, sc.name)} of "
+                     f"{int(f['analysed'])} buildings damaged{around}")
     if len(order) > max_shown:
         lines.append(f"  ... and {len(order) - max_shown} more")
     return lines

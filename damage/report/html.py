@@ -20,7 +20,7 @@ import geopandas as gpd
 import numpy as np
 
 from damage.analysis.analyst import headline
-from damage.analysis.facilities import name_column
+from damage.analysis.facilities import damaged_count, how_sure, name_column
 from damage.geo.raster import Grid
 from damage.grading import NOT_ANALYSED, SCALES
 from damage.io.writers import _atomic
@@ -289,16 +289,9 @@ def render_report(result: gpd.GeoDataFrame, title: str | None = None, top: int =
         for n, k in enumerate(order, start=1):
             f = fac.iloc[k]
             name = str(f[fcol]) if fcol and f[fcol] is not None else f"facility {k}"
-            wp = f.get("worst_p_damaged", np.nan)
-            sure = str(f.get("grade_confidence", "unknown"))
-            if f.get("worst_building") and wp == wp:
-                sure = f"{sure}: p_damaged {wp:.2f} at {f['worst_building']}"
-            if int(f.get("analysed", 0)) == 0:
-                sure = f"none of its {int(f['buildings'])} building(s) analysed" if int(f["buildings"]) else \
-                    "assessed as one polygon: not analysed"
             facilities.append({"name": name, "grade": f["damage_grade"], "colour": _hex(grade_colour(f["damage_grade"], levels)),
-                               "buildings": int(f["buildings"]), "analysed": int(f.get("analysed", 0)), "sure": sure,
-                               "damaged": sum(int(f.get(f"n_{lv}", 0)) for lv in sc.damaged),
+                               "buildings": int(f["buildings"]), "analysed": int(f.get("analysed", 0)), "sure": how_sure(f),
+                               "damaged": damaged_count(f, scale),
                                "roof": _fmt(float(f["damaged_roof_m2"]), 0),
                                "rings": [int(f[f"damaged_within_{d}m"]) for d in rings]})
             inside = np.flatnonzero(result["facility"].to_numpy() == k) if "facility" in result else np.empty(0, int)

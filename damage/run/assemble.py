@@ -26,7 +26,7 @@ from damage.run.scenefit import SceneFit
 
 log = logging.getLogger(__name__)
 
-__all__ = ["graded_table", "assemble", "EVIDENCE_COLUMNS"]
+__all__ = ["graded_table", "assemble", "join_footprints", "EVIDENCE_COLUMNS"]
 
 #: Columns added to the footprints, in order (then one ``<metric>_mean`` per metric).
 EVIDENCE_COLUMNS = ("damage_grade", "damage_score", "p_damaged", *MEASURE_COLUMNS)
@@ -48,6 +48,28 @@ def _missing(positions: np.ndarray, reason: str, template: pd.DataFrame | None) 
         out = out.reindex(columns=template.columns)
         out["damage_grade"], out["not_analysed_reason"], out["valid_fraction"] = NOT_ANALYSED, reason, 0.0
     return out
+
+
+def join_footprints(footprints: gpd.GeoDataFrame, table: pd.DataFrame,
+                    id_column: str | None = None) -> tuple[gpd.GeoDataFrame, str]:
+    """The footprints (input order) with an assessment's columns beside them and ``building_id`` first.
+
+    ``table`` holds one row per footprint, in the same order; a footprint column it also has is
+    replaced (with a warning). The input's own ``building_id`` column stays as it is; any other id
+    (:func:`damage.geo.ids.building_ids`) goes first, as text. Returns the result and where the
+    ids came from.
+    """
+    clash = [c for c in table.columns if c in footprints.columns]
+    if clash:
+        log.warning("footprint columns %s are replaced by the assessment's", clash)
+    base = footprints.drop(columns=clash) if clash else footprints
+    ids, id_source = building_ids(footprints, id_column)
+    table = table.set_axis(base.index)
+    parts = [base, table]
+    if id_source != ID_COLUMN:
+        base = base.drop(columns=[ID_COLUMN]) if ID_COLUMN in base.columns else base
+        parts = [pd.DataFrame({ID_COLUMN: ids}, index=base.index), base, table]
+    return gpd.GeoDataFrame(pd.concat(parts, axis=1), geometry=base.geometry.name, crs=footprints.crs), id_source
 
 
 def _damaged_count(result: gpd.GeoDataFrame, cfg: Config, offset: dict[str, Any]) -> dict[str, Any]:
@@ -106,17 +128,7 @@ def assemble(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np
     table = table[order]
     for c in ("damage_grade", "not_analysed_reason"):
         table[c] = table[c].astype(object).where(table[c].notna(), None)
-    clash = [c for c in table.columns if c in footprints.columns]
-    if clash:
-        log.warning("footprint columns %s are replaced by the assessment's", clash)
-    base = footprints.drop(columns=clash) if clash else footprints
-    ids, id_source = building_ids(footprints, cfg.id_column)
-    table.index = base.index
-    parts = [base, table]
-    if id_source != ID_COLUMN:  # the input's own building_id column stays as it is; any other id goes first, as text
-        base = base.drop(columns=[ID_COLUMN]) if ID_COLUMN in base.columns else base
-        parts = [pd.DataFrame({ID_COLUMN: ids}, index=base.index), base, table]
-    result = gpd.GeoDataFrame(pd.concat(parts, axis=1), geometry=base.geometry.name, crs=footprints.crs)
+    result, id_source = join_footprints(footprints, table, cfg.id_column)
     grades = result["damage_grade"].to_numpy()
     reasons = result["not_analysed_reason"].to_numpy()
     model, offset = scene_model(fit.to_dict(), record["grid"]["resolution_m"], offset=OFFSET if cfg.scene_offset else None)

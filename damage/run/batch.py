@@ -154,7 +154,11 @@ def run_chunk(task: _Task) -> tuple[str, int, str | None, str | None]:
         if cfg.method == "pwtt":  # the region's windows that hold this chunk, each as the whole run computes it
             from damage.run.pwtt import PWTT_COLUMNS, assess_stack
 
-            part = assess_stack(task.before, task.after, fp.drop(columns=[_INDEX, _CHUNK]), cfg, grid=grid)
+            screened = json.loads(Path(task.fit_path).read_text())
+            dropped = screened.get("dropped") if isinstance(screened, dict) else None
+            if not isinstance(dropped, list) or not all(isinstance(d, str) for d in dropped):
+                raise CorruptRunError(f"{task.fit_path}: not the fit of a PWTT region")
+            part = assess_stack(task.before, task.after, fp.drop(columns=[_INDEX, _CHUNK]), cfg, grid=grid, dropped=dropped)
             table = pd.DataFrame({c: part[c].to_numpy() for c in PWTT_COLUMNS},
                                  index=pd.Index(fp[_INDEX].to_numpy(), name="position"))
         else:
@@ -274,8 +278,8 @@ def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, 
         if cfg.method == "pwtt":  # the radar method: its grid, the same chunks; each chunk computes its own windows
             from damage.run.pwtt import stack_plan
 
-            grid, usable, window_of, record = stack_plan(before, after, selected, cfg, chunk_size, source)
-            fit_record: dict[str, Any] = {"method": "pwtt"}
+            grid, usable, window_of, record, dropped = stack_plan(before, after, selected, cfg, chunk_size, source)
+            fit_record: dict[str, Any] = {"method": "pwtt", "dropped": dropped}
             with _atomic(fit_path) as tmp:
                 tmp.write_text(json.dumps(fit_record))
                 fit_sum = sha256_of(tmp)

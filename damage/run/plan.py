@@ -24,7 +24,7 @@ from damage.geo.raster import Grid, Window, analysable
 from damage.io.sources import Epoch, PathSpec, check_order, open_epoch
 from damage.io.warp import footprint_grid, lonlat_extent
 
-__all__ = ["Plan", "make_plan", "cells", "window_ids", "window_extent", "grid_units", "check_memory", "physical_memory",
+__all__ = ["Plan", "make_plan", "on_grid", "cells", "window_ids", "window_extent", "grid_units", "check_memory", "physical_memory",
            "CONTEXT_PIXELS", "WINDOW_BYTES_PER_PIXEL"]
 
 #: Pixels of imagery a window needs around its footprints' rings (SSIM window, alignment, erosion).
@@ -153,6 +153,27 @@ def window_extent(geoms: np.ndarray, grid: Grid, cfg: Config) -> Window:
     return Window(r0, c0, max(r1 - r0, 1), max(c1 - c0, 1))
 
 
+def on_grid(geoms: np.ndarray, usable: np.ndarray, grid: Grid, source: str, epochs: str = "epochs") -> np.ndarray:
+    """Which usable footprints lie on the grid; refused in one line when none does, warned when most do not.
+
+    ``geoms`` in the grid CRS; ``source`` names the footprints; ``epochs`` says what the before and
+    after inputs are ("epochs", "stacks") in the messages.
+    """
+    inside = usable.copy()
+    inside[usable] = shapely.intersects(geoms[usable], shapely.box(*grid.bounds))
+    extent = lonlat_extent(grid.bounds, grid.crs)
+    if not inside.any():
+        what = "imagery" if epochs == "epochs" else epochs
+        raise FootprintsOutsideImageryError(f"{source}: no footprint lies where the before and after {what} overlap "
+                                            f"({extent})")
+    outside, placed = int((usable & ~inside).sum()), int(usable.sum())
+    if outside > 0.5 * placed:
+        warnings.warn(f"{source}: {outside:,} of the {placed:,} footprints ({100 * outside / placed:.0f} %) lie outside "
+                      f"the imagery both {epochs} cover ({extent}); they are not analysed ('outside imagery')",
+                      DamageWarning, stacklevel=4)
+    return inside
+
+
 def make_plan(before: PathSpec, after: PathSpec, footprints: gpd.GeoDataFrame, cfg: Config, window_size: int,
               source: str = "GeoDataFrame") -> Plan:
     """Read the headers, choose the grid and assign every footprint its window.
@@ -181,16 +202,7 @@ def make_plan(before: PathSpec, after: PathSpec, footprints: gpd.GeoDataFrame, c
     check_memory(grid.shape, be.count, window_size)
     geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
     geoms[~usable] = None
-    placed = usable.copy()
-    usable[usable] = shapely.intersects(geoms[usable], shapely.box(*grid.bounds))
-    if not usable.any():
-        raise FootprintsOutsideImageryError(f"{source}: no footprint lies where the before and after imagery overlap "
-                                            f"({lonlat_extent(grid.bounds, grid.crs)})")
-    outside = int((placed & ~usable).sum())
-    if outside > 0.5 * placed.sum():
-        warnings.warn(f"{source}: {outside:,} of the {int(placed.sum()):,} footprints ({100 * outside / placed.sum():.0f} %) "
-                      f"lie outside the imagery both epochs cover ({lonlat_extent(grid.bounds, grid.crs)}); they are "
-                      "not analysed ('outside imagery')", DamageWarning, stacklevel=3)
+    usable = on_grid(geoms, usable, grid, source)
     window_of = np.full(len(fp), "", dtype=object)
     window_of[usable] = window_ids(geoms[usable], grid, window_size)
     files = [str(t.path) for t in (*be.tiles, *ae.tiles)]

@@ -30,17 +30,18 @@ from damage.config import Config
 from damage.errors import (
     BandMismatchError,
     DamageWarning,
-    FootprintsOutsideImageryError,
     InvalidRasterError,
     NoValidDataError,
 )
-from damage.geo.ids import ID_COLUMN, building_ids
+from damage.geo.ids import ID_COLUMN
 from damage.geo.raster import Grid, Window, analysable
 from damage.geo.zonal import zonal_stats, zones
 from damage.grading import NOT_ANALYSED, SCALES, grade
 from damage.io.nodata import source_valid
 from damage.io.sources import Acquisition, Epoch, PathSpec, open_stack, read_decimated, read_footprints
-from damage.io.warp import footprint_grid, lonlat_extent, warp_epoch
+from damage.io.warp import footprint_grid, warp_epoch
+from damage.run.assemble import join_footprints
+from damage.run.plan import on_grid
 from damage.run.provenance import Clock, provenance
 from damage.sar.statistics import Moments, lee_filter, log_ratio_sigma, pwtt, t_statistic, to_log, to_power
 
@@ -71,13 +72,18 @@ OUTLIER_DB = 6.0
 SCREEN_SIZE = 256
 
 
-def _screen(pre: list[Acquisition], post: list[Acquisition], units: dict) -> tuple[list, list, list]:
+def _screen(pre: list[Acquisition], post: list[Acquisition], units: dict,
+            dropped: list[str] | None = None) -> tuple[list, list, list]:
     """Drop images whose overall level is far from the rest of their orbit group.
 
     Each image is read once, decimated to at most SCREEN_SIZE pixels a side; its level
     is the median log power of its valid pixels. Damage changes a small part of a scene, wet soil a
-    few dB; a calibration failure or an image of another place many more.
+    few dB; a calibration failure or an image of another place many more. ``dropped``: the images
+    (by :meth:`Acquisition.describe`) a region's plan already dropped (its chunks read none again).
     """
+    if dropped is not None:
+        return ([a for a in pre if a.describe() not in dropped], [a for a in post if a.describe() not in dropped],
+                list(dropped))
     levels = {}
     for acq in pre + post:
         logs = []
@@ -107,6 +113,19 @@ def _screen(pre: list[Acquisition], post: list[Acquisition], units: dict) -> tup
     return keep_pre, keep_post, dropped
 
 
+def _stack_grid(pre: list[Acquisition], post: list[Acquisition], fp: gpd.GeoDataFrame, cfg: Config,
+                grid: Grid | None = None) -> tuple[Grid, np.ndarray, np.ndarray]:
+    """The stacks' grid around the footprints (with ``context`` metres, as the optical grid), the footprints in its CRS
+    (None where unusable) and which are usable (:func:`damage.geo.raster.analysable`)."""
+    usable = analysable(fp.geometry.values)
+    if grid is None:
+        grid = footprint_grid([a.epoch for a in pre], [a.epoch for a in post], fp.geometry, crs=cfg.crs,
+                              resolution=cfg.resolution, margin=cfg.context)
+    geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
+    geoms[~usable] = None
+    return grid, geoms, usable
+
+
 def assess_stack(
     before: PathSpec,
     after: PathSpec,
@@ -114,6 +133,7 @@ def assess_stack(
     cfg: Config,
     progress: bool = False,
     grid: Grid | None = None,
+    dropped: list[str] | None = None,
 ) -> gpd.GeoDataFrame:
     """Grade every footprint by the pixel-wise t-test between two stacks.
 
@@ -123,7 +143,8 @@ def assess_stack(
 
     ``grid``: a region's grid (a chunk of :func:`damage.batch`): only its windows that hold
     these footprints are computed, each exactly as the whole region's run computes it, and a
-    chunk without valid pixels is not analysed rather than an error.
+    chunk without valid pixels is not analysed rather than an error. ``dropped``: the images the
+    region's plan screened out (:func:`stack_plan`), not screened again.
     """
     chunk = grid is not None
     # -- validate and read headers
@@ -137,22 +158,11 @@ def assess_stack(
         raise BandMismatchError(f"stacks mix band counts {sorted(counts)}: {pre[0].describe()} has {pre[0].epoch.count}")
     bands = next(iter(counts))
     units = {id(a): _units(a, cfg) for a in pre + post}
-    usable = analysable(fp.geometry.values)
-    if grid is None:
-        grid = footprint_grid([a.epoch for a in pre], [a.epoch for a in post], fp.geometry, crs=cfg.crs,
-                              resolution=cfg.resolution, margin=cfg.context)  # context for the focal means, as optical
-    geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
-    geoms[~usable] = None
-    inside = shapely.intersects(geoms[usable], shapely.box(*grid.bounds))
+    grid, geoms, usable = _stack_grid(pre, post, fp, cfg, grid)
     label = "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints)
-    if not inside.any() and not chunk:
-        raise FootprintsOutsideImageryError(f"{label}: no footprint lies where the before and after stacks overlap "
-                                            f"({lonlat_extent(grid.bounds, grid.crs)})")
-    if (~inside).sum() > 0.5 * inside.size and not chunk:
-        warnings.warn(f"{label}: {int((~inside).sum()):,} of the {inside.size:,} footprints lie outside the imagery both "
-                      f"stacks cover ({lonlat_extent(grid.bounds, grid.crs)}); they are not analysed ('outside imagery')",
-                      DamageWarning, stacklevel=3)
-    pre, post, dropped = _screen(pre, post, units)
+    if not chunk:
+        on_grid(geoms, usable, grid, label, "stacks")
+    pre, post, dropped = _screen(pre, post, units, dropped)
     dropped_acqs = [a for a in every if a not in pre and a not in post]
     radii_px = tuple(r / (grid.res * grid.metres) for r in cfg.smoothing_radii)
     optical = all(units[id(a)] == "optical" for a in pre + post)
@@ -243,29 +253,15 @@ def assess_stack(
         "looks_after": np.round(looks_post, 2),
     }
     # why a building is not analysed, in the optical path's words
-    on_grid = usable & (sums["burned"] > 0)
-    reasons = np.where(~usable, "unusable footprint", np.where(~on_grid, "outside imagery", "partial coverage"))
+    on_grid_px = usable & (sums["burned"] > 0)
+    reasons = np.where(~usable, "unusable footprint", np.where(~on_grid_px, "outside imagery", "partial coverage"))
     evidence["not_analysed_reason"] = np.array([None if a else r for a, r in zip(analysed, reasons)], dtype=object)
-    clash = [c for c in evidence if c in fp.columns]
-    if clash:
-        log.warning("footprint columns %s are replaced by the assessment's", clash)
-    base = fp.drop(columns=clash) if clash else fp
-    ids, id_source = building_ids(fp, cfg.id_column)
-    parts = [base, pd.DataFrame(evidence, index=base.index)]
-    if id_source != ID_COLUMN:
-        base = base.drop(columns=[ID_COLUMN]) if ID_COLUMN in base.columns else base
-        parts = [pd.DataFrame({ID_COLUMN: ids}, index=base.index), base, parts[1]]
-    result = gpd.GeoDataFrame(pd.concat(parts, axis=1), geometry=base.geometry.name, crs=fp.crs)
-    result.attrs["damage_input_files"] = [str(t.path) for a in pre + post + dropped_acqs for t in a.epoch.tiles] + (
-        [str(footprints)] if isinstance(footprints, (str, PathLike)) else [])  # never written over (writers.write)
-    result.attrs["damage"] = {
-        "version": __version__,
-        "method": "pwtt",
-        "config": cfg.to_dict(),
+    table = pd.DataFrame(evidence, index=pd.Index(np.arange(n), name="position"))
+    record = {
         "inputs": {
             "before": [{"image": a.epoch.describe(), "date": str(a.date), "orbit": a.orbit, "units": units[id(a)]} for a in pre],
             "after": [{"image": a.epoch.describe(), "date": str(a.date), "orbit": a.orbit, "units": units[id(a)]} for a in post],
-            "footprints": "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints),
+            "footprints": label,
         },
         "grid": {"crs": grid.crs.to_string(), "resolution": grid.res, "shape": list(grid.shape), "bounds": list(grid.bounds)},
         "statistic": {
@@ -277,11 +273,10 @@ def assess_stack(
             "windows": len(windows),
             "dropped": dropped,
         },
-        "ids": {"column": ID_COLUMN, "source": id_source},
-        "not_analysed": {r: int((evidence["not_analysed_reason"] == r).sum()) for r in
-                         ("outside imagery", "partial coverage", "unusable footprint")},
-        "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
     }
+    result = assemble_stack(fp, [table], np.zeros(n, bool), cfg, record)
+    result.attrs["damage_input_files"] = [str(t.path) for a in pre + post + dropped_acqs for t in a.epoch.tiles] + (
+        [str(footprints)] if isinstance(footprints, (str, PathLike)) else [])  # never written over (writers.write)
     result.attrs["damage"]["provenance"] = provenance(Epoch("before", tuple(t for a in pre for t in a.epoch.tiles)),
                                                       Epoch("after", tuple(t for a in post for t in a.epoch.tiles)),
                                                       {"footprints": footprints}, clock)
@@ -289,27 +284,23 @@ def assess_stack(
 
 
 def stack_plan(before: PathSpec, after: PathSpec, fp: gpd.GeoDataFrame, cfg: Config, window_size: int,
-               source: str) -> tuple[Grid, np.ndarray, np.ndarray, dict[str, Any]]:
+               source: str) -> tuple[Grid, np.ndarray, np.ndarray, dict[str, Any], list[str]]:
     """A region's plan for the PWTT (:func:`damage.batch`): its grid (as :func:`assess_stack` lays it), which
-    footprints lie on it, each one's window id, and the run record's inputs and grid."""
+    footprints lie on it, each one's window id, the run record's inputs and grid, and the images screened out
+    (once for the region: its chunks do not read them again)."""
     from damage.run.plan import window_ids
 
     pre, post = open_stack(before, "before"), open_stack(after, "after")
-    usable = analysable(fp.geometry.values)
-    grid = footprint_grid([a.epoch for a in pre], [a.epoch for a in post], fp.geometry, crs=cfg.crs,
-                          resolution=cfg.resolution, margin=cfg.context)
-    geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
-    usable[usable] = shapely.intersects(geoms[usable], shapely.box(*grid.bounds))
-    if not usable.any():
-        raise FootprintsOutsideImageryError(f"{source}: no footprint lies where the before and after stacks overlap "
-                                            f"({lonlat_extent(grid.bounds, grid.crs)})")
+    grid, geoms, usable = _stack_grid(pre, post, fp, cfg)
+    usable = on_grid(geoms, usable, grid, source, "stacks")
+    _, _, dropped = _screen(pre, post, {id(a): _units(a, cfg) for a in pre + post})
     window_of = np.full(len(fp), "", dtype=object)
     window_of[usable] = window_ids(geoms[usable], grid, window_size)
     record = {"method": "pwtt",
               "inputs": {"before": [a.describe() for a in pre], "after": [a.describe() for a in post], "footprints": source},
               "grid": {"crs": grid.crs.to_string(), "resolution": grid.res, "resolution_m": round(grid.res * grid.metres, 6),
                        "shape": list(grid.shape), "bounds": list(grid.bounds), "transform": list(grid.transform)[:6]}}
-    return grid, usable, window_of.astype(str), record
+    return grid, usable, window_of.astype(str), record, dropped
 
 
 def stack_provenance(before: PathSpec, after: PathSpec, others: dict[str, Any], clock: Clock) -> dict[str, Any]:
@@ -337,15 +328,7 @@ def assemble_stack(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], fail
                        dtype=object)
     table["damage_grade"], table["not_analysed_reason"] = grades, [None if r is None or r != r else r for r in reasons]
     table.loc[missing, "valid_fraction"] = 0.0
-    clash = [c for c in table.columns if c in footprints.columns]
-    base = footprints.drop(columns=clash) if clash else footprints
-    ids, id_source = building_ids(footprints, cfg.id_column)
-    table.index = base.index
-    parts_out = [base, table]
-    if id_source != ID_COLUMN:
-        base = base.drop(columns=[ID_COLUMN]) if ID_COLUMN in base.columns else base
-        parts_out = [pd.DataFrame({ID_COLUMN: ids}, index=base.index), base, table]
-    result = gpd.GeoDataFrame(pd.concat(parts_out, axis=1), geometry=base.geometry.name, crs=footprints.crs)
+    result, id_source = join_footprints(footprints, table, cfg.id_column)
     reason_values = result["not_analysed_reason"].to_numpy(dtype=object)
     result.attrs["damage"] = {
         "version": __version__,
