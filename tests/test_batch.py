@@ -124,25 +124,25 @@ def test_a_failing_chunk_is_reported_and_the_rest_goes_on(region, tmp_path, monk
 
     from damage.errors import InvalidRasterError
 
-    batch_module = importlib.import_module("damage.run.batch")  # the module (damage.batch is the function)
+    optical = importlib.import_module("damage.run.optical")  # the steps every chunk of a pair runs
 
     b, a, f, s = region
-    real = batch_module.assess_window
+    real = optical.Optical.measure
 
-    def flaky(before, after, grid, fit, geoms, positions, *args, **kw):
+    def flaky(self, before, after, grid, fit, geoms, positions, *args, **kw):
         # the chunk holding building 0 (the first footprint) meets a tile it cannot read
         if 0 in set(positions.tolist()):
             raise InvalidRasterError("after.tif: could not read pixels (simulated)")
-        return real(before, after, grid, fit, geoms, positions, *args, **kw)
+        return real(self, before, after, grid, fit, geoms, positions, *args, **kw)
 
-    monkeypatch.setattr(batch_module, "assess_window", flaky)
+    monkeypatch.setattr(optical.Optical, "measure", flaky)
     out = _quiet(damage.batch, b, a, f, tmp_path / "o", chunk_size=128)
     assert len(out.failed) == 1 and "could not read pixels" in next(iter(out.failed.values()))
     assert len(out.result) == len(s.footprints)
     failed_rows = out.result["building_id"] == 0
     missing = out.result["damage_grade"] == "not-analysed"
     assert missing[failed_rows].all() and missing.sum() < len(out.result) / 4  # that chunk only
-    monkeypatch.setattr(batch_module, "assess_window", real)  # the rerun retries the failed chunk only
+    monkeypatch.setattr(optical.Optical, "measure", real)  # the rerun retries the failed chunk only
     again = _quiet(damage.batch, b, a, f, tmp_path / "o", chunk_size=128)
     assert again.done == 1 and not again.failed
     assert again.result.loc[failed_rows, "damage_grade"].item() != "not-analysed"

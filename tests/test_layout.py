@@ -137,3 +137,16 @@ def test_every_public_name_of_the_front_door_loads():
     assert set(damage.__all__) <= set(dir(damage))
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         damage.nope  # noqa: B018
+
+
+def test_the_runners_never_ask_which_method_they_run():
+    """The method registry (damage.run.methods) is the one place that knows the methods: the single
+    run and the region runner call its steps, never a branch on Config.method (issue 23)."""
+    import re
+
+    for module in ("pipeline", "batch", "plan", "assemble", "provenance", "runfolder"):
+        text = (PACKAGE / "run" / f"{module}.py").read_text()
+        assert not re.search(r"\.method\s*[!=]=|method\s*==\s*[\"']", text), module
+        imported = {getattr(node, "module", None) for node in ast.walk(ast.parse(text))
+                    if isinstance(node, ast.ImportFrom)}
+        assert not imported & {"damage.run.pwtt", "damage.run.optical"}, module

@@ -251,3 +251,26 @@ def _toml(tmp_path):
     path = tmp_path / "pwtt.toml"
     path.write_text('window = 64\n')
     return path
+
+
+def test_a_radar_run_takes_facilities_and_refuses_what_it_cannot_give(stacks):
+    """One path for every method (issue 23): facilities work on stacks as on a pair; chips, labels and
+    polygons, which need the optical evidence, are refused in one line before anything is read."""
+    import geopandas as gpd
+    import shapely
+
+    from damage.errors import ConfigError
+
+    s, b, a, f = stacks("damaged")
+    fp = gpd.read_file(f)
+    campus = shapely.box(*fp.total_bounds).buffer(-300)
+    fac = gpd.GeoDataFrame({"name": ["A hospital"]}, geometry=[campus], crs=fp.crs)
+    result = damage.assess(b, a, f, method="pwtt", facilities=fac)
+    summary = result.attrs["damage_facilities"]
+    inside = result["facility"] == 0
+    assert inside.sum() >= shapely.within(fp.geometry.values, campus).sum() > 0
+    graded = result.loc[inside, "damage_grade"]
+    assert summary["n_destroyed"].item() == (graded == "destroyed").sum()
+    for asked in ({"chips": 3}, {"labels": f}, {"polygons": True}):
+        with pytest.raises(ConfigError, match="not available with method='pwtt'"):
+            damage.assess(b, a, "no-such-file.geojson", method="pwtt", **asked)

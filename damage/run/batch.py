@@ -6,9 +6,10 @@ A region is the before and after tiles of an area and its footprints. The runner
    the footprints, optionally filtered by an attribute expression and an area of
    interest, the tiles' headers, one grid, each footprint's window of ``chunk_size``
    pixels, here called a chunk);
-2. fits the scene once (:func:`damage.run.scenefit.fit_scene`) and stores the fit as JSON;
-3. measures and grades the chunks with that fit (:func:`damage.run.pipeline.assess_window`,
-   the same function ``assess`` runs), each writing ``chunks/<id>.parquet`` atomically;
+2. fits the scene once (the method's fit: :func:`damage.run.scenefit.fit_scene` for a pair,
+   the screening of every image for radar stacks) and stores the fit as JSON;
+3. measures and grades the chunks with that fit (the method's ``measure``, the same function
+   ``assess`` runs: :mod:`damage.run.methods`), each writing ``chunks/<id>.parquet`` atomically;
    a chunk that fails with a :class:`~damage.errors.DamageError` is logged and
    reported, any other error stops the run;
 4. assembles the chunks into ``damage.parquet`` and ``damage.geojson`` as ``assess``
@@ -23,7 +24,6 @@ whatever the chunk size and the number of workers.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from collections.abc import Iterable
@@ -43,13 +43,10 @@ from damage.analysis.query import select
 from damage.config import Config
 from damage.errors import ConfigError, CorruptRunError, DamageError, EmptyFootprintsError, OutputError
 from damage.geo.raster import Grid
-from damage.io.sources import PathSpec, open_epoch, read_footprints
+from damage.io.sources import PathSpec, read_footprints
 from damage.io.writers import _atomic, write, write_json
-from damage.run.assemble import assemble
-from damage.run.fitstore import read_fit, write_fit
-from damage.run.pipeline import assess_window, fit_with_progress, run_inputs
-from damage.run.plan import make_plan
-from damage.run.provenance import Clock, provenance, sha256_of
+from damage.run.methods import method
+from damage.run.provenance import Clock, sha256_of
 from damage.run.runfolder import check_chunks, check_written, lock, plan_digest, read_manifest, signature
 
 log = logging.getLogger(__name__)
@@ -151,21 +148,11 @@ def run_chunk(task: _Task) -> tuple[str, int, str | None, str | None]:
         fp = gpd.read_parquet(folder / "footprints.parquet", filters=[(_CHUNK, "==", task.chunk)])
         cfg = Config.from_dict(task.config)
         grid = Grid(CRS.from_user_input(task.grid["crs"]), Affine(*task.grid["transform"]), tuple(task.grid["shape"]))
-        if cfg.method == "pwtt":  # the region's windows that hold this chunk, each as the whole run computes it
-            from damage.run.pwtt import PWTT_COLUMNS, assess_stack
-
-            screened = json.loads(Path(task.fit_path).read_text())
-            dropped = screened.get("dropped") if isinstance(screened, dict) else None
-            if not isinstance(dropped, list) or not all(isinstance(d, str) for d in dropped):
-                raise CorruptRunError(f"{task.fit_path}: not the fit of a PWTT region")
-            part = assess_stack(task.before, task.after, fp.drop(columns=[_INDEX, _CHUNK]), cfg, grid=grid, dropped=dropped)
-            table = pd.DataFrame({c: part[c].to_numpy() for c in PWTT_COLUMNS},
-                                 index=pd.Index(fp[_INDEX].to_numpy(), name="position"))
-        else:
-            fit = read_fit(Path(task.fit_path))
-            geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
-            be, ae = open_epoch(task.before, "before"), open_epoch(task.after, "after")
-            table, _ = assess_window(be, ae, grid, fit, geoms, fp[_INDEX].to_numpy(), cfg)
+        steps = method(cfg)
+        fit = steps.read_fit(Path(task.fit_path))
+        geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
+        be, ae = steps.open(task.before, task.after)
+        table = steps.measure(be, ae, grid, fit, geoms, fp[_INDEX].to_numpy(), cfg).table
         with _atomic(folder / "chunks" / f"{task.chunk}.parquet") as tmp:
             table.reset_index().rename(columns={"position": _INDEX}).to_parquet(tmp, index=False)
             digest = sha256_of(tmp)
@@ -244,14 +231,9 @@ def batch(
     with lock(folder):
         out = _run(before, after, footprints, folder, cfg, chunk_size, workers, client, scheduler, where, aoi, progress)
         # the provenance of the merged result: every input, versions, this run's time
-        others = {"footprints": footprints, "aoi": aoi}
-        if cfg.method == "pwtt":
-            from damage.run.pwtt import stack_provenance
-
-            out.result.attrs["damage"]["provenance"] = stack_provenance(before, after, others, clock)
-        else:
-            be, ae = open_epoch(before, "before"), open_epoch(after, "after")
-            out.result.attrs["damage"]["provenance"] = provenance(be, ae, others, clock)
+        steps = method(cfg)
+        out.result.attrs["damage"]["provenance"] = steps.provenance(*steps.open(before, after),
+                                                                    {"footprints": footprints, "aoi": aoi}, clock)
         write(out.result, folder / "damage.parquet")
         write(out.result, folder / "damage.geojson")
     return out
@@ -275,22 +257,14 @@ def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, 
         reserved = [c for c in (_INDEX, _CHUNK) if c in selected.columns]
         if reserved:
             raise ConfigError(f"footprints: column(s) {reserved} are the batch runner's own; rename them")
-        if cfg.method == "pwtt":  # the radar method: its grid, the same chunks; each chunk computes its own windows
-            from damage.run.pwtt import stack_plan
-
-            grid, usable, window_of, record, dropped = stack_plan(before, after, selected, cfg, chunk_size, source)
-            fit_record: dict[str, Any] = {"method": "pwtt", "dropped": dropped}
-            with _atomic(fit_path) as tmp:
-                tmp.write_text(json.dumps(fit_record))
-                fit_sum = sha256_of(tmp)
-        else:
-            plan = make_plan(before, after, selected, cfg, chunk_size, source)
-            cfg, grid, usable, window_of, record = plan.config, plan.grid, plan.usable, plan.window_of, run_inputs(plan)
-            fit, _ = fit_with_progress(plan.before, plan.after, grid, plan.geoms[usable], cfg, progress)
-            fit_record = fit.to_dict()
-            with _atomic(fit_path) as tmp:
-                write_fit(fit, tmp)
-                fit_sum = sha256_of(tmp)
+        steps = method(cfg)
+        plan = steps.plan(before, after, selected, cfg, chunk_size, source)
+        cfg, grid, usable, window_of = plan.config, plan.grid, plan.usable, plan.window_of
+        fit, _ = steps.fit(plan, progress)
+        record = steps.record(plan, fit)
+        with _atomic(fit_path) as tmp:
+            steps.write_fit(fit, tmp)
+            fit_sum = sha256_of(tmp)
         fp = selected.assign(**{_INDEX: np.arange(len(selected)), _CHUNK: np.where(usable, window_of, "none")})
         fp = fp.sort_values([_CHUNK, _INDEX], kind="stable")
         with _atomic(folder / "footprints.parquet") as tmp:
@@ -306,7 +280,7 @@ def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, 
             "chunk_size": chunk_size,
             "chunks": {str(k): int(v) for k, v in chunks.items()},
             "footprints": len(fp),
-            "fit": fit_record,
+            "fit": fit.to_dict(),
             "failed": {},
             # what the run wrote, so that a file changed since (by hand, by a disk) is never used
             "sha256": {"fit.json": fit_sum, "footprints.parquet": footprints_sum, "chunks": {}},
@@ -315,8 +289,7 @@ def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, 
         write_json(manifest, manifest_path)
     else:
         check_written(folder, manifest, ("fit.json", "footprints.parquet"))
-        if cfg.method != "pwtt":
-            read_fit(fit_path)  # a hand-edited or foreign fit is refused here, before any chunk uses it
+        method(cfg).read_fit(fit_path)  # a hand-edited or foreign fit is refused here, before any chunk uses it
     sums = manifest["sha256"]["chunks"]
     cfg = Config.from_dict(manifest["config"])
     for stale in (folder / "chunks").glob(".*.tmp.*"):  # left by a run killed while writing
@@ -431,9 +404,5 @@ def _merge(folder: Path, manifest: dict, cfg: Config) -> gpd.GeoDataFrame:
     record = manifest.get("record", {})
     region = {"chunk_size": manifest["chunk_size"], "chunks": len(manifest["chunks"]), "failed": manifest["failed"]}
     footprints = fp.drop(columns=[_INDEX, _CHUNK]).reset_index(drop=True)
-    if cfg.method == "pwtt":
-        from damage.run.pwtt import assemble_stack
-
-        return assemble_stack(footprints, parts, failed, cfg, {**record, "region": region})
-    fit = read_fit(folder / "fit.json")
-    return assemble(footprints, parts, failed, cfg, fit, {**record, "region": region})
+    steps = method(cfg)
+    return steps.assemble(footprints, parts, failed, cfg, steps.read_fit(folder / "fit.json"), {**record, "region": region})

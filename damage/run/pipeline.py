@@ -1,9 +1,10 @@
-"""The assessment of a before/after pair: every step, in order.
+"""The assessment of a scene: every step, in order, whatever the method.
 
-prepare (:mod:`damage.run.plan`) -> fit the scene once (:mod:`damage.run.scenefit`) -> measure
-each window (:mod:`damage.run.measure`) -> grade (:mod:`damage.grading`) -> assemble
-(:mod:`damage.run.assemble`). A small scene is a scene of one window; the region runner
-(:mod:`damage.batch`) runs the same steps with its windows in other processes.
+read the footprints (and facilities) -> plan -> fit the scene once -> measure each window ->
+assemble -> facilities, chips, labels, provenance. The steps are the method's
+(:mod:`damage.run.methods`: :class:`~damage.run.optical.Optical` for a before/after pair,
+:class:`~damage.run.pwtt.Pwtt` for radar stacks). A small scene is a scene of one window; the
+region runner (:mod:`damage.batch`) runs the same steps with its windows in other processes.
 This module only wires the steps; each step lives in its own module.
 """
 
@@ -22,27 +23,18 @@ from tqdm.auto import tqdm
 from damage.analysis.facilities import assign, summarise
 from damage.analysis.facilities import name_column as name_column_of
 from damage.config import Config
-from damage.errors import ConfigError
 from damage.geo.raster import Grid, Window
-from damage.grading import OFFSET, SCALES, scene_model
-from damage.io.sources import Epoch, PathSpec, read_footprints
+from damage.grading import SCALES
+from damage.io.sources import PathSpec, read_footprints
 from damage.report.chips import Chip, Overview, cut_chip, grade_colour
-from damage.run.assemble import EVIDENCE_COLUMNS, assemble, graded_table
-from damage.run.measure import cut_window, measure, read_window
-from damage.run.plan import Plan, make_plan, window_extent
-from damage.run.provenance import Clock, provenance
-from damage.run.scenefit import SceneFit, ScenePixels, fit_scene
+from damage.run.assemble import EVIDENCE_COLUMNS
+from damage.run.methods import method
+from damage.run.plan import window_extent
+from damage.run.provenance import Clock
 
 log = logging.getLogger(__name__)
 
-__all__ = ["assess", "assess_window", "EVIDENCE_COLUMNS", "window_size"]
-
-
-def fit_with_progress(before: Epoch, after: Epoch, grid: Grid, geoms: np.ndarray, cfg: Config,
-                      progress: bool) -> tuple[SceneFit, ScenePixels | None]:
-    """:func:`damage.run.scenefit.fit_scene`, saying what it does on a progress line (the fit takes seconds to minutes)."""
-    with tqdm(total=None, disable=not progress, desc="fitting the scene", bar_format="{desc} [{elapsed}]", leave=False) as bar:
-        return fit_scene(before, after, grid, geoms, cfg, step=lambda what: bar.set_description_str(f"fitting the scene: {what}"))
+__all__ = ["assess", "EVIDENCE_COLUMNS"]
 
 
 def assess(
@@ -132,12 +124,7 @@ def assess(
     """
     clock = Clock()
     cfg = (config or Config()).replace(**options)
-    if cfg.method == "pwtt":
-        if polygons:
-            raise ConfigError("damage polygons are not available with method='pwtt' (its pixels are ~10 m)")
-        from damage.run.pwtt import assess_stack  # the radar method, imported when asked for
-
-        return assess_stack(before, after, footprints, cfg, progress=progress)
+    steps = method(cfg, polygons=polygons, chips=bool(chips) or chips_for is not None, labels=labels is not None)
     # prepare: footprints and headers read once, the grid, the windows
     fp = read_footprints(footprints)
     n_input = len(fp)
@@ -149,8 +136,8 @@ def assess(
         if lonely.size:
             fp = pd.concat([fp, gpd.GeoDataFrame(geometry=fac.geometry.values[lonely], crs=fp.crs)], ignore_index=True)
             facility_of = np.r_[facility_of, lonely]
-    plan = make_plan(before, after, fp, cfg, window_size(cfg),
-                     "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints))
+    plan = steps.plan(before, after, fp, cfg, steps.window_size(cfg),
+                      "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints))
     plan.input_files += [str(x) for x in (footprints, facilities) if isinstance(x, (str, PathLike))]
     cfg = plan.config
     names = name_column_of(fp, name_column)
@@ -163,7 +150,7 @@ def assess(
         wanted[np.asarray(list(chips_for), dtype=np.int64)] = True
     gallery = Gallery(chips, wanted, plan.grid, cfg.scale) if chips or chips_for is not None else None
     # fit once per scene, before any window is measured
-    fit, pixels = fit_with_progress(plan.before, plan.after, plan.grid, plan.geoms[plan.usable], cfg, progress)
+    fit, pixels = steps.fit(plan, progress)
     # measure and grade each window
     parts, polys = [], []
     jobs = [plan.members(win) for win in plan.windows]
@@ -173,22 +160,25 @@ def assess(
         from multiprocessing import get_context
 
         with ProcessPoolExecutor(max_workers=procs, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(assess_window, plan.before, plan.after, plan.grid, fit, plan.geoms[idx], idx, cfg,
-                                   polygons) for idx in jobs]
+            futures = [pool.submit(steps.measure, plan.before, plan.after, plan.grid, fit, plan.geoms[idx], idx, cfg,
+                                   polygons=polygons) for idx in jobs]
             for future in tqdm(futures, disable=not progress, unit="window", desc="windows", leave=False):
-                table, poly = future.result()
-                parts.append(table)
-                polys.append(poly)
+                out = future.result()
+                parts.append(out.table)
+                polys.append(out.polygons)
     else:
-        for idx in tqdm(jobs, disable=not progress, unit="window", desc="windows", leave=False):
-            table, poly, px, m = assess_window(plan.before, plan.after, plan.grid, fit, plan.geoms[idx], idx, cfg,
-                                               polygons, pixels, with_pixels=True)
-            parts.append(table)
-            polys.append(poly)
+        for idx in tqdm(jobs, disable=not progress or len(jobs) < 2, unit="window", desc="windows", leave=False):
+            out = steps.measure(plan.before, plan.after, plan.grid, fit, plan.geoms[idx], idx, cfg, polygons=polygons,
+                                pixels=pixels, keep=gallery is not None, progress=progress and len(jobs) == 1)
+            parts.append(out.table)
+            polys.append(out.polygons)
             if gallery is not None:
-                gallery.add(px, m, table, plan.geoms[idx], window_extent(plan.geoms[idx], plan.grid, cfg))
+                gallery.add(out.pixels, out.measured, out.table, plan.geoms[idx],
+                            window_extent(plan.geoms[idx], plan.grid, cfg))
+    steps.check(parts, plan)
     # assemble
-    result = assemble(plan.footprints, parts, np.zeros(len(plan.footprints), bool), cfg, fit, run_inputs(plan))
+    result = steps.assemble(plan.footprints, parts, np.zeros(len(plan.footprints), bool), cfg, fit,
+                            steps.record(plan, fit))
     result.attrs["damage_input_files"] = plan.input_files  # never written over (writers.write)
     if fac is not None and facility_of is not None:
         attrs = result.attrs
@@ -207,60 +197,10 @@ def assess(
         result = apply_labels(result, labels, scale=cfg.scale)
         result.attrs["damage"]["labels"]["source"] = "GeoDataFrame" if isinstance(labels, gpd.GeoDataFrame) else str(labels)
     others = {"footprints": footprints, "labels": labels, "facilities": facilities}
-    result.attrs["damage"]["provenance"] = provenance(plan.before, plan.after, others, clock)
+    result.attrs["damage"]["provenance"] = steps.provenance(plan.before, plan.after, others, clock)
     if polygons:
         result.attrs["damage_polygons"] = changed_areas(polys, plan.footprints.crs)
     return result
-
-
-def window_size(cfg: Config) -> int:
-    """Side, in grid pixels, of the windows a scene is measured in (memory; never the result)."""
-    return max(256, int(cfg.max_pixels**0.5)) if cfg.max_pixels is not None else 1 << 30
-
-
-def run_inputs(plan: Plan) -> dict[str, Any]:
-    """The run record's inputs and grid."""
-    g = plan.grid
-    return {
-        "inputs": {"before": plan.before.describe(), "after": plan.after.describe(), "footprints": plan.source},
-        "grid": {"crs": g.crs.to_string(), "resolution": g.res, "resolution_m": round(g.res * g.metres, 6),
-                 "shape": list(g.shape), "bounds": list(g.bounds),
-                 "transform": list(g.transform)[:6], "windows": len(plan.windows), "window_size": plan.window_size},
-    }
-
-
-def assess_window(before: Epoch, after: Epoch, grid: Grid, fit: SceneFit, geoms: np.ndarray, positions: np.ndarray,
-                  cfg: Config, want_polygons: bool = False, pixels: ScenePixels | None = None,
-                  with_pixels: bool = False) -> tuple:
-    """Measure and grade the footprints of one window of a fitted scene.
-
-    The window read is the footprints' extent with the context their evidence needs
-    (:func:`damage.run.plan.window_extent`); with ``pixels`` (the scene as the fit warped
-    it) it is cut from them instead of read again. ``geoms`` are in the grid's CRS,
-    ``positions`` their places in the input.
-
-    Returns
-    -------
-    table : pandas.DataFrame
-        The evidence columns, indexed by the footprints' input positions.
-    polygons : geopandas.GeoDataFrame or None
-        The changed areas (grid CRS) with the input position of their footprint.
-    pixels, measured : WindowPixels, Measured
-        Only ``with_pixels``: the window's pixels and measurements (for chips).
-    """
-    idx = np.asarray(positions, np.int64)
-    extent = window_extent(geoms, grid, cfg)
-    px = cut_window(pixels, fit, extent) if pixels is not None else read_window(before, after, grid, fit, extent, cfg)
-    m = measure(px, geoms, fit, cfg, want_polygons)
-    offset = OFFSET if cfg.scene_offset else None
-    table = graded_table(m, idx, cfg, scene_model(fit.to_dict(), grid.res * grid.metres, offset=offset)[0])
-    poly = None
-    if want_polygons:
-        grades = table["damage_grade"].to_numpy()
-        poly = gpd.GeoDataFrame({"footprint": idx[m.owner], "damage_grade": grades[m.owner] if m.owner.size else
-                                 np.empty(0, dtype=object), "area_m2": m.area_m2},
-                                geometry=gpd.GeoSeries(m.polygons, crs=grid.crs))
-    return (table, poly, px, m) if with_pixels else (table, poly)
 
 
 class Gallery:

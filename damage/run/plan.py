@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -21,7 +22,7 @@ import shapely
 from damage.config import Config
 from damage.errors import BandMismatchError, ConfigError, DamageWarning, FootprintsOutsideImageryError
 from damage.geo.raster import Grid, Window, analysable
-from damage.io.sources import Epoch, PathSpec, check_order, open_epoch
+from damage.io.sources import PathSpec, check_order, open_epoch
 from damage.io.warp import footprint_grid, lonlat_extent
 
 __all__ = ["Plan", "make_plan", "on_grid", "cells", "window_ids", "window_extent", "grid_units", "check_memory", "physical_memory",
@@ -72,8 +73,8 @@ class Plan:
 
     Attributes
     ----------
-    before, after : Epoch
-        The epochs' headers (opened once).
+    before, after : Epoch or list of Acquisition
+        The inputs' headers, opened once: an epoch each for a pair, a stack each for the PWTT.
     footprints : geopandas.GeoDataFrame
         As given, in input order.
     geoms : numpy.ndarray
@@ -94,8 +95,8 @@ class Plan:
         Every file the assessment reads.
     """
 
-    before: Epoch
-    after: Epoch
+    before: Any
+    after: Any
     footprints: gpd.GeoDataFrame
     geoms: np.ndarray
     usable: np.ndarray

@@ -1,10 +1,12 @@
-"""The assessment of before/after stacks by the pixel-wise t-test (PWTT), window by window.
+"""The PWTT method: before/after stacks and the pixel-wise t-test, its steps for :mod:`damage.run.methods`.
 
-sources (stacks) -> grid -> per window: warp each image, mask, speckle filter, log,
-running moments -> t statistic -> damage map -> zonal sums -> grading.
+open the stacks -> plan (the stacks' grid with the context margin, footprints on it) -> fit:
+screen every image once (a failed acquisition is dropped) -> per chunk of footprints, the grid's
+windows that hold them: warp each image, mask, speckle filter, log, running moments -> t statistic
+-> damage map -> zonal sums -> grades -> assemble.
 
-The same reading, grid, masking and per-footprint code as the optical pair
-(:mod:`damage.run.pipeline`); only the change measure differs (:mod:`damage.sar.statistics`).
+The same plan, reading, grid, masking, per-footprint code, assembly and run folder as the optical
+pair; only the change measure differs (:mod:`damage.sar.statistics`).
 Memory is bounded by the window: the images are streamed through running moments,
 and per-footprint sums are added window by window (each pixel belongs to one
 window's core), so the result does not depend on the window size.
@@ -12,10 +14,12 @@ window's core), so the result does not depend on the window size.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
 import warnings
-from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -29,6 +33,7 @@ from damage._version import __version__
 from damage.config import Config
 from damage.errors import (
     BandMismatchError,
+    CorruptRunError,
     DamageWarning,
     InvalidRasterError,
     NoValidDataError,
@@ -38,16 +43,17 @@ from damage.geo.raster import Grid, Window, analysable
 from damage.geo.zonal import zonal_stats, zones
 from damage.grading import NOT_ANALYSED, SCALES, grade
 from damage.io.nodata import source_valid
-from damage.io.sources import Acquisition, Epoch, PathSpec, open_stack, read_decimated, read_footprints
+from damage.io.sources import Acquisition, Epoch, open_stack, read_decimated
 from damage.io.warp import footprint_grid, warp_epoch
 from damage.run.assemble import join_footprints
-from damage.run.plan import on_grid
+from damage.run.methods import WindowResult
+from damage.run.plan import Plan, on_grid, window_ids
 from damage.run.provenance import Clock, provenance
 from damage.sar.statistics import Moments, lee_filter, log_ratio_sigma, pwtt, t_statistic, to_log, to_power
 
 log = logging.getLogger(__name__)
 
-__all__ = ["assess_stack", "stack_plan", "stack_provenance", "assemble_stack", "PWTT_COLUMNS"]
+__all__ = ["Pwtt", "StackFit", "measure_stack", "assemble_stack", "PWTT_COLUMNS"]
 
 #: Columns added to the footprints by the PWTT method, in order.
 PWTT_COLUMNS = ("damage_grade", "damage_score", "valid_fraction", "t_mean", "t_max", "looks_before", "looks_after",
@@ -113,78 +119,44 @@ def _screen(pre: list[Acquisition], post: list[Acquisition], units: dict,
     return keep_pre, keep_post, dropped
 
 
-def _stack_grid(pre: list[Acquisition], post: list[Acquisition], fp: gpd.GeoDataFrame, cfg: Config,
-                grid: Grid | None = None) -> tuple[Grid, np.ndarray, np.ndarray]:
-    """The stacks' grid around the footprints (with ``context`` metres, as the optical grid), the footprints in its CRS
-    (None where unusable) and which are usable (:func:`damage.geo.raster.analysable`)."""
-    usable = analysable(fp.geometry.values)
-    if grid is None:
-        grid = footprint_grid([a.epoch for a in pre], [a.epoch for a in post], fp.geometry, crs=cfg.crs,
-                              resolution=cfg.resolution, margin=cfg.context)
-    geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
-    geoms[~usable] = None
-    return grid, geoms, usable
+def _stack_grid(pre: list[Acquisition], post: list[Acquisition], fp: gpd.GeoDataFrame, cfg: Config) -> Grid:
+    """The stacks' grid around the footprints (with ``context`` metres, as the optical grid)."""
+    return footprint_grid([a.epoch for a in pre], [a.epoch for a in post], fp.geometry, crs=cfg.crs,
+                          resolution=cfg.resolution, margin=cfg.context)
 
 
-def assess_stack(
-    before: PathSpec,
-    after: PathSpec,
-    footprints: Any,
-    cfg: Config,
-    progress: bool = False,
-    grid: Grid | None = None,
-    dropped: list[str] | None = None,
-) -> gpd.GeoDataFrame:
-    """Grade every footprint by the pixel-wise t-test between two stacks.
+def _lee(units: dict[int, str], stack: list[Acquisition], cfg: Config) -> int:
+    """The speckle filter's side: none on optical images."""
+    return 1 if all(units[id(a)] == "optical" for a in stack) else cfg.lee_size
 
-    Called by :func:`damage.assess` with ``method="pwtt"``; see there for the
-    arguments. Each element of ``before``/``after`` (or each file in a directory) is
-    one image; files with the same date and orbit are mosaicked.
 
-    ``grid``: a region's grid (a chunk of :func:`damage.batch`): only its windows that hold
-    these footprints are computed, each exactly as the whole region's run computes it, and a
-    chunk without valid pixels is not analysed rather than an error. ``dropped``: the images the
-    region's plan screened out (:func:`stack_plan`), not screened again.
+def measure_stack(pre: list[Acquisition], post: list[Acquisition], grid: Grid, dropped: list[str], geoms: np.ndarray,
+                  positions: np.ndarray, cfg: Config, progress: bool = False) -> pd.DataFrame:
+    """The t statistics of the footprints ``geoms`` (grid CRS, all present): the grid's windows of
+    ``cfg.window`` pixels that hold them, each computed exactly as the whole grid's run computes it.
+
+    ``dropped``: the images the scene's screening set aside (:meth:`Pwtt.fit`). Returns the
+    :data:`PWTT_COLUMNS` indexed by the footprints' input ``positions``.
     """
-    chunk = grid is not None
-    # -- validate and read headers
-    clock = Clock()
-    fp = read_footprints(footprints)
-    pre = open_stack(before, "before")
-    post = open_stack(after, "after")
-    every = pre + post
-    counts = {a.epoch.count for a in pre + post}
-    if len(counts) > 1:
-        raise BandMismatchError(f"stacks mix band counts {sorted(counts)}: {pre[0].describe()} has {pre[0].epoch.count}")
-    bands = next(iter(counts))
+    pre = [a for a in pre if a.describe() not in dropped]
+    post = [a for a in post if a.describe() not in dropped]
     units = {id(a): _units(a, cfg) for a in pre + post}
-    grid, geoms, usable = _stack_grid(pre, post, fp, cfg, grid)
-    label = "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints)
-    if not chunk:
-        on_grid(geoms, usable, grid, label, "stacks")
-    pre, post, dropped = _screen(pre, post, units, dropped)
-    dropped_acqs = [a for a in every if a not in pre and a not in post]
+    bands = pre[0].epoch.count
     radii_px = tuple(r / (grid.res * grid.metres) for r in cfg.smoothing_radii)
-    optical = all(units[id(a)] == "optical" for a in pre + post)
-    lee = 1 if optical else cfg.lee_size
+    lee = _lee(units, pre + post, cfg)
     margin = int(math.ceil(max(radii_px, default=0.0))) + lee // 2 + 1
     pair_sigma = log_ratio_sigma(cfg.looks * lee * lee)
-    # -- compute, window by window
-    n = len(fp)
-    area_px = np.where(usable, np.nan_to_num(shapely.area(np.where(usable, geoms, np.array(None, dtype=object))))
-                       / grid.res**2, 0.0)
+    n = len(geoms)
+    area_px = shapely.area(geoms) / grid.res**2
     small = area_px < MIN_PIXELS
-    tree = shapely.STRtree(np.where(usable, geoms, shapely.Polygon()))
+    tree = shapely.STRtree(geoms)
     sums = {k: np.zeros(n) for k in ("t", "count", "burned", "n_pre", "n_post")}
     t_max = np.full(n, -np.inf)
-    valid_any = False
     windows = grid.windows(cfg.window)
-    if chunk:  # the region's windows that hold these footprints; each computed as the whole run computes it
-        placed = np.where(usable, geoms, shapely.Polygon())
-        held = placed[usable & shapely.intersects(placed, shapely.box(*grid.bounds))]
-        boxes = np.array([shapely.box(*w.of(grid).bounds) for w in windows], dtype=object)
-        keep = shapely.STRtree(boxes).query(held, predicate="intersects")[1] if held.size else np.empty(0, int)
-        windows = [windows[i] for i in sorted(set(keep.tolist()))]
+    held = geoms[shapely.intersects(geoms, shapely.box(*grid.bounds))]
+    boxes = np.array([shapely.box(*w.of(grid).bounds) for w in windows], dtype=object)
+    keep = shapely.STRtree(boxes).query(held, predicate="intersects")[1] if held.size else np.empty(0, int)
+    windows = [windows[i] for i in sorted(set(keep.tolist()))]
     bar = tqdm(total=len(windows) * (len(pre) + len(post)), disable=not progress, unit="image", leave=False,
                desc="pwtt windows")
     try:
@@ -211,10 +183,8 @@ def assess_stack(
                 continue
             damage, dvalid = pwtt(t_groups, radii_px)
             damage, dvalid = damage[core], dvalid[core]
-            valid_any |= bool(dvalid.any())
             core_grid = Window(r0, c0, h, w).of(grid)
             idx = np.unique(tree.query(shapely.box(*core_grid.bounds), predicate="intersects"))
-            idx = idx[usable[idx]]
             if idx.size == 0:
                 continue
             zs = zones(geoms[idx], core_grid, MIN_PIXELS, small=small[idx])
@@ -230,84 +200,135 @@ def assess_stack(
             t_max[idx] = np.fmax(t_max[idx], np.nan_to_num(st["max"], nan=-np.inf))
     finally:
         bar.close()
-    if not valid_any and not chunk:
-        raise NoValidDataError("the before and after stacks hold no pixel valid in both where the footprints are")
-    # -- grade and assemble
+    # -- grade
     count = sums["count"]
     valid_fraction = np.clip(count / np.maximum(np.maximum(area_px, sums["burned"]), 1e-9), 0.0, 1.0)
-    valid_fraction[~usable] = 0.0
     analysed = (valid_fraction >= cfg.min_valid_fraction) & (count > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         t_mean = np.where(analysed, sums["t"] / np.maximum(count, 1), np.nan)
         looks_pre = np.where(analysed, sums["n_pre"] / np.maximum(count, 1), np.nan)
         looks_post = np.where(analysed, sums["n_post"] / np.maximum(count, 1), np.nan)
     scores = np.where(analysed, np.clip(t_mean / (2.0 * cfg.t_threshold), 0.0, 1.0), np.nan)
-    grades = grade(scores, analysed, cfg.scale)
+    # why a building is not analysed, in the optical path's words
+    reasons = np.where(sums["burned"] > 0, "partial coverage", "outside imagery")
     evidence = {
-        "damage_grade": grades,
+        "damage_grade": grade(scores, analysed, cfg.scale),
         "damage_score": scores,
         "valid_fraction": np.round(valid_fraction, 4),
         "t_mean": t_mean,
         "t_max": np.where(analysed & np.isfinite(t_max), t_max, np.nan),
         "looks_before": np.round(looks_pre, 2),
         "looks_after": np.round(looks_post, 2),
+        "not_analysed_reason": np.array([None if a else r for a, r in zip(analysed, reasons)], dtype=object),
     }
-    # why a building is not analysed, in the optical path's words
-    on_grid_px = usable & (sums["burned"] > 0)
-    reasons = np.where(~usable, "unusable footprint", np.where(~on_grid_px, "outside imagery", "partial coverage"))
-    evidence["not_analysed_reason"] = np.array([None if a else r for a, r in zip(analysed, reasons)], dtype=object)
-    table = pd.DataFrame(evidence, index=pd.Index(np.arange(n), name="position"))
-    record = {
-        "inputs": {
-            "before": [{"image": a.epoch.describe(), "date": str(a.date), "orbit": a.orbit, "units": units[id(a)]} for a in pre],
-            "after": [{"image": a.epoch.describe(), "date": str(a.date), "orbit": a.orbit, "units": units[id(a)]} for a in post],
-            "footprints": label,
-        },
-        "grid": {"crs": grid.crs.to_string(), "resolution": grid.res, "shape": list(grid.shape), "bounds": list(grid.bounds)},
-        "statistic": {
-            "orbit_groups": sorted({str(a.orbit) for a in pre + post}) if cfg.by_orbit else ["all"],
-            "lee_size": lee,
-            "smoothing_radii_px": [round(r, 3) for r in radii_px],
-            "pair_log_ratio_sigma": round(pair_sigma, 4),
-            "t_threshold": cfg.t_threshold,
-            "windows": len(windows),
-            "dropped": dropped,
-        },
-    }
-    result = assemble_stack(fp, [table], np.zeros(n, bool), cfg, record)
-    result.attrs["damage_input_files"] = [str(t.path) for a in pre + post + dropped_acqs for t in a.epoch.tiles] + (
-        [str(footprints)] if isinstance(footprints, (str, PathLike)) else [])  # never written over (writers.write)
-    result.attrs["damage"]["provenance"] = provenance(Epoch("before", tuple(t for a in pre for t in a.epoch.tiles)),
-                                                      Epoch("after", tuple(t for a in post for t in a.epoch.tiles)),
-                                                      {"footprints": footprints}, clock)
-    return result
+    return pd.DataFrame(evidence, index=pd.Index(np.asarray(positions, np.int64), name="position"))
 
 
-def stack_plan(before: PathSpec, after: PathSpec, fp: gpd.GeoDataFrame, cfg: Config, window_size: int,
-               source: str) -> tuple[Grid, np.ndarray, np.ndarray, dict[str, Any], list[str]]:
-    """A region's plan for the PWTT (:func:`damage.batch`): its grid (as :func:`assess_stack` lays it), which
-    footprints lie on it, each one's window id, the run record's inputs and grid, and the images screened out
-    (once for the region: its chunks do not read them again)."""
-    from damage.run.plan import window_ids
+@dataclasses.dataclass(frozen=True)
+class StackFit:
+    """What the PWTT fits once per scene: the images its screening set aside (:func:`_screen`)."""
 
-    pre, post = open_stack(before, "before"), open_stack(after, "after")
-    grid, geoms, usable = _stack_grid(pre, post, fp, cfg)
-    usable = on_grid(geoms, usable, grid, source, "stacks")
-    _, _, dropped = _screen(pre, post, {id(a): _units(a, cfg) for a in pre + post})
-    window_of = np.full(len(fp), "", dtype=object)
-    window_of[usable] = window_ids(geoms[usable], grid, window_size)
-    record = {"method": "pwtt",
-              "inputs": {"before": [a.describe() for a in pre], "after": [a.describe() for a in post], "footprints": source},
-              "grid": {"crs": grid.crs.to_string(), "resolution": grid.res, "resolution_m": round(grid.res * grid.metres, 6),
-                       "shape": list(grid.shape), "bounds": list(grid.bounds), "transform": list(grid.transform)[:6]}}
-    return grid, usable, window_of.astype(str), record, dropped
+    dropped: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": "pwtt", "dropped": list(self.dropped)}
 
 
-def stack_provenance(before: PathSpec, after: PathSpec, others: dict[str, Any], clock: Clock) -> dict[str, Any]:
-    """:func:`damage.run.provenance.provenance` of two stacks (every image's files)."""
-    pre, post = open_stack(before, "before"), open_stack(after, "after")
-    return provenance(Epoch("before", tuple(t for a in pre for t in a.epoch.tiles)),
-                      Epoch("after", tuple(t for a in post for t in a.epoch.tiles)), others, clock)
+class Pwtt:
+    """The PWTT method's steps (:class:`damage.run.methods.Method`)."""
+
+    name = "pwtt"
+    supports: frozenset[str] = frozenset()
+
+    def window_size(self, cfg: Config) -> int:
+        """One chunk of every footprint: the method cuts the grid into its own windows (``Config.window``)."""
+        return 1 << 30
+
+    def open(self, before: Any, after: Any) -> tuple[list[Acquisition], list[Acquisition]]:
+        pre, post = open_stack(before, "before"), open_stack(after, "after")
+        counts = {a.epoch.count for a in pre + post}
+        if len(counts) > 1:
+            raise BandMismatchError(f"stacks mix band counts {sorted(counts)}: {pre[0].describe()} has {pre[0].epoch.count}")
+        return pre, post
+
+    def plan(self, before: Any, after: Any, footprints: gpd.GeoDataFrame, cfg: Config, window_size: int,
+             source: str) -> Plan:
+        pre, post = self.open(before, after)
+        for a in pre + post:
+            _units(a, cfg)
+        grid = _stack_grid(pre, post, footprints, cfg)
+        usable = analysable(footprints.geometry.values)
+        geoms = np.asarray(footprints.geometry.to_crs(grid.crs).values, dtype=object)
+        geoms[~usable] = None
+        usable = on_grid(geoms, usable, grid, source, "stacks")
+        window_of = np.full(len(footprints), "", dtype=object)
+        window_of[usable] = window_ids(geoms[usable], grid, window_size)
+        files = [str(t.path) for a in pre + post for t in a.epoch.tiles]
+        return Plan(pre, post, footprints, geoms, usable, grid, cfg, window_size, window_of.astype(str), source, files)
+
+    def fit(self, plan: Plan, progress: bool = False) -> tuple[StackFit, None]:
+        units = {id(a): _units(a, plan.config) for a in plan.before + plan.after}
+        _, _, dropped = _screen(plan.before, plan.after, units)
+        return StackFit(dropped), None
+
+    def write_fit(self, fit: StackFit, path: Path) -> None:
+        Path(path).write_text(json.dumps(fit.to_dict()), encoding="utf-8")
+
+    def read_fit(self, path: Path) -> StackFit:
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CorruptRunError(f"{path}: not a readable fit ({exc}); delete the run folder and run again") from None
+        dropped = doc.get("dropped") if isinstance(doc, dict) and doc.get("method") == "pwtt" else None
+        if not isinstance(dropped, list) or not all(isinstance(d, str) for d in dropped):
+            raise CorruptRunError(f"{path}: not the fit of a PWTT region")
+        return StackFit(dropped)
+
+    def measure(self, before: list[Acquisition], after: list[Acquisition], grid: Grid, fit: StackFit,
+                geoms: np.ndarray, positions: np.ndarray, cfg: Config, *, polygons: bool = False, pixels: Any = None,
+                keep: bool = False, progress: bool = False) -> WindowResult:
+        return WindowResult(measure_stack(before, after, grid, fit.dropped, geoms, positions, cfg, progress))
+
+    def check(self, tables: list[pd.DataFrame], plan: Plan) -> None:
+        if not any((t["valid_fraction"] > 0).any() for t in tables):
+            raise NoValidDataError("the before and after stacks hold no pixel valid in both where the footprints are")
+
+    def assemble(self, footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np.ndarray, cfg: Config,
+                 fit: StackFit, record: dict[str, Any]) -> gpd.GeoDataFrame:
+        return assemble_stack(footprints, parts, failed, cfg, record)
+
+    def record(self, plan: Plan, fit: StackFit) -> dict[str, Any]:
+        cfg, grid = plan.config, plan.grid
+        pre = [a for a in plan.before if a.describe() not in fit.dropped]
+        post = [a for a in plan.after if a.describe() not in fit.dropped]
+        units = {id(a): _units(a, cfg) for a in pre + post}
+        lee = _lee(units, pre + post, cfg)
+        radii_px = tuple(r / (grid.res * grid.metres) for r in cfg.smoothing_radii)
+
+        def images(stack: list[Acquisition]) -> list[dict[str, Any]]:
+            return [{"image": a.epoch.describe(), "date": str(a.date), "orbit": a.orbit, "units": units[id(a)]}
+                    for a in stack]
+
+        return {
+            "inputs": {"before": images(pre), "after": images(post), "footprints": plan.source},
+            "grid": {"crs": grid.crs.to_string(), "resolution": grid.res, "resolution_m": round(grid.res * grid.metres, 6),
+                     "shape": list(grid.shape), "bounds": list(grid.bounds), "transform": list(grid.transform)[:6]},
+            "statistic": {
+                "orbit_groups": sorted({str(a.orbit) for a in pre + post}) if cfg.by_orbit else ["all"],
+                "lee_size": lee,
+                "smoothing_radii_px": [round(r, 3) for r in radii_px],
+                "pair_log_ratio_sigma": round(log_ratio_sigma(cfg.looks * lee * lee), 4),
+                "t_threshold": cfg.t_threshold,
+                "windows": len(grid.windows(cfg.window)),
+                "dropped": list(fit.dropped),
+            },
+        }
+
+    def provenance(self, before: list[Acquisition], after: list[Acquisition], others: dict[str, Any],
+                   clock: Clock) -> dict[str, Any]:
+        """Every image's files, those the screening set aside included (they were read)."""
+        return provenance(Epoch("before", tuple(t for a in before for t in a.epoch.tiles)),
+                          Epoch("after", tuple(t for a in after for t in a.epoch.tiles)), others, clock)
 
 
 def assemble_stack(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np.ndarray, cfg: Config,
