@@ -114,7 +114,7 @@ class Config:
         A footprint whose before image shows no building (no colour contrast with
         its ring and no edges on its outline: an empty lot under a footprint newer
         than the imagery) is ``not-analysed`` with reason "no building before"
-        (see :func:`damage.run.measure.no_building_before`). Off by default: on the
+        (see :func:`damage.optical.evidence.no_building_before`). Off by default: on the
         Joplin sample it hid four destroyed houses (footprints offset from the
         2011 roofs, among trees) and found one of six empty lots.
     min_cloud_area : float

@@ -109,7 +109,7 @@ def test_affine_registration_and_clouds_give_one_answer_everywhere(rotated_cloud
 
 def test_a_scene_fitted_on_sample_blocks_gives_one_answer_everywhere(rotated_cloudy, tmp_path, monkeypatch):
     # a scene larger than FIT_SIDE is fitted on sample blocks and an overview for its clouds (scaled down here)
-    from damage.run import scenefit
+    from damage.run import scenefit  # FIT_SIDE, FIT_BLOCK
 
     monkeypatch.setattr(scenefit, "FIT_SIDE", 200)
     monkeypatch.setattr(scenefit, "FIT_BLOCK", 128)

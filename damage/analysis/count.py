@@ -29,7 +29,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CountCalibration", "CALIBRATION_FILE", "calibration", "share_width", "conformal_quantiles",
+from damage.analysis.learn import damaged_count
+from damage.grading import NOT_ANALYSED
+
+__all__ = ["run_count", "CountCalibration", "CALIBRATION_FILE", "calibration", "share_width", "conformal_quantiles",
            "count_interval", "combine_counts"]
 
 #: The calibration shipped with the package (beside this module).
@@ -183,3 +186,22 @@ def combine_counts(counts: Sequence[dict[str, Any]], shared: bool = True) -> dic
     return {"estimate": est, "expected": float(est), "low": low, "high": high, "buildings": n, "level": level,
             "method": "measured", "scenes": len(counts), "combined": how,
             "rests_on": counts[0]["rests_on"] if counts else ""}
+
+
+def run_count(grades: np.ndarray, p_damaged: np.ndarray, damaged: Sequence[str],
+              offset: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The damaged count of a run record.
+
+    By default (``offset`` None): the buildings graded one of ``damaged``, with the interval measured
+    on real events (:func:`count_interval`). With the scene offset (``offset``: its record, whose
+    grades that calibration was not measured on): the number ``p_damaged`` implies, with the 95 %
+    interval of what the offset model leaves unknown of the scene's offset (its residual sd).
+    """
+    grades = np.asarray(grades, dtype=object)
+    analysed = int((grades != NOT_ANALYSED).sum())
+    if offset is None:
+        return count_interval(int(np.isin(grades, list(damaged)).sum()), analysed)
+    modelled = damaged_count(np.asarray(p_damaged, dtype=float), offset_sd=offset["residual_sd"])
+    return modelled | {"method": "modelled", "estimate": round(modelled["expected"]),
+                       "rests_on": "the scene offset model (no labels): a scene offset of "
+                                   f"{offset['residual_sd']:.1f} logits propagated through every building"}

@@ -10,14 +10,18 @@ batch, a rerun, a label file written from the result). Identical outlines are to
 from __future__ import annotations
 
 import hashlib
+import logging
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
 from damage.errors import ConfigError
 
-__all__ = ["ID_COLUMN", "ID_CANDIDATES", "id_column_of", "derived_ids", "building_ids"]
+__all__ = ["ID_COLUMN", "ID_CANDIDATES", "id_column_of", "derived_ids", "building_ids", "join_footprints"]
+
+log = logging.getLogger(__name__)
 
 #: The output column holding each building's id.
 ID_COLUMN = "building_id"
@@ -99,3 +103,25 @@ def _text(value: object) -> str:
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return str(int(value))
     return str(value)
+
+
+def join_footprints(footprints: gpd.GeoDataFrame, table: pd.DataFrame,
+                    id_column: str | None = None) -> tuple[gpd.GeoDataFrame, str]:
+    """The footprints (input order) with an assessment's columns beside them and ``building_id`` first.
+
+    ``table`` holds one row per footprint, in the same order; a footprint column it also has is
+    replaced (with a warning). The input's own ``building_id`` column stays as it is; any other id
+    (:func:`damage.geo.ids.building_ids`) goes first, as text. Returns the result and where the
+    ids came from.
+    """
+    clash = [c for c in table.columns if c in footprints.columns]
+    if clash:
+        log.warning("footprint columns %s are replaced by the assessment's", clash)
+    base = footprints.drop(columns=clash) if clash else footprints
+    ids, id_source = building_ids(footprints, id_column)
+    table = table.set_axis(base.index)
+    parts = [base, table]
+    if id_source != ID_COLUMN:
+        base = base.drop(columns=[ID_COLUMN]) if ID_COLUMN in base.columns else base
+        parts = [pd.DataFrame({ID_COLUMN: ids}, index=base.index), base, table]
+    return gpd.GeoDataFrame(pd.concat(parts, axis=1), geometry=base.geometry.name, crs=footprints.crs), id_source

@@ -14,7 +14,8 @@ import shapely
 from affine import Affine
 from rasterio.crs import CRS
 
-__all__ = ["Grid", "Window", "Raster", "present", "analysable", "metres_per_unit", "METRES_PER_DEGREE"]
+__all__ = ["Grid", "Window", "Raster", "present", "analysable", "cells", "window_ids", "busiest_blocks", "metres_per_unit",
+           "METRES_PER_DEGREE"]
 
 #: Metres per degree of latitude (and of longitude at the equator) on the sphere of the same surface as WGS 84's ellipsoid
 #: near the equator: the one constant behind every degree <-> metre conversion of the library.
@@ -164,3 +165,37 @@ class Raster:
     def replace(self, **changes: Any) -> Raster:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+
+def cells(geoms: np.ndarray, grid: Grid, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(row, col)`` of the cell of ``size`` grid pixels holding each footprint's representative point."""
+    pts = shapely.point_on_surface(geoms)
+    cols, rows = ~grid.transform * (shapely.get_x(pts), shapely.get_y(pts))
+    return np.floor(np.asarray(rows) / size).astype(np.int64), np.floor(np.asarray(cols) / size).astype(np.int64)
+
+
+def busiest_blocks(geoms: np.ndarray, grid: Grid, size: int, most: int) -> list[Window]:
+    """The ``most`` blocks of ``size`` grid pixels (the lattice of :func:`cells`) holding the most footprints,
+    most first (ties by position), clipped to the grid."""
+    rows, cols = cells(geoms, grid, size)
+    keys = rows * 1_000_003 + cols
+    names, counts = np.unique(keys, return_counts=True)
+    order = sorted(range(len(names)), key=lambda i: (-counts[i], names[i]))[:most]
+    blocks = []
+    for i in order:
+        r, c = divmod(int(names[i]), 1_000_003)
+        r0, c0 = r * size, c * size
+        h, w = min(size, grid.shape[0] - r0), min(size, grid.shape[1] - c0)
+        if h > 0 and w > 0 and r0 >= 0 and c0 >= 0:
+            blocks.append(Window(r0, c0, h, w))
+    return blocks
+
+
+def window_ids(geoms: np.ndarray, grid: Grid, size: int) -> np.ndarray:
+    """Window id (``"row<r>_col<c>"``, counted from the grid's top left, 0-padded) of each footprint: the cell of
+    ``size`` pixels holding its representative point, or the nearest cell of the grid when that point is off it."""
+    r, c = cells(geoms, grid, size)
+    rows, cols = -(-grid.shape[0] // size), -(-grid.shape[1] // size)
+    r, c = np.clip(r, 0, max(rows - 1, 0)), np.clip(c, 0, max(cols - 1, 0))
+    digits = max(2, len(str(max(rows, cols) - 1)))
+    return np.array([f"row{a:0{digits}d}_col{b:0{digits}d}" for a, b in zip(r.tolist(), c.tolist())], dtype=object).astype(str)

@@ -1,4 +1,4 @@
-"""A region's fit (:class:`damage.run.scenefit.SceneFit`) as plain JSON, and back, validated.
+"""A region's fit (:class:`damage.optical.scene.SceneFit`) as plain JSON, and back, validated.
 
 A run folder may come from someone else: it is data, never code. The fit is stored as
 JSON (floats written with ``repr`` precision, so a fit read back gives the same
@@ -22,7 +22,7 @@ from damage.errors import CorruptRunError
 from damage.grading import Calibration
 from damage.optical.metrics import SceneStats
 from damage.optical.register import Shift
-from damage.run.scenefit import CloudMask, SceneFit
+from damage.optical.scene import CloudMask, SceneFit
 
 __all__ = ["fit_to_json", "fit_from_json", "write_fit", "read_fit"]
 

@@ -16,39 +16,22 @@ import shapely
 from damage.config import Config
 from damage.geo.polygons import changed_polygons
 from damage.geo.raster import Grid, Raster, Window, present
-from damage.geo.zonal import Zones, zonal_stats, zones
+from damage.geo.zonal import zonal_stats, zones
 from damage.io.sources import Epoch
 from damage.io.warp import warp_epoch
-from damage.optical.evidence import FEATURES, building_evidence
+from damage.optical.evidence import FEATURES, building_evidence, not_analysed_reasons
 from damage.optical.masks import erode
 from damage.optical.metrics import METRIC_RADIUS, combined
 from damage.optical.normalize import apply as apply_normalization
+from damage.optical.scene import SceneFit, ScenePixels
 from damage.run.plan import grid_units
-from damage.run.scenefit import SceneFit, ScenePixels
 
-__all__ = ["WindowPixels", "Measured", "read_window", "cut_window", "measure", "no_building_before", "REASONS",
-           "MEASURE_COLUMNS", "EMPTY_CONTRAST", "EMPTY_OUTLINE"]
+__all__ = ["WindowPixels", "Measured", "read_window", "cut_window", "measure", "REASONS",
+           "MEASURE_COLUMNS"]
 
 #: Why a footprint is not analysed (``not_analysed_reason``).
 REASONS = ("outside imagery", "partial coverage", "cloud or shadow", "no building before", "unusable footprint",
            "chunk failed")
-#: No building before: the before image of the footprint differs from its ring by less than this
-#: CIELAB ΔE (``before_contrast``) ...
-EMPTY_CONTRAST = 8.0
-#: ... and has fewer edges on its outline than on its ring (``before_outline`` below this).
-#: Chosen on the xBD dev tiles, where every footprint had a building before, to call at most
-#: 0.6 % of them empty (15 of 2,786 analysed; 1 of them damaged): hiding a damaged building
-#: costs more than grading an empty lot. On generated towns it finds 7 of 40 empty lots; on the
-#: Joplin sample it hides 4 destroyed houses and finds 1 of 6 empty lots, so the check is
-#: off unless asked for (``building_check``).
-EMPTY_OUTLINE = -0.1
-
-
-def no_building_before(before_contrast: np.ndarray, before_outline: np.ndarray) -> np.ndarray:
-    """Footprints whose before image shows no building: nothing stands out from the ring in
-    colour and no edges follow the outline (an empty lot, a field, a car park)."""
-    with np.errstate(invalid="ignore"):
-        return (before_contrast < EMPTY_CONTRAST) & (before_outline < EMPTY_OUTLINE)
 #: Per-footprint measurements, in order (the grade, score and probability come from grading).
 MEASURE_COLUMNS = ("not_analysed_reason", "valid_fraction", "change_delta", "change_mean", "change_median",
                    "change_p90", "changed_fraction", *FEATURES)
@@ -108,36 +91,6 @@ def cut_window(pixels: ScenePixels, fit: SceneFit, window: Window) -> WindowPixe
     return WindowPixels(rb, ra, pixels.covered[cut], cloudy)
 
 
-#: Share of a footprint under the cloud mask above which clouds can be the reason it is not analysed.
-CLOUD_REASON = 0.1
-
-
-def _reasons(zs: Zones, covered: np.ndarray, cloudy: np.ndarray, valid_fraction: np.ndarray, ev: dict[str, np.ndarray],
-             cfg: Config) -> np.ndarray:
-    """Why each footprint is not analysed (one of :data:`REASONS`), or "" when it is.
-
-    Too little valid imagery is "outside imagery" where the footprint has no pixel
-    with data in both epochs, "cloud or shadow" where clouds or their shadows cover
-    more than :data:`CLOUD_REASON` of it and more than the imagery's edge cuts off,
-    and "partial coverage" otherwise
-    (the edge of the imagery or of its nodata). A footprint with imagery enough is
-    "no building before" where :func:`no_building_before` says so (``building_check``).
-    """
-    area = np.maximum(zs.area_pixels, 1e-9)
-    on_image = zs.count(covered) / area
-    clouded = zs.count(cloudy & covered) / area
-    reason = np.full(zs.n, "", dtype=object)
-    short = (valid_fraction < cfg.min_valid_fraction) | ~np.isfinite(ev["ssim_loss"]) | ~np.isfinite(ev["colour_change"])
-    reason[short] = "partial coverage"
-    # clouds are the reason where they cover more of the footprint than the edge of the imagery
-    # takes (the rest of what is lost lies on the eroded rim of the cloud mask)
-    reason[short & (clouded > CLOUD_REASON) & (clouded >= 1.0 - on_image)] = "cloud or shadow"
-    reason[short & (on_image == 0)] = "outside imagery"
-    if cfg.building_check:
-        reason[~short & no_building_before(ev["before_contrast"], ev["before_outline"])] = "no building before"
-    return reason
-
-
 def measure(px: WindowPixels, geoms: np.ndarray, fit: SceneFit, cfg: Config, want_polygons: bool = False) -> Measured:
     """Measure the change over ``geoms`` (grid CRS) on one window, with the scene's fit.
 
@@ -181,7 +134,8 @@ def measure(px: WindowPixels, geoms: np.ndarray, fit: SceneFit, cfg: Config, wan
     outlines[ok] = shapely.buffer(shapely.boundary(geoms[ok]), (cfg.building_shift + 1) * grid.res)
     ev = building_evidence(before, after, evalid, zs, zones(rings, grid), zones(outlines, grid), stats, calib,
                            max_shift=cfg.building_shift, sigma=cfg.ssim_sigma, outline_valid=px.covered)
-    reason = _reasons(zs, px.covered, px.cloudy, valid_fraction, ev, cfg)
+    reason = not_analysed_reasons(zs, px.covered, px.cloudy, valid_fraction, ev, cfg.min_valid_fraction,
+                                  cfg.building_check)
     analysed = reason == ""
     # A pixel changed when its loss of similarity beyond the scene's typical change reaches change_threshold.
     changed = (calib.delta(change) >= cfg.change_threshold) & mvalid

@@ -21,13 +21,14 @@ from damage.config import Config
 from damage.geo.raster import Grid
 from damage.grading import OFFSET, scene_model
 from damage.io.sources import Epoch, open_epoch
+from damage.optical.scene import SceneFit, ScenePixels
 from damage.run.assemble import assemble, graded_table
 from damage.run.fitstore import read_fit, write_fit
 from damage.run.measure import cut_window, measure, read_window
 from damage.run.methods import WindowResult
 from damage.run.plan import Plan, make_plan, window_extent
 from damage.run.provenance import Clock, provenance
-from damage.run.scenefit import SceneFit, ScenePixels, fit_scene
+from damage.run.scenefit import fit_scene
 
 __all__ = ["Optical", "assess_window", "fit_with_progress", "run_inputs", "window_size"]
 

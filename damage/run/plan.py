@@ -21,11 +21,11 @@ import shapely
 
 from damage.config import Config
 from damage.errors import BandMismatchError, ConfigError, DamageWarning, FootprintsOutsideImageryError
-from damage.geo.raster import Grid, Window, analysable
+from damage.geo.raster import Grid, Window, analysable, window_ids
 from damage.io.sources import PathSpec, check_order, open_epoch
 from damage.io.warp import footprint_grid, lonlat_extent
 
-__all__ = ["Plan", "make_plan", "on_grid", "cells", "window_ids", "window_extent", "grid_units", "check_memory", "physical_memory",
+__all__ = ["Plan", "make_plan", "on_grid", "window_extent", "grid_units", "check_memory", "physical_memory",
            "CONTEXT_PIXELS", "WINDOW_BYTES_PER_PIXEL"]
 
 #: Pixels of imagery a window needs around its footprints' rings (SSIM window, alignment, erosion).
@@ -122,23 +122,6 @@ def grid_units(grid: Grid, metres: float) -> float:
     return metres / grid.metres
 
 
-def cells(geoms: np.ndarray, grid: Grid, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(row, col)`` of the cell of ``size`` grid pixels holding each footprint's representative point."""
-    pts = shapely.point_on_surface(geoms)
-    cols, rows = ~grid.transform * (shapely.get_x(pts), shapely.get_y(pts))
-    return np.floor(np.asarray(rows) / size).astype(np.int64), np.floor(np.asarray(cols) / size).astype(np.int64)
-
-
-def window_ids(geoms: np.ndarray, grid: Grid, size: int) -> np.ndarray:
-    """Window id (``"row<r>_col<c>"``, counted from the grid's top left, 0-padded) of each footprint: the cell of
-    ``size`` pixels holding its representative point, or the nearest cell of the grid when that point is off it."""
-    r, c = cells(geoms, grid, size)
-    rows, cols = -(-grid.shape[0] // size), -(-grid.shape[1] // size)
-    r, c = np.clip(r, 0, max(rows - 1, 0)), np.clip(c, 0, max(cols - 1, 0))
-    digits = max(2, len(str(max(rows, cols) - 1)))
-    return np.array([f"row{a:0{digits}d}_col{b:0{digits}d}" for a, b in zip(r.tolist(), c.tolist())], dtype=object).astype(str)
-
-
 def window_extent(geoms: np.ndarray, grid: Grid, cfg: Config) -> Window:
     """``(row, col, height, width)`` of ``grid`` that a window of these footprints reads.
 
@@ -200,6 +183,7 @@ def make_plan(before: PathSpec, after: PathSpec, footprints: gpd.GeoDataFrame, c
         grid = footprint_grid(be, ae, fp.geometry, crs=cfg.crs, resolution=cfg.resolution, margin=cfg.context)
     except FootprintsOutsideImageryError as exc:
         raise FootprintsOutsideImageryError(f"{source}: {exc}") from None
+    on_lattice = cfg.replace(crs=grid.crs.to_string(), resolution=grid.res)  # every window on the grid's lattice
     check_memory(grid.shape, be.count, window_size)
     geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
     geoms[~usable] = None
@@ -207,5 +191,4 @@ def make_plan(before: PathSpec, after: PathSpec, footprints: gpd.GeoDataFrame, c
     window_of = np.full(len(fp), "", dtype=object)
     window_of[usable] = window_ids(geoms[usable], grid, window_size)
     files = [str(t.path) for t in (*be.tiles, *ae.tiles)]
-    return Plan(be, ae, fp, geoms, usable, grid, cfg.replace(crs=grid.crs.to_string(), resolution=grid.res),
-                window_size, window_of.astype(str), source, files)
+    return Plan(be, ae, fp, geoms, usable, grid, on_lattice, window_size, window_of.astype(str), source, files)

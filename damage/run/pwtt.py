@@ -38,16 +38,15 @@ from damage.errors import (
     InvalidRasterError,
     NoValidDataError,
 )
-from damage.geo.ids import ID_COLUMN
-from damage.geo.raster import Grid, Window, analysable
+from damage.geo.ids import ID_COLUMN, join_footprints
+from damage.geo.raster import Grid, Window, analysable, window_ids
 from damage.geo.zonal import zonal_stats, zones
 from damage.grading import NOT_ANALYSED, SCALES, grade
 from damage.io.nodata import source_valid
 from damage.io.sources import Acquisition, Epoch, open_stack, read_decimated
 from damage.io.warp import footprint_grid, warp_epoch
-from damage.run.assemble import join_footprints
 from damage.run.methods import WindowResult
-from damage.run.plan import Plan, on_grid, window_ids
+from damage.run.plan import Plan, on_grid
 from damage.run.provenance import Clock, provenance
 from damage.sar.statistics import Moments, lee_filter, log_ratio_sigma, pwtt, t_statistic, to_log, to_power
 
