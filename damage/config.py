@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -180,6 +181,14 @@ class Config:
         the output's ``building_id`` as text (an input ``building_id`` column is kept as it is). Unset: the first of ``building_id``, ``id``, ``osm_id``,
         ``@id``, ``uid``, ``fid``, ``ID``, ``OBJECTID`` that qualifies, else an id derived from the
         footprint's outline (:mod:`damage.geo.ids`), the same in every run.
+    model : str, optional
+        An ONNX damage model brought by the user (the contract: ``docs/model.md``): its mean over each
+        footprint (``model_mean``) becomes ``p_damaged``, cut into grades by its side-car's ``cuts``.
+        Needs ``pip install 'damage-assess[model]'``.
+    model_tile : int
+        Tile side, in pixels, given to a model whose input size is dynamic (a static one uses its own).
+    model_overlap : int
+        Pixels neighbouring tiles share; a pixel's value is the weighted mean of the tiles holding it.
     """
 
     resolution: float | None = None
@@ -213,8 +222,13 @@ class Config:
     ring_width: float = 6.0
     building_shift: int = 4
     id_column: str | None = None
+    model: str | None = None
+    model_tile: int = 512
+    model_overlap: int = 64
 
     def __post_init__(self) -> None:
+        if isinstance(self.model, os.PathLike):
+            object.__setattr__(self, "model", os.fspath(self.model))
         self._check_types()
         # Accept a mapping for metrics ({"ssim": 1.0}) and store it as pairs.
         items = self.metrics.items() if isinstance(self.metrics, Mapping) else self.metrics
@@ -315,6 +329,12 @@ class Config:
             raise ConfigError(f"building_shift must be 0 to 6 pixels, got {self.building_shift}")
         if self.min_polygon_pixels < 1:
             raise ConfigError(f"min_polygon_pixels must be >= 1, got {self.min_polygon_pixels}")
+        if self.model_tile < 32 or not 0 <= self.model_overlap <= self.model_tile // 4:
+            raise ConfigError(f"model_tile must be >= 32 pixels and model_overlap 0 to a quarter of it, got "
+                              f"{self.model_tile} and {self.model_overlap}")
+        if self.model is not None and self.method != "optical":
+            raise ConfigError(f"model= takes the optical method's registered, normalised epochs; method={self.method!r} "
+                              "cannot use it")
 
     # -- construction -------------------------------------------------------------
     @classmethod

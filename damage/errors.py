@@ -23,6 +23,8 @@ __all__ = [
     "InvalidLabelsError",
     "OutputError",
     "CorruptRunError",
+    "ModelError",
+    "MissingDependencyError",
     "DamageWarning",
 ]
 
@@ -85,6 +87,14 @@ class InputTooLargeError(DamageError, MemoryError):
 
 class CorruptRunError(DamageError, ValueError):
     """A run folder holds a file that is not what the run wrote (truncated, hand-edited, foreign)."""
+
+
+class ModelError(DamageError, ValueError):
+    """A learned model (ONNX) that breaks the contract: its inputs, outputs, side-car or file."""
+
+
+class MissingDependencyError(DamageError, ImportError):
+    """An optional dependency a run asked for is not installed; the message says what to install."""
 
 
 class DamageWarning(UserWarning):

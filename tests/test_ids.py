@@ -1,14 +1,17 @@
-"""Building ids: the input's own, or derived from the outline, the same in every run."""
+"""Building ids: the input's own, or derived from the outline, the same in every run; the join puts them first."""
 
 from __future__ import annotations
 
+import logging
+
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 
 from damage.errors import ConfigError
-from damage.geo.ids import building_ids, derived_ids
+from damage.geo.ids import building_ids, derived_ids, join_footprints
 
 
 @pytest.fixture
@@ -55,3 +58,54 @@ def test_an_id_column_is_found_or_named(houses):
         building_ids(twice, "name")
     # a candidate that repeats is passed over, not trusted
     assert building_ids(houses.assign(osm_id=[1, 1, 2, 3, 4]))[1] == "derived"
+
+
+# -- join_footprints ---------------------------------------------------------------------------------------
+def _table(n: int) -> pd.DataFrame:
+    return pd.DataFrame({"damage_grade": ["destroyed", "no-damage", "minor-damage", "no-damage", "major-damage"][:n],
+                         "valid_fraction": np.linspace(0.5, 1.0, n)}, index=pd.Index(np.arange(n), name="position"))
+
+
+def test_join_puts_a_found_or_derived_id_first_as_text(houses):
+    out, source = join_footprints(houses, _table(5))
+    assert source == "osm_id"
+    assert list(out.columns) == ["building_id", "name", "osm_id", "geometry", "damage_grade", "valid_fraction"]
+    assert out["building_id"].tolist() == ["11", "12", "13", "14", "15"] and out["osm_id"].tolist()[0] == 11.0
+    assert isinstance(out, gpd.GeoDataFrame) and out.geometry.name == "geometry" and out.crs == houses.crs
+    derived, source = join_footprints(houses.drop(columns="osm_id"), _table(5))
+    assert source == "derived" and list(derived.columns)[:2] == ["building_id", "name"]
+    assert derived["building_id"].tolist() == list(building_ids(houses.drop(columns="osm_id"))[0])
+
+
+def test_join_keeps_the_inputs_own_building_id_where_it_is(houses):
+    own = houses.assign(building_id=[105, 104, 103, 102, 101])
+    out, source = join_footprints(own, _table(5))
+    assert source == "building_id"
+    assert list(out.columns) == ["name", "osm_id", "geometry", "building_id", "damage_grade", "valid_fraction"]
+    assert out["building_id"].tolist() == [105, 104, 103, 102, 101]
+    # another id asked for replaces it, first and as text
+    named, source = join_footprints(own, _table(5), "name")
+    assert source == "name" and list(named.columns).count("building_id") == 1
+    assert list(named.columns)[:2] == ["building_id", "name"] and named["building_id"].tolist() == list("abcde")
+
+
+def test_join_replaces_a_footprint_column_the_assessment_also_has(houses, caplog):
+    old = houses.assign(damage_grade=["old"] * 5, note=list("vwxyz"))
+    with caplog.at_level(logging.WARNING, logger="damage.geo.ids"):
+        out, _ = join_footprints(old, _table(5))
+    assert "footprint columns ['damage_grade'] are replaced" in caplog.text
+    assert list(out.columns).count("damage_grade") == 1
+    assert out["damage_grade"].tolist() == _table(5)["damage_grade"].tolist()
+    assert out["note"].tolist() == list("vwxyz")  # the others stay
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="damage.geo.ids"):
+        join_footprints(houses, _table(5))
+    assert "replaced" not in caplog.text
+
+
+def test_join_pairs_rows_by_order_not_by_index_label(houses):
+    odd = houses.set_axis([50, 40, 30, 20, 10])
+    out, _ = join_footprints(odd, _table(5))
+    assert out.index.tolist() == [50, 40, 30, 20, 10]
+    assert out["damage_grade"].tolist() == _table(5)["damage_grade"].tolist()
+    assert out["name"].tolist() == list("abcde") and out.geometry.geom_equals(odd.geometry).all()

@@ -189,13 +189,14 @@ def combine_counts(counts: Sequence[dict[str, Any]], shared: bool = True) -> dic
 
 
 def run_count(grades: np.ndarray, p_damaged: np.ndarray, damaged: Sequence[str],
-              offset: dict[str, Any] | None = None) -> dict[str, Any]:
+              offset: dict[str, Any] | None = None, rests_on: str | None = None) -> dict[str, Any]:
     """The damaged count of a run record.
 
     By default (``offset`` None): the buildings graded one of ``damaged``, with the interval measured
     on real events (:func:`count_interval`). With the scene offset (``offset``: its record, whose
     grades that calibration was not measured on): the number ``p_damaged`` implies, with the 95 %
-    interval of what the offset model leaves unknown of the scene's offset (its residual sd).
+    interval of what the offset model leaves unknown of the scene's offset (its residual sd); ``rests_on``
+    then says, in plain words, what the probabilities are.
     """
     grades = np.asarray(grades, dtype=object)
     analysed = int((grades != NOT_ANALYSED).sum())
@@ -203,5 +204,5 @@ def run_count(grades: np.ndarray, p_damaged: np.ndarray, damaged: Sequence[str],
         return count_interval(int(np.isin(grades, list(damaged)).sum()), analysed)
     modelled = damaged_count(np.asarray(p_damaged, dtype=float), offset_sd=offset["residual_sd"])
     return modelled | {"method": "modelled", "estimate": round(modelled["expected"]),
-                       "rests_on": "the scene offset model (no labels): a scene offset of "
-                                   f"{offset['residual_sd']:.1f} logits propagated through every building"}
+                       "rests_on": rests_on or "the scene offset model (no labels): a scene offset of "
+                                               f"{offset['residual_sd']:.1f} logits propagated through every building"}

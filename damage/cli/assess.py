@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
                                   "... if unique, else an id derived from each outline).")
 @click.option("--method", type=click.Choice(["optical", "pwtt"]),
               help="optical: one image per epoch; pwtt: stacks of images, pixel-wise t-test (radar).")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
+              help="An ONNX damage model of your own (docs/model.md): its mean over each footprint grades it.")
 @click.option("--units", type=click.Choice(["auto", "power", "amplitude", "db", "optical"]), help="PWTT: pixel units.")
 @click.option("--t-threshold", type=float, help="PWTT: mean |t| from which a building is damaged (default 3.3).")
 @click.option("--lee-size", type=int, help="PWTT: Lee filter window in pixels, 1 for none (default 3).")
@@ -100,6 +102,7 @@ def assess_cmd(
     name_column: str | None,
     id_column: str | None,
     method: str | None,
+    model_path: str | None,
     units: str | None,
     t_threshold: float | None,
     lee_size: int | None,
@@ -135,6 +138,7 @@ def assess_cmd(
         scale=scale,
         metrics=_parse_metrics(metrics) if metrics else None,
         method=method,
+        model=model_path,
         units=units,
         t_threshold=t_threshold,
         lee_size=lee_size,

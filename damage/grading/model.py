@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Calibration", "log_change", "block_means", "EvidenceModel", "MODEL", "model_of", "DESCRIPTORS",
+__all__ = ["Calibration", "log_change", "block_means", "EvidenceModel", "MODEL", "LEARNED_CUTS", "learned_model", "model_of", "DESCRIPTORS",
            "scene_descriptors", "SceneOffset", "OFFSET", "UNEXPLAINED_SD", "scene_model"]
 
 
@@ -159,6 +159,19 @@ MODEL = EvidenceModel(
     cuts=(0.2476, 0.4324, 0.70),
     fitted_on="xBD dev tiles: 2786 buildings, 9 events; prior weights 2,1,1,-0.5; events weighted equally",
 )
+
+
+#: Where minor damage, major damage and destroyed begin on a learned model's ``p_damaged`` when its side-car
+#: gives no cuts: a probability of damage of one half is major damage, as the model's own output says.
+LEARNED_CUTS = (0.3, 0.5, 0.8)
+
+
+def learned_model(cuts: tuple[float, float, float] | None = None) -> EvidenceModel:
+    """The evidence model of a run with a learned model (``Config.model``): ``p_damaged`` is the model's mean
+    over the footprint (its ``model_logit`` through the logistic, exactly), cut at ``cuts`` (the side-car's, else
+    :data:`LEARNED_CUTS`). A label refit moves its offset and slope, which recalibrates the model on the event."""
+    return EvidenceModel(("model_logit",), (0.0,), (1.0,), (1.0,), 0.0, tuple(cuts or LEARNED_CUTS),  # type: ignore[arg-type]
+                         fitted_on="the user's model: its mean over the footprint")
 
 
 def model_of(record: dict | None) -> EvidenceModel:

@@ -8,6 +8,7 @@ footprint's position in the input.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -16,16 +17,18 @@ import pandas as pd
 
 from damage._version import __version__
 from damage.analysis.count import run_count
+from damage.analysis.learn import SCENE_OFFSET_SD
 from damage.config import Config
 from damage.geo.ids import ID_COLUMN, join_footprints
 from damage.geo.raster import analysable
-from damage.grading import NOT_ANALYSED, OFFSET, SCALES, EvidenceModel, grade, scene_model
+from damage.grading import NOT_ANALYSED, OFFSET, SCALES, EvidenceModel, grade, learned_model, scene_model
+from damage.io.model import load_model
 from damage.optical.scene import SceneFit
 from damage.run.measure import MEASURE_COLUMNS, REASONS, Measured
 
 log = logging.getLogger(__name__)
 
-__all__ = ["graded_table", "assemble", "EVIDENCE_COLUMNS"]
+__all__ = ["graded_table", "grading_model", "assemble", "EVIDENCE_COLUMNS"]
 
 #: Columns added to the footprints, in order (then one ``<metric>_mean`` per metric).
 EVIDENCE_COLUMNS = ("damage_grade", "damage_score", "p_damaged", *MEASURE_COLUMNS)
@@ -79,7 +82,7 @@ def assemble(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np
     result, id_source = join_footprints(footprints, table, cfg.id_column)
     grades = result["damage_grade"].to_numpy()
     reasons = result["not_analysed_reason"].to_numpy()
-    model, offset = scene_model(fit.to_dict(), record["grid"]["resolution_m"], offset=OFFSET if cfg.scene_offset else None)
+    model, offset = grading_model(fit, record["grid"]["resolution_m"], cfg)
     result.attrs["damage"] = {
         "version": __version__,
         "config": cfg.to_dict(),
@@ -90,7 +93,32 @@ def assemble(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np
         "scene_offset": offset,
         "not_analysed": {r: int((reasons == r).sum()) for r in REASONS},
         "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
-        "damaged_count": run_count(grades, result["p_damaged"].to_numpy(dtype=float), SCALES[cfg.scale].damaged,
-                                   offset if cfg.scene_offset else None),
+        "damaged_count": _count(result, cfg, offset),
     }
+    if cfg.model is not None:
+        learned = load_model(cfg.model)
+        result.attrs["damage"]["learned_model"] = learned.record(learned.tile or (cfg.model_tile, cfg.model_tile),
+                                                                 cfg.model_overlap)
     return result
+
+
+def _count(result: gpd.GeoDataFrame, cfg: Config, offset: dict[str, Any] | None) -> dict[str, Any]:
+    """The run record's damaged count (:func:`damage.analysis.count.run_count`). Its interval was measured on the
+    evidence model's grades; a learned model's errors were not, so its count is modelled with a scene offset as
+    uncertain as the evidence model's before any measurement."""
+    grades, p = result["damage_grade"].to_numpy(dtype=object), result["p_damaged"].to_numpy(dtype=float)
+    damaged = SCALES[cfg.scale].damaged
+    if cfg.model is not None:
+        return run_count(grades, p, damaged, {"residual_sd": SCENE_OFFSET_SD},
+                         rests_on=f"the learned model's probabilities ({Path(cfg.model).name}), with a scene offset of "
+                                  f"{SCENE_OFFSET_SD:.1f} logits: its errors on real events were not measured")
+    return run_count(grades, p, damaged, offset if cfg.scene_offset else None)
+
+
+def grading_model(fit: SceneFit, resolution_m: float, cfg: Config) -> tuple[EvidenceModel, dict[str, Any] | None]:
+    """The model that grades a scene and the record of its scene offset (None when not used): the evidence model
+    (with the scene offset when ``cfg.scene_offset``), or a learned model's (:func:`damage.grading.learned_model`,
+    with its side-car's cuts)."""
+    if cfg.model is not None:
+        return learned_model(load_model(cfg.model).cuts), None
+    return scene_model(fit.to_dict(), resolution_m, offset=OFFSET if cfg.scene_offset else None)

@@ -17,21 +17,25 @@ from damage.config import Config
 from damage.geo.polygons import changed_polygons
 from damage.geo.raster import Grid, Raster, Window, present
 from damage.geo.zonal import zonal_stats, zones
+from damage.io.model import LearnedModel
 from damage.io.sources import Epoch
 from damage.io.warp import warp_epoch
 from damage.optical.evidence import FEATURES, building_evidence, not_analysed_reasons
+from damage.optical.learned import damage_map, to_unit
 from damage.optical.masks import erode
 from damage.optical.metrics import METRIC_RADIUS, combined
 from damage.optical.normalize import apply as apply_normalization
 from damage.optical.scene import SceneFit, ScenePixels
 from damage.run.plan import grid_units
 
-__all__ = ["WindowPixels", "Measured", "read_window", "cut_window", "measure", "REASONS",
-           "MEASURE_COLUMNS"]
+__all__ = ["WindowPixels", "ModelRun", "Measured", "read_window", "cut_window", "measure", "REASONS",
+           "MEASURE_COLUMNS", "MODEL_COLUMNS"]
 
 #: Why a footprint is not analysed (``not_analysed_reason``).
 REASONS = ("outside imagery", "partial coverage", "cloud or shadow", "no building before", "unusable footprint",
            "chunk failed")
+#: A learned model's columns (``Config.model``), after the ``<metric>_mean`` ones.
+MODEL_COLUMNS = ("model_mean", "model_p90", "model_logit")
 #: Per-footprint measurements, in order (the grade, score and probability come from grading).
 MEASURE_COLUMNS = ("not_analysed_reason", "valid_fraction", "change_delta", "change_mean", "change_median",
                    "change_p90", "changed_fraction", *FEATURES)
@@ -45,6 +49,30 @@ class WindowPixels:
     after: Raster
     covered: np.ndarray  # valid in both epochs
     cloudy: np.ndarray  # under cloud or shadow (the scene's mask)
+    window: Window  # where these pixels lie on the scene's grid
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRun:
+    """A learned model on one window (``Config.model``).
+
+    Attributes
+    ----------
+    model : LearnedModel
+    core : Window
+        The part of the scene's grid whose values are wanted (the footprints and their context);
+        the window read is :func:`damage.optical.learned.tile_extent` of it.
+    shape : tuple of int
+        The scene grid's shape.
+    tile : tuple of int
+        ``(H, W)`` of the model's tiles; ``overlap`` pixels shared between neighbours.
+    """
+
+    model: LearnedModel
+    core: Window
+    shape: tuple[int, int]
+    tile: tuple[int, int]
+    overlap: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +104,7 @@ def read_window(be: Epoch, ae: Epoch, grid: Grid, fit: SceneFit, window: Window,
     rb = warp_epoch(be, grid, black_fill=cfg.black_fill, check_valid=False, window=window)
     ra = warp_epoch(ae, grid, black_fill=cfg.black_fill, check_valid=False, window=window, move=fit.move)
     cloudy = fit.clouds.window(window) if fit.clouds is not None else np.zeros(rb.valid.shape, bool)
-    return WindowPixels(rb, ra, rb.valid & ra.valid, cloudy)
+    return WindowPixels(rb, ra, rb.valid & ra.valid, cloudy, Window(*window))
 
 
 def cut_window(pixels: ScenePixels, fit: SceneFit, window: Window) -> WindowPixels:
@@ -88,10 +116,11 @@ def cut_window(pixels: ScenePixels, fit: SceneFit, window: Window) -> WindowPixe
     rb = Raster(pixels.before.array[(slice(None), *cut)], pixels.before.valid[cut], sub)
     ra = Raster(pixels.after.array[(slice(None), *cut)], pixels.after.valid[cut], sub)
     cloudy = fit.clouds.window(window) if fit.clouds is not None else np.zeros((h, w), bool)
-    return WindowPixels(rb, ra, pixels.covered[cut], cloudy)
+    return WindowPixels(rb, ra, pixels.covered[cut], cloudy, window)
 
 
-def measure(px: WindowPixels, geoms: np.ndarray, fit: SceneFit, cfg: Config, want_polygons: bool = False) -> Measured:
+def measure(px: WindowPixels, geoms: np.ndarray, fit: SceneFit, cfg: Config, want_polygons: bool = False,
+            learned: ModelRun | None = None) -> Measured:
     """Measure the change over ``geoms`` (grid CRS) on one window, with the scene's fit.
 
     Parameters
@@ -103,6 +132,9 @@ def measure(px: WindowPixels, geoms: np.ndarray, fit: SceneFit, cfg: Config, wan
     cfg : Config
     want_polygons : bool
         Also vectorise the changed pixels inside the footprints.
+    learned : ModelRun, optional
+        A learned model: its damage map's mean, 90th percentile and logit of the mean over each
+        footprint's valid pixels (``model_mean``, ``model_p90``, ``model_logit``).
 
     Returns
     -------
@@ -152,6 +184,14 @@ def measure(px: WindowPixels, geoms: np.ndarray, fit: SceneFit, cfg: Config, wan
     }
     columns.update({name: nan_unless(ev[name]) for name in FEATURES})
     columns.update({f"{name}_mean": nan_unless(v) for name, v in metric_means.items()})
+    if learned is not None:
+        lows = stats.lows if stats.lows is not None else np.zeros(len(stats.ranges))
+        dmap = damage_map(learned.model.damage, to_unit(before, lows, stats.ranges), to_unit(after, lows, stats.ranges),
+                          valid, px.window, learned.core, learned.shape, learned.tile, learned.overlap, learned.model.batch)
+        mstats = zonal_stats(zs, np.nan_to_num(dmap), valid & np.isfinite(dmap), ("mean", "p90"))
+        mean = np.clip(mstats["mean"], 1e-4, 1 - 1e-4)
+        columns.update({"model_mean": nan_unless(mstats["mean"]), "model_p90": nan_unless(mstats["p90"]),
+                        "model_logit": nan_unless(np.log(mean / (1 - mean)))})
     if want_polygons:
         pgeoms, owner = changed_polygons(changed, zs, grid, cfg.min_polygon_pixels)
         area = np.round(shapely.area(pgeoms) * grid.unit_area, 2)

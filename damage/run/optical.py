@@ -19,12 +19,13 @@ from tqdm.auto import tqdm
 
 from damage.config import Config
 from damage.geo.raster import Grid
-from damage.grading import OFFSET, scene_model
+from damage.io.model import load_model
 from damage.io.sources import Epoch, open_epoch
+from damage.optical.learned import tile_extent
 from damage.optical.scene import SceneFit, ScenePixels
-from damage.run.assemble import assemble, graded_table
+from damage.run.assemble import assemble, graded_table, grading_model
 from damage.run.fitstore import read_fit, write_fit
-from damage.run.measure import cut_window, measure, read_window
+from damage.run.measure import ModelRun, cut_window, measure, read_window
 from damage.run.methods import WindowResult
 from damage.run.plan import Plan, make_plan, window_extent
 from damage.run.provenance import Clock, provenance
@@ -75,10 +76,15 @@ def assess_window(before: Epoch, after: Epoch, grid: Grid, fit: SceneFit, geoms:
     """
     idx = np.asarray(positions, np.int64)
     extent = window_extent(geoms, grid, cfg)
+    learned = None
+    if cfg.model is not None:  # whole tiles of the grid's lattice around the footprints (damage.optical.learned)
+        model = load_model(cfg.model, bands=before.count)
+        tile = model.tile or (cfg.model_tile, cfg.model_tile)
+        learned = ModelRun(model, extent, grid.shape, tile, cfg.model_overlap)
+        extent = tile_extent(extent, tile, cfg.model_overlap, grid.shape)
     px = cut_window(pixels, fit, extent) if pixels is not None else read_window(before, after, grid, fit, extent, cfg)
-    m = measure(px, geoms, fit, cfg, want_polygons)
-    offset = OFFSET if cfg.scene_offset else None
-    table = graded_table(m, idx, cfg, scene_model(fit.to_dict(), grid.res * grid.metres, offset=offset)[0])
+    m = measure(px, geoms, fit, cfg, want_polygons, learned)
+    table = graded_table(m, idx, cfg, grading_model(fit, grid.res * grid.metres, cfg)[0])
     poly = None
     if want_polygons:
         grades = table["damage_grade"].to_numpy()
@@ -102,7 +108,10 @@ class Optical:
 
     def plan(self, before: Any, after: Any, footprints: gpd.GeoDataFrame, cfg: Config, window_size: int,
              source: str) -> Plan:
-        return make_plan(before, after, footprints, cfg, window_size, source)
+        plan = make_plan(before, after, footprints, cfg, window_size, source)
+        if cfg.model is not None:  # a model that breaks the contract is refused before any pixel is read
+            load_model(cfg.model, bands=plan.before.count)
+        return plan
 
     def fit(self, plan: Plan, progress: bool = False) -> tuple[SceneFit, ScenePixels | None]:
         return fit_with_progress(plan.before, plan.after, plan.grid, plan.geoms[plan.usable], plan.config, progress)

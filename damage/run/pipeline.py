@@ -23,13 +23,12 @@ from tqdm.auto import tqdm
 from damage.analysis.facilities import assign, summarise
 from damage.analysis.facilities import name_column as name_column_of
 from damage.config import Config
-from damage.geo.raster import Grid, Window
+from damage.geo.raster import Grid
 from damage.grading import SCALES
 from damage.io.sources import PathSpec, read_footprints
 from damage.report.chips import Chip, Overview, cut_chip, grade_colour
 from damage.run.assemble import EVIDENCE_COLUMNS
 from damage.run.methods import method
-from damage.run.plan import window_extent
 from damage.run.provenance import Clock
 
 log = logging.getLogger(__name__)
@@ -173,8 +172,7 @@ def assess(
             parts.append(out.table)
             polys.append(out.polygons)
             if gallery is not None:
-                gallery.add(out.pixels, out.measured, out.table, plan.geoms[idx],
-                            window_extent(plan.geoms[idx], plan.grid, cfg))
+                gallery.add(out.pixels, out.measured, out.table, plan.geoms[idx])
     steps.check(parts, plan)
     # assemble
     result = steps.assemble(plan.footprints, parts, np.zeros(len(plan.footprints), bool), cfg, fit,
@@ -213,9 +211,9 @@ class Gallery:
         self.overview = Overview.empty(grid.shape)
         self.unit = grid.metres
 
-    def add(self, px, m, table: pd.DataFrame, geoms: np.ndarray, window: Window) -> None:
+    def add(self, px, m, table: pd.DataFrame, geoms: np.ndarray) -> None:
         valid = px.covered & ~px.cloudy
-        self.overview.add(window, px.before.array, m.after, valid)
+        self.overview.add(px.window, px.before.array, m.after, valid)
         p = table["p_damaged"].to_numpy(dtype=float)
         idx = table.index.to_numpy()
         top = np.argsort(-np.nan_to_num(p, nan=-1.0))[: self.n]

@@ -30,11 +30,11 @@ __all__ = ["signature", "lock", "read_manifest", "check_chunks", "check_written"
 
 
 def _file_id(path: Path, content: bool) -> list:
+    """A file's identity: by content (its SHA-256) when ``content``, else by size and modification time."""
     st = path.stat()
-    out: list = [str(path.resolve()), st.st_size, st.st_mtime_ns]
-    if content:
-        out.append(sha256_of(path))
-    return out
+    if content:  # a file touched or copied back with the same bytes is the same input
+        return [str(path.resolve()), st.st_size, sha256_of(path)]
+    return [str(path.resolve()), st.st_size, st.st_mtime_ns]
 
 
 def _spec_id(spec: Any, content: bool) -> list:
@@ -71,12 +71,13 @@ def _frame_id(frame: gpd.GeoDataFrame) -> str:
 def signature(before: Any, after: Any, footprints: Any, config: dict, where: str | None, aoi: Any, chunk_px: int) -> str:
     """What identifies a run: a rerun with the same signature resumes it.
 
-    Footprints and the area of interest count by content (hashed); imagery by path, size
-    and modification time of every tile (hashing terabytes of imagery on every rerun
-    would cost more than the run); the configuration and the library version in full.
+    Footprints, the area of interest and a learned model (``config["model"]``) count by
+    content (hashed); imagery by path, size and modification time of every tile (hashing
+    terabytes of imagery on every rerun would cost more than the run); the configuration
+    and the library version in full.
     """
     doc = json.dumps([_spec_id(before, False), _spec_id(after, False), _spec_id(footprints, True), config, where,
-                      _spec_id(aoi, True), chunk_px, __version__], default=str)
+                      _spec_id(aoi, True), chunk_px, __version__, _spec_id(config.get("model"), True)], default=str)
     return hashlib.sha256(doc.encode()).hexdigest()[:24]
 
 
@@ -107,7 +108,7 @@ def lock(folder: Path) -> Iterator[None]:
                 pid, host = int(holder["pid"]), str(holder["host"])
             except (OSError, ValueError, KeyError, TypeError):
                 pid, host = -1, str(me["host"])  # unreadable: left half-written by a killed run
-            if host == me["host"] and (pid < 0 or not _alive(pid)):
+            if host == me["host"] and (pid <= 0 or not _alive(pid)):  # pid 0 would signal our own group
                 path.unlink(missing_ok=True)  # stale
                 continue
             raise OutputError(f"{folder}: another run (process {pid} on {host}) is writing into this folder; "
@@ -146,7 +147,9 @@ def read_manifest(path: Path) -> dict | None:
         raise CorruptRunError(f"{path}: not a run manifest (a {type(doc).__name__}, not an object)")
     for key, kind in _MANIFEST_KEYS.items():
         if not isinstance(doc.get(key), kind) or (kind is int and isinstance(doc.get(key), bool)):
-            raise CorruptRunError(f"{path}: not a run manifest ({key!r} missing or not a {kind.__name__})")
+            what = {"int": "a whole number", "str": "text", "dict": "an object", "list": "a list"}.get(kind.__name__,
+                                                                                                     kind.__name__)
+            raise CorruptRunError(f"{path}: not a run manifest ({key!r} missing or not {what})")
     if not all(isinstance(k, str) and isinstance(v, int) for k, v in doc["chunks"].items()):
         raise CorruptRunError(f"{path}: not a run manifest ('chunks' must map chunk names to counts)")
     if plan_digest(doc) != doc["plan_sha256"]:
