@@ -135,6 +135,8 @@ def cut_chip(before: np.ndarray, after: np.ndarray, valid: np.ndarray, transform
     inv = ~transform
     x0, y0, x1, y1 = shapely.bounds(geom)
     cols, rows = inv * (np.array([x0, x1, x0, x1]), np.array([y0, y0, y1, y1]))
+    if cols.max() <= 0 or rows.max() <= 0 or cols.min() >= before.shape[2] or rows.min() >= before.shape[1]:
+        return None  # the footprint lies off the image (on any side)
     c0, c1 = int(np.floor(cols.min())) - pad, int(np.ceil(cols.max())) + pad
     r0, r1 = int(np.floor(rows.min())) - pad, int(np.ceil(rows.max())) + pad
     side = max(c1 - c0, r1 - r0, 8)
