@@ -181,6 +181,9 @@ class Config:
         the output's ``building_id`` as text (an input ``building_id`` column is kept as it is). Unset: the first of ``building_id``, ``id``, ``osm_id``,
         ``@id``, ``uid``, ``fid``, ``ID``, ``OBJECTID`` that qualifies, else an id derived from the
         footprint's outline (:mod:`damage.geo.ids`), the same in every run.
+    asset : str, optional
+        Which asset of STAC items to read, by key or role (default ``visual``, else the first GeoTIFF
+        asset with role ``data``; ``vv`` for Sentinel-1, say).
     model : str, optional
         An ONNX damage model brought by the user (the contract: ``docs/model.md``): its mean over each
         footprint (``model_mean``) becomes ``p_damaged``, cut into grades by its side-car's ``cuts``.
@@ -222,6 +225,7 @@ class Config:
     ring_width: float = 6.0
     building_shift: int = 4
     id_column: str | None = None
+    asset: str | None = None
     model: str | None = None
     model_tile: int = 512
     model_overlap: int = 64

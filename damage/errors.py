@@ -24,6 +24,7 @@ __all__ = [
     "OutputError",
     "CorruptRunError",
     "ModelError",
+    "StacError",
     "MissingDependencyError",
     "DamageWarning",
 ]
@@ -91,6 +92,10 @@ class CorruptRunError(DamageError, ValueError):
 
 class ModelError(DamageError, ValueError):
     """A learned model (ONNX) that breaks the contract: its inputs, outputs, side-car or file."""
+
+
+class StacError(DamageError, ValueError):
+    """A STAC document that cannot give an epoch: not STAC, an item without the asset or a date, a catalogue that fails."""
 
 
 class MissingDependencyError(DamageError, ImportError):

@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
                                   "... if unique, else an id derived from each outline).")
 @click.option("--method", type=click.Choice(["optical", "pwtt"]),
               help="optical: one image per epoch; pwtt: stacks of images, pixel-wise t-test (radar).")
+@click.option("--asset", help="STAC items: the asset to read, by key or role (default: visual, else the first GeoTIFF "
+                              "with role data).")
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
               help="An ONNX damage model of your own (docs/model.md): its mean over each footprint grades it.")
 @click.option("--units", type=click.Choice(["auto", "power", "amplitude", "db", "optical"]), help="PWTT: pixel units.")
@@ -102,6 +104,7 @@ def assess_cmd(
     name_column: str | None,
     id_column: str | None,
     method: str | None,
+    asset: str | None,
     model_path: str | None,
     units: str | None,
     t_threshold: float | None,
@@ -114,9 +117,10 @@ def assess_cmd(
 ) -> None:
     """Grade every footprint in FOOTPRINTS for damage between BEFORE and AFTER.
 
-    BEFORE and AFTER are each a GeoTIFF or a folder of GeoTIFF tiles (add more with
-    --before/--after); FOOTPRINTS is any vector file OGR reads, or GeoParquet. With
-    --method pwtt they are stacks: every file one dated image.
+    BEFORE and AFTER are each a GeoTIFF, a folder of GeoTIFF tiles or a STAC Item or
+    ItemCollection (.json, path or URL; add more with --before/--after); FOOTPRINTS is any
+    vector file OGR reads, or GeoParquet. With --method pwtt they are stacks: every file
+    (or item) one dated image.
     """
     configure_logging(verbose, quiet)
     inputs = [before, *more_before, after, *more_after, footprints]
@@ -139,6 +143,7 @@ def assess_cmd(
         metrics=_parse_metrics(metrics) if metrics else None,
         method=method,
         model=model_path,
+        asset=asset,
         units=units,
         t_threshold=t_threshold,
         lee_size=lee_size,

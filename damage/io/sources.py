@@ -37,6 +37,7 @@ from damage.errors import (
     MissingCRSError,
 )
 from damage.geo.raster import analysable
+from damage.io.stac import StacAsset, check_header, is_stac, read_stac
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,8 @@ class Tile:
     count: int
     nodata: float | None
     per_dataset_mask: bool  # an alpha band or an internal/external mask
-    date: datetime.date | None = None  # acquisition date from the tags or the name
+    date: datetime.date | None = None  # acquisition date from the STAC item, the tags or the name
+    item: StacAsset | None = None  # the STAC item it came from
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -118,29 +120,34 @@ def _common_parent(tiles: Iterable[Tile]) -> str:
     return parents.pop() if len(parents) == 1 else "several folders"
 
 
-def _expand(spec: PathSpec) -> list[Location]:
+def _expand(spec: PathSpec, asset: str | None = None) -> list[tuple[Location, StacAsset | None]]:
+    """Every raster of an epoch: files, the rasters of directories, URLs, and the assets of STAC items
+    (:mod:`damage.io.stac`; ``asset`` chooses which), each with its item (None for a plain file)."""
     items = [spec] if isinstance(spec, (str, PathLike)) else list(spec)
     if not items:
         raise InputNotFoundError("an epoch was given as an empty list of paths")
-    paths: list[Location] = []
+    paths: list[tuple[Location, StacAsset | None]] = []
     for item in items:
+        if is_stac(item):
+            paths.extend((locate(a.href), a) for a in read_stac(item, asset))
+            continue
         if is_remote(item):
-            paths.append(item)  # type: ignore[arg-type]
+            paths.append((item, None))  # type: ignore[arg-type]
             continue
         path = Path(item)
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in RASTER_SUFFIXES and p.is_file())
             if not found:
                 raise InputNotFoundError(f"{path}: directory holds no raster tiles ({', '.join(RASTER_SUFFIXES)})")
-            paths.extend(found)
+            paths.extend((p, None) for p in found)
         elif path.is_file():
-            paths.append(path)
+            paths.append((path, None))
         else:
             raise InputNotFoundError(f"{path}: no such file or directory")
     return paths
 
 
-def _open_tile(path: Location) -> Tile:
+def _open_tile(path: Location, item: StacAsset | None = None) -> Tile:
     try:
         with rasterio.open(path) as ds:
             crs, transform = ds.crs, ds.transform
@@ -157,10 +164,13 @@ def _open_tile(path: Location) -> Tile:
             per_dataset = any(MaskFlags.per_dataset in f or MaskFlags.alpha in f for f in flags)
             has_alpha = ds.count > 1 and ds.colorinterp[-1].name == "alpha"
             count = ds.count - 1 if has_alpha else ds.count
-            date = _date_of(path, {**ds.tags(), **ds.tags(1)})
-            return Tile(path, crs, transform, ds.width, ds.height, count, ds.nodata, per_dataset, date)
+            if item is not None:
+                check_header(item, crs.to_epsg())
+            date = item.date if item is not None else _date_of(path, {**ds.tags(), **ds.tags(1)})
+            return Tile(path, crs, transform, ds.width, ds.height, count, ds.nodata, per_dataset, date, item)
     except RasterioIOError as exc:
-        raise InvalidRasterError(f"{path}: not a readable raster ({_first_line(exc)})") from None
+        of_item = f" (asset {item.key!r} of STAC item {item.item!r} in {item.source})" if item is not None else ""
+        raise InvalidRasterError(f"{path}{of_item}: not a readable raster ({_first_line(exc)})") from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -168,15 +178,19 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def open_epoch(spec: PathSpec, name: str = "epoch") -> Epoch:
+def open_epoch(spec: PathSpec, name: str = "epoch", asset: str | None = None) -> Epoch:
     """Read the headers of an epoch's tiles and check they form one epoch.
 
     Parameters
     ----------
     spec : path or sequence of paths
-        A raster file, a directory of raster tiles, or a list of either.
+        A raster file, a directory of raster tiles, a STAC Item or ItemCollection (``.json``, by
+        path or URL), or a list of any of them.
     name : str
         ``"before"`` or ``"after"``, used in messages.
+    asset : str, optional
+        The STAC items' asset, by key or role (default ``visual``, else the first GeoTIFF with role
+        ``data``).
 
     Returns
     -------
@@ -186,7 +200,7 @@ def open_epoch(spec: PathSpec, name: str = "epoch") -> Epoch:
     ------
     InputNotFoundError, InvalidRasterError, MissingCRSError, BandMismatchError
     """
-    tiles = tuple(_open_tile(p) for p in _expand(spec))
+    tiles = tuple(_open_tile(p, item) for p, item in _expand(spec, asset))
     counts = {t.count for t in tiles}
     if len(counts) > 1:
         detail = ", ".join(f"{_name(t.path)}: {t.count}" for t in tiles[:4])
@@ -255,7 +269,7 @@ def _stack_tags(path: Location) -> tuple[datetime.date | None, str | None, str |
     return date, orbit, units.lower() if units else None
 
 
-def open_stack(spec: PathSpec, name: str = "stack") -> list[Acquisition]:
+def open_stack(spec: PathSpec, name: str = "stack", asset: str | None = None) -> list[Acquisition]:
     """Read the headers of a stack of images and group its files into acquisitions.
 
     Files with the same date and orbit are tiles of one acquisition; files without a
@@ -268,9 +282,12 @@ def open_stack(spec: PathSpec, name: str = "stack") -> list[Acquisition]:
     Parameters
     ----------
     spec : path or sequence of paths
-        Files, directories of files, or a list of either.
+        Files, directories of files, STAC Items or ItemCollections (dated by the items), or a
+        list of any of them.
     name : str
         ``"before"`` or ``"after"``, used in messages.
+    asset : str, optional
+        The STAC items' asset, by key or role (``vv``, say).
 
     Returns
     -------
@@ -278,9 +295,11 @@ def open_stack(spec: PathSpec, name: str = "stack") -> list[Acquisition]:
         In date order (undated last, in path order).
     """
     groups: dict[tuple, list[tuple[Tile, str | None]]] = {}
-    for i, path in enumerate(_expand(spec)):
-        tile = _open_tile(path)
+    for i, (path, item) in enumerate(_expand(spec, asset)):
+        tile = _open_tile(path, item)
         date, orbit, units = _stack_tags(path)
+        if item is not None:  # the item's date and orbit (Sentinel-1 items: sat:relative_orbit)
+            date, orbit = item.date, item.orbit or orbit
         key = (date, orbit) if date is not None else (None, f"#{i}")
         groups.setdefault(key, []).append((tile, units))
     out = []

@@ -151,7 +151,7 @@ def run_chunk(task: _Task) -> tuple[str, int, str | None, str | None]:
         steps = method(cfg)
         fit = steps.read_fit(Path(task.fit_path))
         geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
-        be, ae = steps.open(task.before, task.after)
+        be, ae = steps.open(task.before, task.after, cfg)
         table = steps.measure(be, ae, grid, fit, geoms, fp[_INDEX].to_numpy(), cfg).table
         with _atomic(folder / "chunks" / f"{task.chunk}.parquet") as tmp:
             table.reset_index().rename(columns={"position": _INDEX}).to_parquet(tmp, index=False)
@@ -232,7 +232,7 @@ def batch(
         out = _run(before, after, footprints, folder, cfg, chunk_size, workers, client, scheduler, where, aoi, progress)
         # the provenance of the merged result: every input, versions, this run's time
         steps = method(cfg)
-        out.result.attrs["damage"]["provenance"] = steps.provenance(*steps.open(before, after),
+        out.result.attrs["damage"]["provenance"] = steps.provenance(*steps.open(before, after, cfg),
                                                                     {"footprints": footprints, "aoi": aoi}, clock)
         write(out.result, folder / "damage.parquet")
         write(out.result, folder / "damage.geojson")

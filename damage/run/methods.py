@@ -67,7 +67,7 @@ class Method(Protocol):
     def window_size(self, cfg: Config) -> int:
         """Side, in grid pixels, of the windows (chunks of footprints) of a single run."""
 
-    def open(self, before: Any, after: Any) -> tuple[Any, Any]:
+    def open(self, before: Any, after: Any, cfg: Config) -> tuple[Any, Any]:
         """The inputs' headers, validated (no pixel is read)."""
 
     def plan(self, before: Any, after: Any, footprints: gpd.GeoDataFrame, cfg: Config, window_size: int,

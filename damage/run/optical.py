@@ -103,8 +103,8 @@ class Optical:
     def window_size(self, cfg: Config) -> int:
         return window_size(cfg)
 
-    def open(self, before: Any, after: Any) -> tuple[Epoch, Epoch]:
-        return open_epoch(before, "before"), open_epoch(after, "after")
+    def open(self, before: Any, after: Any, cfg: Config) -> tuple[Epoch, Epoch]:
+        return open_epoch(before, "before", cfg.asset), open_epoch(after, "after", cfg.asset)
 
     def plan(self, before: Any, after: Any, footprints: gpd.GeoDataFrame, cfg: Config, window_size: int,
              source: str) -> Plan:

@@ -84,7 +84,8 @@ def provenance(before: Epoch, after: Epoch, others: dict[str, Any], clock: Clock
     other inputs (``role -> path``, those given in memory left out), versions, time."""
 
     def tiles(epoch: Epoch) -> list[dict[str, Any]]:
-        return [file_record(str(t.path), t.date.isoformat() if t.date else None) for t in epoch.tiles]
+        return [file_record(str(t.path), t.date.isoformat() if t.date else None)
+                | ({"stac_item": t.item.record()} if t.item is not None else {}) for t in epoch.tiles]
 
     return {
         "inputs": {

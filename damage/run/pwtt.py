@@ -243,8 +243,8 @@ class Pwtt:
         """One chunk of every footprint: the method cuts the grid into its own windows (``Config.window``)."""
         return 1 << 30
 
-    def open(self, before: Any, after: Any) -> tuple[list[Acquisition], list[Acquisition]]:
-        pre, post = open_stack(before, "before"), open_stack(after, "after")
+    def open(self, before: Any, after: Any, cfg: Config) -> tuple[list[Acquisition], list[Acquisition]]:
+        pre, post = open_stack(before, "before", cfg.asset), open_stack(after, "after", cfg.asset)
         counts = {a.epoch.count for a in pre + post}
         if len(counts) > 1:
             raise BandMismatchError(f"stacks mix band counts {sorted(counts)}: {pre[0].describe()} has {pre[0].epoch.count}")
@@ -252,7 +252,7 @@ class Pwtt:
 
     def plan(self, before: Any, after: Any, footprints: gpd.GeoDataFrame, cfg: Config, window_size: int,
              source: str) -> Plan:
-        pre, post = self.open(before, after)
+        pre, post = self.open(before, after, cfg)
         for a in pre + post:
             _units(a, cfg)
         grid = _stack_grid(pre, post, footprints, cfg)

@@ -33,9 +33,9 @@ def _io(bands: Any = "bands", size: Any = "H", channels: int = 1, names: tuple[s
         rank: int = 4) -> tuple[list, list]:
     from onnx import TensorProto, helper
 
-    shape = ["N", bands, size, size][:rank] if size != "H" else ["N", bands, "H", "W"][:rank]
+    shape: list[Any] = ["N", bands, size, size][:rank] if size != "H" else ["N", bands, "H", "W"][:rank]
     ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in names]
-    out_shape = ["N", channels, size, size] if size != "H" else ["N", channels, "H", "W"]
+    out_shape: list[Any] = ["N", channels, size, size] if size != "H" else ["N", channels, "H", "W"]
     return ins, [helper.make_tensor_value_info("damage", TensorProto.FLOAT, out_shape)]
 
 
