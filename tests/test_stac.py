@@ -217,3 +217,79 @@ def test_radar_stacks_as_items_are_grouped_by_their_orbits_and_dated_by_them(tmp
     record = items.attrs["damage"]["inputs"]
     assert [x["orbit"] for x in record["before"] + record["after"]] == ["12"] * 5
     assert [x["date"] for x in record["before"] + record["after"]] == dates
+
+
+# -- damage search (issue 27, item 2): a small STAC API on 127.0.0.1 ------------------------------------------
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    """A STAC API holding the sample tiles as items, a cloudier duplicate, an item off the dates, one far away."""
+    root = tmp_path_factory.mktemp("api")
+    items = root / "items"
+    items.mkdir()
+    specs = [("before", "2011-05-20T17:00:00Z", 0), ("after", "2011-05-23T17:00:00Z", 0)]
+    for epoch, when, cloud in specs:
+        for k, tif in enumerate(sorted((SAMPLE / epoch).glob("*.tif"))):
+            item_id = f"{epoch}{k}"
+            shutil.copy(tif, items / f"{item_id}-visual.tif")
+            doc = _item(tif, item_id, when, **{"tile:clouds_percent": cloud})
+            (items / f"{item_id}.json").write_text(json.dumps(doc))
+            if epoch == "before":  # the same tile, cloudier and nearer the event; and one a year earlier
+                cloudy = _item(tif, f"cloudy{k}", "2011-05-21T17:00:00Z", **{"tile:clouds_percent": 40})
+                cloudy["assets"]["visual"]["href"] = f"./{item_id}-visual.tif"
+                (items / f"cloudy{k}.json").write_text(json.dumps(cloudy))
+                old = _item(tif, f"old{k}", "2010-05-20T17:00:00Z")
+                (items / f"old{k}.json").write_text(json.dumps(old))
+    far = json.loads((items / "after0.json").read_text())
+    far["id"], far["geometry"], far["bbox"] = "far", {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}, [0, 0, 1, 1]
+    (items / "far.json").write_text(json.dumps(far))
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("stacserver.py")), str(root)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        yield f"http://127.0.0.1:{int(proc.stdout.readline())}"
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
+def _search(api, out, *more):
+    return CliRunner().invoke(main, ["search", "--stac", api, "--aoi", str(SAMPLE / "footprints.geojson"),
+                                     "--before", "2011-05-01/2011-05-21", "--after", "2011-05-22/2011-06-01",
+                                     "-o", str(out), *more])
+
+
+def test_search_finds_the_clearest_items_that_cover_the_area_and_assess_takes_them(api, local, tmp_path):
+    pytest.importorskip("pystac_client")
+    res = _search(api, tmp_path / "found")
+    assert res.exit_code == 0, res.output
+    before = json.loads((tmp_path / "found" / "before.json").read_text())
+    assert sorted(f["id"] for f in before["features"]) == ["before0", "before1"]  # clear ones first; cloudy not needed
+    assert "- cloudy0" in res.output and "adds nothing" in res.output and "old0" not in res.output
+    assert "far" not in (tmp_path / "found" / "after.json").read_text()
+    hrefs = [f["assets"]["visual"]["href"] for f in before["features"]]
+    assert all(h.startswith(api + "/items/") for h in hrefs)  # absolute: the collection may live anywhere
+    result = _assess(str(tmp_path / "found" / "before.json"), str(tmp_path / "found" / "after.json"))
+    _same(local, result)
+
+
+def test_search_all_keeps_every_image_of_a_range(api, tmp_path):
+    pytest.importorskip("pystac_client")
+    res = _search(api, tmp_path / "all", "--all")
+    assert res.exit_code == 0, res.output
+    before = json.loads((tmp_path / "all" / "before.json").read_text())
+    assert sorted(f["id"] for f in before["features"]) == ["before0", "before1", "cloudy0", "cloudy1"]
+
+
+def test_search_failures_are_one_line(api, tmp_path, serve):
+    pytest.importorskip("pystac_client")
+    empty = CliRunner().invoke(main, ["search", "--stac", api, "--bbox", "10,10,11,11", "--before", "2011-05-01/2011-05-21",
+                                      "--after", "2011-05-22/2011-06-01", "-o", str(tmp_path / "e")])
+    assert empty.exit_code == 1 and "no items over the area" in empty.output and "Traceback" not in empty.output
+    plain = serve(tmp_path)  # a web server that is not a STAC API
+    res = _search(plain, tmp_path / "p")
+    assert res.exit_code == 1 and "not a STAC API" in res.output and "Traceback" not in res.output
+    bad = _search(api, tmp_path / "b", "--collection", "nope")
+    assert bad.exit_code == 1 and "no items" in bad.output
+    dates = CliRunner().invoke(main, ["search", "--stac", api, "--bbox", "10,10,11,11", "--before", "2011-05-21",
+                                      "--after", "2011-05-22/2011-06-01", "-o", str(tmp_path / "d")])
+    assert dates.exit_code == 1 and "START/END" in dates.output

@@ -23,6 +23,7 @@ COMMANDS = {
     "report": "damage.cli.report:report_cmd",
     "chips": "damage.cli.report:chips_cmd",
     "validate": "damage.cli.validate:validate_cmd",
+    "search": "damage.cli.search:search_cmd",
 }
 
 
