@@ -42,7 +42,7 @@ from damage.io.stac import StacAsset, check_header, is_stac, read_stac
 log = logging.getLogger(__name__)
 
 __all__ = ["Tile", "Epoch", "Acquisition", "open_epoch", "open_stack", "read_decimated", "read_tile", "read_footprints",
-           "read_result", "check_order", "is_remote", "locate", "PathSpec", "Location"]
+           "read_result", "check_order", "is_remote", "locate", "tiles_of", "PathSpec", "Location"]
 
 PathSpec = str | PathLike | Sequence[str | PathLike]
 #: A file on disk, or a URL / GDAL virtual path that GDAL reads (kept as the string given).
@@ -206,6 +206,11 @@ def open_epoch(spec: PathSpec, name: str = "epoch", asset: str | None = None) ->
         detail = ", ".join(f"{_name(t.path)}: {t.count}" for t in tiles[:4])
         raise BandMismatchError(f"{name} epoch: tiles have different band counts ({detail})")
     return Epoch(name, tiles)
+
+
+def tiles_of(opened: Epoch | list[Acquisition]) -> list[Tile]:
+    """The tiles of an opened epoch or of every image of a stack."""
+    return list(opened.tiles) if isinstance(opened, Epoch) else [t for acq in opened for t in acq.epoch.tiles]
 
 
 def check_order(before: Epoch, after: Epoch) -> None:
@@ -380,7 +385,8 @@ def read_decimated(tile: Tile, max_side: int = 256) -> tuple[np.ndarray, np.ndar
         raise InvalidRasterError(f"{tile.path}: could not read pixels ({_first_line(exc)})") from None
 
 
-def read_footprints(source: str | PathLike | gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+def read_footprints(source: str | PathLike | gpd.GeoDataFrame,
+                    bbox: tuple[float, float, float, float] | None = None) -> gpd.GeoDataFrame:
     """Read building footprints and make them usable.
 
     Invalid polygons are repaired (``shapely.make_valid``, keeping the polygonal
@@ -391,7 +397,10 @@ def read_footprints(source: str | PathLike | gpd.GeoDataFrame) -> gpd.GeoDataFra
     ----------
     source : path or GeoDataFrame
         Any vector file OGR reads (GeoJSON, GeoPackage, Shapefile, ...), a GeoParquet
-        file (``.parquet``/``.geoparquet``), or a GeoDataFrame.
+        file (``.parquet``/``.geoparquet``), or a GeoDataFrame; a path or a URL.
+    bbox : tuple of float, optional
+        Read only the footprints that meet this lon/lat box (west, south, east, north), reading
+        as little of the file as its format allows (:func:`damage.io.byarea.read_by_area`).
 
     Returns
     -------
@@ -400,6 +409,15 @@ def read_footprints(source: str | PathLike | gpd.GeoDataFrame) -> gpd.GeoDataFra
     """
     if isinstance(source, gpd.GeoDataFrame):
         gdf, label = source.copy(), "footprints"
+    elif bbox is not None:
+        from damage.io.byarea import read_by_area
+
+        if not is_remote(str(source)) and not Path(source).exists():
+            raise InputNotFoundError(f"{source}: no such file or directory")
+        gdf, label = read_by_area(str(source), bbox), str(source)
+        if len(gdf) == 0:
+            raise EmptyFootprintsError(f"{label}: holds no footprints where the imagery is ({bbox[0]:.5f}, {bbox[1]:.5f}, "
+                                       f"{bbox[2]:.5f}, {bbox[3]:.5f} lon/lat)")
     else:
         gdf, label = read_vector(locate(source)), str(source)
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry is None:

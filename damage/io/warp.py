@@ -31,7 +31,7 @@ from damage.io.sources import Epoch, Tile, has_overviews, read_tile
 
 log = logging.getLogger(__name__)
 
-__all__ = ["choose_crs", "epoch_bounds", "native_resolution", "common_grid", "footprint_grid", "warp_epoch"]
+__all__ = ["choose_crs", "epoch_bounds", "imagery_area", "native_resolution", "common_grid", "footprint_grid", "warp_epoch"]
 
 Bounds = tuple[float, float, float, float]
 
@@ -64,6 +64,24 @@ def lonlat_extent(bounds: Bounds, crs: CRS) -> str:
     except Exception:  # noqa: BLE001 - a message must not fail: fall back to the CRS's own units
         return f"{bounds[0]:.6g} to {bounds[2]:.6g}, {bounds[1]:.6g} to {bounds[3]:.6g} in {crs.to_string()}"
     return f"lon {w:.5f} to {e:.5f}, lat {s:.5f} to {n:.5f}"
+
+
+def imagery_area(before: list[Tile], after: list[Tile]) -> Bounds:
+    """The lon/lat box where both epochs' tiles overlap (the footprints worth reading).
+
+    Raises
+    ------
+    NoOverlapError
+        The epochs do not overlap.
+    """
+    def box(tiles: list[Tile]) -> Bounds:
+        parts = [transform_bounds(t.crs, CRS.from_epsg(4326), *t.bounds, densify_pts=21) for t in tiles]
+        return (min(p[0] for p in parts), min(p[1] for p in parts), max(p[2] for p in parts), max(p[3] for p in parts))
+
+    both = _intersect(box(before), box(after))
+    if both is None:
+        raise NoOverlapError(f"the before and after imagery do not overlap ({before[0].path} and {after[0].path})")
+    return both
 
 
 def native_resolution(epoch: Epoch, crs: CRS) -> float:

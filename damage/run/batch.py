@@ -46,6 +46,7 @@ from damage.geo.raster import Grid
 from damage.io.sources import PathSpec, read_footprints
 from damage.io.writers import _atomic, write, write_json
 from damage.run.methods import method
+from damage.run.pipeline import remote_area
 from damage.run.provenance import Clock, sha256_of
 from damage.run.runfolder import check_chunks, check_written, lock, plan_digest, read_manifest, signature
 
@@ -253,7 +254,8 @@ def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, 
     fit_path = folder / "fit.json"  # data only: a run folder is never code (no pickle)
     if manifest is None or not fit_path.exists() or not (folder / "footprints.parquet").exists():
         source = "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints)
-        selected = _select(read_footprints(footprints), where, aoi)
+        area = remote_area(footprints, before, after, method(cfg), cfg, aoi)
+        selected = _select(read_footprints(footprints, bbox=area), where, aoi)
         reserved = [c for c in (_INDEX, _CHUNK) if c in selected.columns]
         if reserved:
             raise ConfigError(f"footprints: column(s) {reserved} are the batch runner's own; rename them")

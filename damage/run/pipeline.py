@@ -25,7 +25,8 @@ from damage.analysis.facilities import name_column as name_column_of
 from damage.config import Config
 from damage.geo.raster import Grid
 from damage.grading import SCALES
-from damage.io.sources import PathSpec, read_footprints
+from damage.io.sources import PathSpec, is_remote, read_footprints, tiles_of
+from damage.io.warp import imagery_area
 from damage.report.chips import Chip, Overview, cut_chip, grade_colour
 from damage.run.assemble import EVIDENCE_COLUMNS
 from damage.run.methods import method
@@ -125,7 +126,7 @@ def assess(
     cfg = (config or Config()).replace(**options)
     steps = method(cfg, polygons=polygons, chips=bool(chips) or chips_for is not None, labels=labels is not None)
     # prepare: footprints and headers read once, the grid, the windows
-    fp = read_footprints(footprints)
+    fp = read_footprints(footprints, bbox=remote_area(footprints, before, after, steps, cfg))
     n_input = len(fp)
     fac, facility_of = None, None
     if facilities is not None:
@@ -232,6 +233,20 @@ class Gallery:
         ranked = sorted(self.chips, key=lambda i: -self.chips[i][0])
         keep = {i for i in ranked[: self.n]} | {i for i in self.chips if self.wanted[i]}
         return {i: self.chips[i][1] for i in sorted(keep)}
+
+
+def remote_area(footprints: Any, before: PathSpec, after: PathSpec, steps: Any, cfg: Config,
+                aoi: Any = None) -> tuple[float, float, float, float] | None:
+    """Where footprints given by URL are read (a country's file: only this lon/lat box of it): the area of
+    interest's bounds when there is one, else where the imagery of both epochs overlaps; None for local
+    footprints, which are read whole (every one of them gets a row)."""
+    if not (isinstance(footprints, str) and is_remote(footprints)):
+        return None
+    if aoi is not None:
+        area = aoi if isinstance(aoi, gpd.GeoDataFrame) else read_footprints(aoi)
+        return tuple(area.to_crs("EPSG:4326").total_bounds.tolist())  # type: ignore[return-value]
+    b, a = steps.open(before, after, cfg)
+    return imagery_area(tiles_of(b), tiles_of(a))
 
 
 def changed_areas(parts: list[gpd.GeoDataFrame | None], crs: Any) -> gpd.GeoDataFrame:
