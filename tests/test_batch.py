@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -390,3 +391,24 @@ def test_a_resume_says_what_it_redoes_and_why(region, tmp_path, caplog):
     assert said[f"chunk {unrecorded} was not finished by the previous run; redoing it"] == logging.INFO
     assert said[f"chunk {changed}: its file was changed or damaged since the run wrote it; redoing it"] == logging.WARNING
     assert not any("damaged" in m for m in said if unrecorded in m)
+
+
+def _die(task):
+    """A chunk whose worker is killed (as the system kills a process out of memory)."""
+    os._exit(9)
+
+
+def test_a_worker_killed_mid_chunk_is_one_line_and_the_run_resumes(region, tmp_path, monkeypatch):
+    """Issue 26: a dead pool is not a BrokenProcessPool traceback; what was written is kept."""
+    import importlib
+
+    from damage.errors import InputTooLargeError
+
+    batch_module = importlib.import_module("damage.run.batch")
+    b, a, f, s = region
+    monkeypatch.setattr(batch_module, "run_chunk", _die)
+    with pytest.raises(InputTooLargeError, match="worker process died while assessing chunk row.*fewer --workers"):
+        _quiet(damage.batch, b, a, f, tmp_path / "o", chunk_size=128, workers=2)
+    monkeypatch.undo()
+    out = _quiet(damage.batch, b, a, f, tmp_path / "o", chunk_size=128, workers=2)
+    assert not out.failed and len(out.result) == len(s.footprints)

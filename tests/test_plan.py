@@ -202,3 +202,29 @@ def test_check_memory_lets_anything_through_where_the_os_does_not_say(monkeypatc
     monkeypatch.undo()
     have = plan_module.physical_memory()
     assert have is None or have > 100_000_000
+
+
+def test_a_crowded_window_is_cut_into_parts_that_give_the_whole_windows_answer(pair_factory, tmp_path, monkeypatch):
+    """Issue 26: no chunk holds more than MAX_FOOTPRINTS_PER_WINDOW footprints (a worker's memory is bounded);
+    the parts read their own footprints' extent and every building keeps its numbers."""
+    import warnings
+
+    import damage
+    from damage.errors import DamageWarning
+    from damage.geo.raster import split_crowded
+    from damage.run import plan as plan_module
+    from damage.testing import assert_result_equal
+
+    ids = np.array(["a", "b", "a", "a", "a", "b"])
+    assert split_crowded(ids, 2).tolist() == ["a_part0", "b", "a_part0", "a_part1", "a_part1", "b"]
+    assert split_crowded(ids, 4).tolist() == ids.tolist()
+    b, a, f, _ = pair_factory(size=200, buildings=16, damaged=(3, 9))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DamageWarning)
+        whole = damage.assess(b, a, f)
+        monkeypatch.setattr(plan_module, "MAX_FOOTPRINTS_PER_WINDOW", 5)
+        parts = damage.assess(b, a, f, workers=1)
+        region = damage.batch(b, a, f, tmp_path / "run", workers=1)
+    assert parts.attrs["damage"]["grid"]["windows"] == 4 and region.chunks == 4
+    for out in (parts, region.result):
+        assert_result_equal(whole, out, columns=["building_id", "damage_grade", "p_damaged", "ssim_excess"], rtol=0)

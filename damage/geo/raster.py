@@ -14,7 +14,7 @@ import shapely
 from affine import Affine
 from rasterio.crs import CRS
 
-__all__ = ["Grid", "Window", "Raster", "present", "analysable", "cells", "window_ids", "busiest_blocks", "metres_per_unit",
+__all__ = ["Grid", "Window", "Raster", "present", "analysable", "cells", "window_ids", "split_crowded", "busiest_blocks", "metres_per_unit",
            "METRES_PER_DEGREE"]
 
 #: Metres per degree of latitude (and of longitude at the equator) on the sphere of the same surface as WGS 84's ellipsoid
@@ -199,3 +199,17 @@ def window_ids(geoms: np.ndarray, grid: Grid, size: int) -> np.ndarray:
     r, c = np.clip(r, 0, max(rows - 1, 0)), np.clip(c, 0, max(cols - 1, 0))
     digits = max(2, len(str(max(rows, cols) - 1)))
     return np.array([f"row{a:0{digits}d}_col{b:0{digits}d}" for a, b in zip(r.tolist(), c.tolist())], dtype=object).astype(str)
+
+
+def split_crowded(ids: np.ndarray, cap: int) -> np.ndarray:
+    """Window ids with a window of more than ``cap`` footprints cut into parts of at most ``cap``, in input order
+    (``row03_col07`` -> ``row03_col07_part0``, ``..._part1``, ...): a part reads only its footprints' extent, so its
+    memory is bounded, and every building's numbers stay those of the whole window."""
+    ids = np.asarray(ids).astype(object)
+    names, counts = np.unique(ids, return_counts=True)
+    for name in names[counts > cap]:
+        where = np.flatnonzero(ids == name)
+        parts = np.arange(where.size) // cap
+        width = len(str(parts[-1]))
+        ids[where] = [f"{name}_part{p:0{width}d}" for p in parts]
+    return ids.astype(str)

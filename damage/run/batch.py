@@ -41,7 +41,14 @@ from tqdm.auto import tqdm
 from damage._version import __version__
 from damage.analysis.query import select
 from damage.config import Config
-from damage.errors import ConfigError, CorruptRunError, DamageError, EmptyFootprintsError, OutputError
+from damage.errors import (
+    ConfigError,
+    CorruptRunError,
+    DamageError,
+    EmptyFootprintsError,
+    InputTooLargeError,
+    OutputError,
+)
 from damage.geo.raster import Grid
 from damage.io.sources import PathSpec, read_footprints
 from damage.io.writers import _atomic, write, write_json
@@ -360,12 +367,19 @@ def _execute(tasks: list[_Task], workers: int, client: Any,
         return
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures import as_completed as done
+    from concurrent.futures.process import BrokenProcessPool
 
     with ProcessPoolExecutor(max_workers=workers, initializer=_watch_parent, initargs=(os.getpid(),)) as pool:
-        futures = [pool.submit(run_chunk, t) for t in tasks]
+        futures = {pool.submit(run_chunk, t): t.chunk for t in tasks}
         try:
             for future in done(futures):
-                yield future.result()
+                try:
+                    yield future.result()
+                except BrokenProcessPool:
+                    raise InputTooLargeError(
+                        f"a worker process died while assessing chunk {futures[future]} (killed by the system, most often "
+                        f"for lack of memory); the chunks already written are kept: run again with fewer --workers or a "
+                        f"smaller --chunk-size") from None
         except BaseException:
             for f in futures:
                 f.cancel()

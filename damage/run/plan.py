@@ -21,13 +21,17 @@ import shapely
 
 from damage.config import Config
 from damage.errors import BandMismatchError, ConfigError, DamageWarning, FootprintsOutsideImageryError
-from damage.geo.raster import Grid, Window, analysable, window_ids
+from damage.geo.raster import Grid, Window, analysable, split_crowded, window_ids
 from damage.io.sources import PathSpec, check_order, open_epoch
 from damage.io.warp import footprint_grid, lonlat_extent
 
 __all__ = ["Plan", "make_plan", "on_grid", "window_extent", "grid_units", "check_memory", "physical_memory",
            "CONTEXT_PIXELS", "WINDOW_BYTES_PER_PIXEL"]
 
+#: Footprints a window (a region's chunk) holds at most: a crowded one is cut into parts of this many
+#: (damage.geo.raster.split_crowded), so a worker's memory for a window's footprints (their zones, rings,
+#: outlines and evidence) stays bounded whatever the density of the city.
+MAX_FOOTPRINTS_PER_WINDOW = 20_000
 #: Pixels of imagery a window needs around its footprints' rings (SSIM window, alignment, erosion).
 CONTEXT_PIXELS = 24
 #: Peak bytes a window pixel of three bands costs while it is measured (both epochs, their
@@ -189,6 +193,6 @@ def make_plan(before: PathSpec, after: PathSpec, footprints: gpd.GeoDataFrame, c
     geoms[~usable] = None
     usable = on_grid(geoms, usable, grid, source)
     window_of = np.full(len(fp), "", dtype=object)
-    window_of[usable] = window_ids(geoms[usable], grid, window_size)
+    window_of[usable] = split_crowded(window_ids(geoms[usable], grid, window_size), MAX_FOOTPRINTS_PER_WINDOW)
     files = [str(t.path) for t in (*be.tiles, *ae.tiles)]
     return Plan(be, ae, fp, geoms, usable, grid, on_lattice, window_size, window_of.astype(str), source, files)
