@@ -184,6 +184,9 @@ class Config:
     asset : str, optional
         Which asset of STAC items to read, by key or role (default ``visual``, else the first GeoTIFF
         asset with role ``data``; ``vv`` for Sentinel-1, say).
+    sign : str, optional
+        Sign STAC assets' URLs before reading them: ``"planetary-computer"`` (a SAS token for the
+        item's collection, from Planetary Computer's token endpoint, kept until it expires).
     model : str, optional
         An ONNX damage model brought by the user (the contract: ``docs/model.md``): its mean over each
         footprint (``model_mean``) becomes ``p_damaged``, cut into grades by its side-car's ``cuts``.
@@ -226,6 +229,7 @@ class Config:
     building_shift: int = 4
     id_column: str | None = None
     asset: str | None = None
+    sign: str | None = None
     model: str | None = None
     model_tile: int = 512
     model_overlap: int = 64
@@ -336,6 +340,8 @@ class Config:
         if self.model_tile < 32 or not 0 <= self.model_overlap <= self.model_tile // 4:
             raise ConfigError(f"model_tile must be >= 32 pixels and model_overlap 0 to a quarter of it, got "
                               f"{self.model_tile} and {self.model_overlap}")
+        if self.sign not in (None, "planetary-computer"):
+            raise ConfigError(f"sign={self.sign!r} is unknown; the one signer is 'planetary-computer'")
         if self.model is not None and self.method != "optical":
             raise ConfigError(f"model= takes the optical method's registered, normalised epochs; method={self.method!r} "
                               "cannot use it")

@@ -1,5 +1,6 @@
 """A small STAC API for the tests: landing page, conformance, /search (bbox, intersects, datetime, collections),
-and the items and their images as static files.
+the items and their images as static files, and a token endpoint like Planetary Computer's (files under
+/private/ are served only to URLs signed with its token).
 
 Run as a separate process: ``python stacserver.py FOLDER`` serves ``FOLDER/items/*.json`` (and whatever lies
 beside them) and prints its port on the first line of standard output.
@@ -55,6 +56,12 @@ class Handler(RangeHandler):
                                     "type": "application/geo+json"}]})
         if url.path == "/conformance":
             return self._json({"conformsTo": CONFORMS})
+        if url.path.startswith("/api/sas/v1/token/"):  # Planetary Computer's token endpoint, for one collection
+            expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+            return self._json({"token": f"st=now&se=later&sig=test-{url.path.rsplit('/', 1)[1]}",
+                               "msft:expiry": expiry.isoformat().replace("+00:00", "Z")})
+        if url.path.startswith("/private/") and "sig=test-" not in url.query:  # signed URLs only, as a blob store
+            return self.send_error(403, "Server failed to authenticate the request")
         if url.path == "/search":
             q = {k: v[0] for k, v in parse_qs(url.query).items()}
             params = {"bbox": [float(x) for x in q["bbox"].split(",")] if "bbox" in q else None,

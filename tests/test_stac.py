@@ -293,3 +293,43 @@ def test_search_failures_are_one_line(api, tmp_path, serve):
     dates = CliRunner().invoke(main, ["search", "--stac", api, "--bbox", "10,10,11,11", "--before", "2011-05-21",
                                       "--after", "2011-05-22/2011-06-01", "-o", str(tmp_path / "d")])
     assert dates.exit_code == 1 and "START/END" in dates.output
+
+
+def test_signed_assets_are_read_with_a_token_for_their_collection(tmp_path, local, monkeypatch):
+    """Planetary Computer style: the images answer only signed URLs; --sign fetches the collection's token once."""
+    from damage.errors import InvalidRasterError
+    from damage.io import stac
+
+    root = tmp_path / "pc"
+    (root / "private").mkdir(parents=True)
+    (root / "items").mkdir()
+    for epoch, when in (("before", "2011-05-20T17:00:00Z"), ("after", "2011-05-23T17:00:00Z")):
+        features = []
+        for k, tif in enumerate(sorted((SAMPLE / epoch).glob("*.tif"))):
+            item_id = f"{epoch}{k}"
+            shutil.copy(tif, root / "private" / f"{item_id}.tif")
+            doc = _item(tif, item_id, when)
+            doc["assets"] = {"visual": {"href": f"../private/{item_id}.tif", "type": "image/tiff", "roles": ["data"]}}
+            features.append(doc)
+        (root / "items" / f"{epoch}.json").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("stacserver.py")), str(root)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{int(proc.stdout.readline())}"
+        monkeypatch.setattr(stac, "PC_TOKEN_URL", url + "/api/sas/v1/token/{collection}")
+        monkeypatch.setattr(stac, "_TOKENS", {})
+        with pytest.raises(InvalidRasterError, match="not a readable raster"):
+            _assess(f"{url}/items/before.json", f"{url}/items/after.json")
+        signed = _assess(f"{url}/items/before.json", f"{url}/items/after.json", sign="planetary-computer")
+        _same(local, signed)
+        assert list(stac._TOKENS) == ["joplin-tornado"]  # one token for the collection, kept
+        path = signed.attrs["damage"]["provenance"]["inputs"]["before"][0]["path"]
+        assert path == f"{url}/private/before0.tif"  # the token is never written into the record
+        monkeypatch.setattr(stac, "PC_TOKEN_URL", url + "/nothing/{collection}")
+        monkeypatch.setattr(stac, "_TOKENS", {})
+        with pytest.raises(StacError, match="no token for collection 'joplin-tornado'"):
+            _assess(f"{url}/items/before.json", f"{url}/items/after.json", sign="planetary-computer")
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()

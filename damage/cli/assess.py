@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
               help="optical: one image per epoch; pwtt: stacks of images, pixel-wise t-test (radar).")
 @click.option("--asset", help="STAC items: the asset to read, by key or role (default: visual, else the first GeoTIFF "
                               "with role data).")
+@click.option("--sign", type=click.Choice(["planetary-computer"]),
+              help="Sign STAC assets' URLs before reading them (Planetary Computer's SAS tokens).")
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
               help="An ONNX damage model of your own (docs/model.md): its mean over each footprint grades it.")
 @click.option("--units", type=click.Choice(["auto", "power", "amplitude", "db", "optical"]), help="PWTT: pixel units.")
@@ -105,6 +107,7 @@ def assess_cmd(
     id_column: str | None,
     method: str | None,
     asset: str | None,
+    sign: str | None,
     model_path: str | None,
     units: str | None,
     t_threshold: float | None,
@@ -144,6 +147,7 @@ def assess_cmd(
         method=method,
         model=model_path,
         asset=asset,
+        sign=sign,
         units=units,
         t_threshold=t_threshold,
         lee_size=lee_size,

@@ -42,18 +42,20 @@ from .summary import summary
               help="optical: one image per epoch; pwtt: stacks of images, pixel-wise t-test (radar).")
 @click.option("--asset", help="STAC items: the asset to read, by key or role (default: visual, else the first GeoTIFF "
                               "with role data).")
+@click.option("--sign", type=click.Choice(["planetary-computer"]),
+              help="Sign STAC assets' URLs before reading them (Planetary Computer's SAS tokens).")
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
               help="An ONNX damage model of your own (docs/model.md): its mean over each footprint grades it.")
 @verbose_opt
 @quiet_opt
 def batch_cmd(before, after, footprints, more_before, more_after, folder, config_path, chunk_size, workers, scheduler,
-              where, aoi, scale, report_path, top, name_column, id_column, method, asset, model_path, verbose, quiet) -> None:
+              where, aoi, scale, report_path, top, name_column, id_column, method, asset, sign, model_path, verbose, quiet) -> None:
     """Assess every footprint of a region between the BEFORE and AFTER tiles, chunk by chunk."""
     configure_logging(verbose, quiet)
     if report_path:
         check_new(report_path, [before, *more_before, after, *more_after, footprints], False, (".html", ".htm"))
     config = Config.from_toml(config_path) if config_path else Config()
-    config = config.replace(**given(scale=scale, id_column=id_column, method=method, model=model_path, asset=asset))
+    config = config.replace(**given(scale=scale, id_column=id_column, method=method, model=model_path, asset=asset, sign=sign))
     out = batch([before, *more_before], [after, *more_after], footprints, folder, config, chunk_size=chunk_size,
                 workers=workers, scheduler=scheduler, where=where, aoi=aoi, progress=show_progress(quiet))
     if quiet < 2:

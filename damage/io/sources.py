@@ -110,8 +110,8 @@ class Epoch:
         return self.tiles[0].count
 
     def describe(self) -> str:
-        if len(self.tiles) == 1:
-            return str(self.tiles[0].path)
+        if len(self.tiles) == 1:  # a URL without its query string, where tokens live
+            return str(self.tiles[0].path).split("?", 1)[0] if is_remote(self.tiles[0].path) else str(self.tiles[0].path)
         return f"{self.name} epoch ({len(self.tiles)} tiles under {_common_parent(self.tiles)})"
 
 
@@ -120,7 +120,7 @@ def _common_parent(tiles: Iterable[Tile]) -> str:
     return parents.pop() if len(parents) == 1 else "several folders"
 
 
-def _expand(spec: PathSpec, asset: str | None = None) -> list[tuple[Location, StacAsset | None]]:
+def _expand(spec: PathSpec, asset: str | None = None, sign: str | None = None) -> list[tuple[Location, StacAsset | None]]:
     """Every raster of an epoch: files, the rasters of directories, URLs, and the assets of STAC items
     (:mod:`damage.io.stac`; ``asset`` chooses which), each with its item (None for a plain file)."""
     items = [spec] if isinstance(spec, (str, PathLike)) else list(spec)
@@ -129,7 +129,7 @@ def _expand(spec: PathSpec, asset: str | None = None) -> list[tuple[Location, St
     paths: list[tuple[Location, StacAsset | None]] = []
     for item in items:
         if is_stac(item):
-            paths.extend((locate(a.href), a) for a in read_stac(item, asset))
+            paths.extend((locate(a.href), a) for a in read_stac(item, asset, sign))
             continue
         if is_remote(item):
             paths.append((item, None))  # type: ignore[arg-type]
@@ -178,7 +178,7 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def open_epoch(spec: PathSpec, name: str = "epoch", asset: str | None = None) -> Epoch:
+def open_epoch(spec: PathSpec, name: str = "epoch", asset: str | None = None, sign: str | None = None) -> Epoch:
     """Read the headers of an epoch's tiles and check they form one epoch.
 
     Parameters
@@ -191,6 +191,8 @@ def open_epoch(spec: PathSpec, name: str = "epoch", asset: str | None = None) ->
     asset : str, optional
         The STAC items' asset, by key or role (default ``visual``, else the first GeoTIFF with role
         ``data``).
+    sign : str, optional
+        Sign the STAC assets' URLs for their host (``"planetary-computer"``: :func:`damage.io.stac.sign_href`).
 
     Returns
     -------
@@ -200,7 +202,7 @@ def open_epoch(spec: PathSpec, name: str = "epoch", asset: str | None = None) ->
     ------
     InputNotFoundError, InvalidRasterError, MissingCRSError, BandMismatchError
     """
-    tiles = tuple(_open_tile(p, item) for p, item in _expand(spec, asset))
+    tiles = tuple(_open_tile(p, item) for p, item in _expand(spec, asset, sign))
     counts = {t.count for t in tiles}
     if len(counts) > 1:
         detail = ", ".join(f"{_name(t.path)}: {t.count}" for t in tiles[:4])
@@ -274,7 +276,8 @@ def _stack_tags(path: Location) -> tuple[datetime.date | None, str | None, str |
     return date, orbit, units.lower() if units else None
 
 
-def open_stack(spec: PathSpec, name: str = "stack", asset: str | None = None) -> list[Acquisition]:
+def open_stack(spec: PathSpec, name: str = "stack", asset: str | None = None,
+               sign: str | None = None) -> list[Acquisition]:
     """Read the headers of a stack of images and group its files into acquisitions.
 
     Files with the same date and orbit are tiles of one acquisition; files without a
@@ -293,6 +296,8 @@ def open_stack(spec: PathSpec, name: str = "stack", asset: str | None = None) ->
         ``"before"`` or ``"after"``, used in messages.
     asset : str, optional
         The STAC items' asset, by key or role (``vv``, say).
+    sign : str, optional
+        As for :func:`open_epoch`.
 
     Returns
     -------
@@ -300,7 +305,7 @@ def open_stack(spec: PathSpec, name: str = "stack", asset: str | None = None) ->
         In date order (undated last, in path order).
     """
     groups: dict[tuple, list[tuple[Tile, str | None]]] = {}
-    for i, (path, item) in enumerate(_expand(spec, asset)):
+    for i, (path, item) in enumerate(_expand(spec, asset, sign)):
         tile = _open_tile(path, item)
         date, orbit, units = _stack_tags(path)
         if item is not None:  # the item's date and orbit (Sentinel-1 items: sat:relative_orbit)

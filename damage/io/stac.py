@@ -19,7 +19,7 @@ from typing import Any
 
 from damage.errors import DamageWarning, InputNotFoundError, StacError
 
-__all__ = ["StacAsset", "is_stac", "read_stac", "DEFAULT_ASSET"]
+__all__ = ["StacAsset", "is_stac", "read_stac", "sign_href", "DEFAULT_ASSET", "PC_TOKEN_URL"]
 
 #: The asset an item gives when none is asked for (Maxar Open Data's true-colour image).
 DEFAULT_ASSET = "visual"
@@ -145,8 +145,9 @@ def _epsg(props: dict[str, Any]) -> int | None:
     return None
 
 
-def read_stac(location: str | PathLike, asset: str | None = None) -> list[StacAsset]:
-    """The rasters of a STAC Item or ItemCollection, one per item, in the document's order.
+def read_stac(location: str | PathLike, asset: str | None = None, sign: str | None = None) -> list[StacAsset]:
+    """The rasters of a STAC Item or ItemCollection, one per item, in the document's order; with ``sign``,
+    their URLs signed for their host (:func:`sign_href`).
 
     Raises
     ------
@@ -163,9 +164,53 @@ def read_stac(location: str | PathLike, asset: str | None = None) -> list[StacAs
         self_link = item.get_self_href() or where
         orbit = item.properties.get("sat:relative_orbit")
         # a relative href is relative to where the document was read (a downloaded item's neighbours)
-        out.append(StacAsset(_absolute(chosen.href, where), key, item.id, item.collection_id, self_link,
+        href = _absolute(chosen.href, where)
+        if sign is not None:
+            href = sign_href(href, item.collection_id, sign)
+        out.append(StacAsset(href, key, item.id, item.collection_id, self_link,
                              _date(item, where), None if orbit is None else str(orbit), _epsg(item.properties)))
     return out
+
+
+#: Planetary Computer's token endpoint: a SAS token per collection (``{"token": ..., "msft:expiry": ...}``).
+PC_TOKEN_URL = "https://planetarycomputer.microsoft.com/api/sas/v1/token/{collection}"
+_TOKENS: dict[str, tuple[str, datetime.datetime]] = {}
+
+
+def sign_href(href: str, collection: str | None, signer: str) -> str:
+    """``href`` with the signer's token appended (``planetary-computer``: its collection's SAS token, fetched once
+    and kept until five minutes before it expires). Local paths are returned as they are.
+
+    Raises
+    ------
+    StacError
+        The item names no collection, or the token cannot be had (one line naming the endpoint).
+    """
+    if "://" not in href:
+        return href
+    if signer != "planetary-computer":
+        raise StacError(f"unknown signer {signer!r}; the one signer is 'planetary-computer'")
+    if not collection:
+        raise StacError(f"{href}: its item names no collection, which a Planetary Computer token is for")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    token, expiry = _TOKENS.get(collection, ("", now))
+    if not token or expiry - now < datetime.timedelta(minutes=5):
+        import json as _json
+        import urllib.request
+
+        url = PC_TOKEN_URL.format(collection=collection)
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                doc = _json.loads(response.read())
+            token = str(doc["token"])
+            expiry = datetime.datetime.fromisoformat(str(doc.get("msft:expiry", "")).replace("Z", "+00:00") or
+                                                     (now + datetime.timedelta(minutes=30)).isoformat())
+        except Exception as exc:  # urllib's, json's and a missing key: one line naming the endpoint
+            raise StacError(f"{url}: no token for collection {collection!r} ({str(exc).splitlines()[0][:160]})") from None
+        if expiry.tzinfo is None:
+            expiry = expiry.replace(tzinfo=datetime.timezone.utc)
+        _TOKENS[collection] = (token, expiry)
+    return f"{href}{'&' if '?' in href else '?'}{token}"
 
 
 def check_header(asset: StacAsset, epsg: int | None) -> None:

@@ -104,7 +104,7 @@ class Optical:
         return window_size(cfg)
 
     def open(self, before: Any, after: Any, cfg: Config) -> tuple[Epoch, Epoch]:
-        return open_epoch(before, "before", cfg.asset), open_epoch(after, "after", cfg.asset)
+        return open_epoch(before, "before", cfg.asset, cfg.sign), open_epoch(after, "after", cfg.asset, cfg.sign)
 
     def plan(self, before: Any, after: Any, footprints: gpd.GeoDataFrame, cfg: Config, window_size: int,
              source: str) -> Plan:

@@ -175,8 +175,8 @@ def make_plan(before: PathSpec, after: PathSpec, footprints: gpd.GeoDataFrame, c
         Unreadable inputs, epochs of different bands, no overlap, or no footprint on it.
     """
     fp = footprints
-    be = open_epoch(before, "before", cfg.asset)
-    ae = open_epoch(after, "after", cfg.asset)
+    be = open_epoch(before, "before", cfg.asset, cfg.sign)
+    ae = open_epoch(after, "after", cfg.asset, cfg.sign)
     check_order(be, ae)
     if be.count != ae.count:
         raise BandMismatchError(

@@ -33,8 +33,8 @@ def file_record(path: str | PathLike, acquired: str | None = None) -> dict[str, 
     """
     from damage.io.sources import is_remote
 
-    if is_remote(path):
-        return {"path": str(path), "bytes": None, "sha256": None, "acquired": acquired}
+    if is_remote(path):  # its address without the query string, where tokens live (SAS, presigned URLs)
+        return {"path": str(path).split("?", 1)[0], "bytes": None, "sha256": None, "acquired": acquired}
     p = Path(path)
     return {"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": sha256_of(p), "acquired": acquired}
 

@@ -244,7 +244,7 @@ class Pwtt:
         return 1 << 30
 
     def open(self, before: Any, after: Any, cfg: Config) -> tuple[list[Acquisition], list[Acquisition]]:
-        pre, post = open_stack(before, "before", cfg.asset), open_stack(after, "after", cfg.asset)
+        pre, post = open_stack(before, "before", cfg.asset, cfg.sign), open_stack(after, "after", cfg.asset, cfg.sign)
         counts = {a.epoch.count for a in pre + post}
         if len(counts) > 1:
             raise BandMismatchError(f"stacks mix band counts {sorted(counts)}: {pre[0].describe()} has {pre[0].epoch.count}")
