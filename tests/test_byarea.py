@@ -115,3 +115,39 @@ def pd_concat(frames):
     import pandas as pd
 
     return pd.concat(frames, ignore_index=True)
+
+
+def _osm(path, fp):
+    """An OpenStreetMap extract (OSM XML, read by the same GDAL driver as .osm.pbf) of these footprints as
+    closed ways tagged building=yes; the first one a hospital."""
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', '<osm version="0.6" generator="damage tests">']
+    node, ways = 1, []
+    for k, geom in enumerate(fp.to_crs("EPSG:4326").geometry):
+        ids = []
+        for x, y in list(geom.exterior.coords)[:-1]:
+            lines.append(f'<node id="{node}" lat="{y:.7f}" lon="{x:.7f}" version="1"/>')
+            ids.append(node)
+            node += 1
+        tags = '<tag k="building" v="yes"/>' + ('<tag k="amenity" v="hospital"/><tag k="name" v="St. Test"/>' if k == 0 else "")
+        ways.append(f'<way id="{100 + k}" version="1">' + "".join(f'<nd ref="{i}"/>' for i in ids + [ids[0]]) + tags + "</way>")
+    path.write_text("\n".join(lines + ways + ["</osm>"]))
+    return path
+
+
+def test_an_openstreetmap_extract_gives_its_buildings_and_where_picks_the_hospital(tmp_path):
+    from click.testing import CliRunner
+
+    from damage.cli import main
+    from damage.io.sources import read_footprints
+
+    fp = gpd.read_file(SAMPLE / "footprints.geojson").iloc[2:8]  # the first one analysed in the sample
+    osm = _osm(tmp_path / "extract.osm", fp)
+    read = read_footprints(osm)
+    assert len(read) == 6 and read["amenity"].tolist().count("hospital") == 1 and read.crs == "EPSG:4326"
+    w, s, e, n = fp.to_crs("EPSG:4326").iloc[[0]].total_bounds
+    assert read_by_area(str(osm), (w - 1e-6, s - 1e-6, e + 1e-6, n + 1e-6))["name"].tolist() == ["St. Test"]
+    res = CliRunner().invoke(main, ["batch", str(SAMPLE / "before"), str(SAMPLE / "after"), str(osm), "-o",
+                                    str(tmp_path / "run"), "--where", "amenity == 'hospital'", "-q"])
+    assert res.exit_code == 0, res.output
+    one = gpd.read_parquet(tmp_path / "run" / "damage.parquet")
+    assert one["name"].tolist() == ["St. Test"] and one["damage_grade"].iloc[0] != "not-analysed"

@@ -6,7 +6,8 @@
   area's row groups.
 - FlatGeobuf (``.fgb``) and every other format OGR reads: through OGR with the area as its filter,
   which FlatGeobuf answers from its spatial index (by range requests over ``/vsicurl/``).
-- ``.osm.pbf``: OGR's ``multipolygons`` layer (buildings and campuses), filtered by the area.
+- ``.osm.pbf`` and ``.osm``: OGR's ``multipolygons`` layer (buildings and campuses), filtered by the area
+  (an OpenStreetMap extract has no spatial index: it is read through).
 
 Rows whose geometry does not meet the area are dropped in every case, so the answer does not
 depend on the format. The area is a lon/lat box; it is taken into the file's CRS here.
@@ -133,7 +134,7 @@ def read_by_area(location: str, bbox: tuple[float, float, float, float]) -> gpd.
             import pyogrio
 
             path = f"/vsicurl/{location}" if location.startswith(("http://", "https://")) else location
-            layer = "multipolygons" if name.endswith(".osm.pbf") else None
+            layer = "multipolygons" if name.endswith((".osm.pbf", ".osm")) else None
             crs = CRS.from_user_input(pyogrio.read_info(path, layer=layer)["crs"] or "OGC:CRS84")
             gdf = gpd.read_file(path, layer=layer, bbox=_box_in(crs, bbox))
             if gdf.crs is None:

@@ -508,6 +508,8 @@ def read_vector(path: Location, error: type[DamageError] = InvalidFootprintsErro
     try:
         if _name(path).lower().endswith((".parquet", ".geoparquet")):
             return gpd.read_parquet(path)
+        if _name(path).lower().endswith((".osm.pbf", ".osm")):  # OpenStreetMap: buildings and campuses are areas
+            return gpd.read_file(path, layer="multipolygons")
         gdf = gpd.read_file(path)
         return _keep_geometry_attribute(path, gdf)
     except DamageError:
