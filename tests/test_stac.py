@@ -213,6 +213,17 @@ def test_radar_stacks_as_items_are_grouped_by_their_orbits_and_dated_by_them(tmp
     items = damage.assess(specs["before"], specs["after"], f, method="pwtt", asset="vv")
     assert_result_equal(files, items, columns=["damage_grade"])
     np.testing.assert_allclose(items["t_mean"], files["t_mean"], rtol=1e-9, equal_nan=True)
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("rangeserver.py")), str(folder)],
+                            stdout=subprocess.PIPE, text=True)
+    try:  # the same items served over HTTP, as a catalogue publishes them
+        url = f"http://127.0.0.1:{int(proc.stdout.readline())}"
+        served = damage.assess([f"{url}/{Path(p).name}" for p in specs["before"]],
+                               [f"{url}/{Path(p).name}" for p in specs["after"]], f, method="pwtt", asset="vv")
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    np.testing.assert_allclose(served["t_mean"], files["t_mean"], rtol=1e-9, equal_nan=True)
     assert items.attrs["damage"]["statistic"]["orbit_groups"] == ["all"]
     record = items.attrs["damage"]["inputs"]
     assert [x["orbit"] for x in record["before"] + record["after"]] == ["12"] * 5
