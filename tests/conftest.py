@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +58,18 @@ def write_raster(tmp_path):
         return path
 
     return write
+
+
+@contextlib.contextmanager
+def http_server(folder, script: str = "rangeserver.py", *args: str) -> Iterator[str]:
+    """Serve ``folder`` over HTTP on 127.0.0.1 from another process (GDAL holds the GIL while it reads a
+    URL, so a thread would never answer): ``rangeserver.py`` answers range requests as object stores do,
+    ``stacserver.py`` is also a small STAC API. Yields the base URL."""
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name(script)), str(folder), *args],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        yield f"http://127.0.0.1:{int(proc.stdout.readline())}"
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()

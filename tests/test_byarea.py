@@ -4,16 +4,14 @@ only where the imagery is."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
-from conftest import SAMPLE  # noqa: E402
+from conftest import SAMPLE, http_server  # noqa: E402
 
 import damage
 from damage.errors import DamageWarning
@@ -40,15 +38,8 @@ def city(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(city):
-    folder = city[0]
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("rangeserver.py")), str(folder)],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        yield f"http://127.0.0.1:{int(proc.stdout.readline())}"
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
+    with http_server(city[0]) as url:
+        yield url
 
 
 def _expected(gdf, box):
@@ -91,30 +82,16 @@ def test_a_geoparquet_url_is_read_by_its_footer_and_the_areas_row_groups_only(ci
 def test_assess_reads_a_remote_dataset_only_where_the_imagery_is(tmp_path):
     fp = gpd.read_file(SAMPLE / "footprints.geojson")
     far = fp.iloc[:3].assign(geometry=fp.geometry.iloc[:3].translate(0.5, 0.5))  # half a degree away
-    both = gpd.GeoDataFrame(pd_concat([fp, far]), crs=fp.crs)
+    both = gpd.GeoDataFrame(pd.concat([fp, far], ignore_index=True), crs=fp.crs)
     both.to_parquet(tmp_path / "region.parquet", write_covering_bbox=True, row_group_size=16)
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("rangeserver.py")), str(tmp_path)],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        url = f"http://127.0.0.1:{int(proc.stdout.readline())}/region.parquet"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DamageWarning)  # the run's own notes; any other warning fails
-            remote = damage.assess(str(SAMPLE / "before"), str(SAMPLE / "after"), url)
-            local = damage.assess(str(SAMPLE / "before"), str(SAMPLE / "after"), str(SAMPLE / "footprints.geojson"))
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
+    with http_server(tmp_path) as base, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DamageWarning)  # the run's own notes; any other warning fails
+        remote = damage.assess(str(SAMPLE / "before"), str(SAMPLE / "after"), f"{base}/region.parquet")
+        local = damage.assess(str(SAMPLE / "before"), str(SAMPLE / "after"), str(SAMPLE / "footprints.geojson"))
     assert len(remote) <= len(fp) and len(remote) >= (local["damage_grade"] != "not-analysed").sum()
     on = local["building_id"].isin(remote["building_id"])
     assert_result_equal(local[on].reset_index(drop=True), remote.reset_index(drop=True),
                         columns=["building_id", "damage_grade", "p_damaged"])
-
-
-def pd_concat(frames):
-    import pandas as pd
-
-    return pd.concat(frames, ignore_index=True)
 
 
 def _osm(path, fp):

@@ -10,13 +10,11 @@ reproducible); to explore new ones, set ``derandomize=False`` in their settings.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -24,6 +22,7 @@ import pytest
 import rasterio
 import shapely
 from click.testing import CliRunner
+from conftest import http_server  # noqa: E402
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
@@ -37,19 +36,9 @@ from damage.errors import ConfigError, DamageError, DamageWarning, InvalidRaster
 @pytest.fixture
 def serve():
     """Serve a folder over HTTP on localhost from another process; yields folder -> base URL."""
-    servers = []
-
-    def start(folder, ranges: bool = True):
-        args = [sys.executable, str(Path(__file__).with_name("rangeserver.py")), str(folder)] + ([] if ranges else ["--no-ranges"])
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-        servers.append(proc)
-        return f"http://127.0.0.1:{int(proc.stdout.readline())}"
-
-    yield start
-    for proc in servers:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
+    with contextlib.ExitStack() as stack:
+        yield lambda folder, ranges=True: stack.enter_context(http_server(folder, "rangeserver.py",
+                                                                         *([] if ranges else ["--no-ranges"])))
 
 
 def test_imagery_and_footprints_over_http_give_the_local_answer(pair_factory, serve, tmp_path):

@@ -3,11 +3,10 @@ ItemCollections, assets by key or role, dates from the items, radar stacks as it
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import shutil
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
-from conftest import SAMPLE  # noqa: E402
+from conftest import SAMPLE, http_server  # noqa: E402
 from rasterio.warp import transform_bounds
 
 import damage
@@ -71,19 +70,9 @@ def local():
 
 @pytest.fixture
 def serve():
-    procs = []
-
-    def start(folder):
-        proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("rangeserver.py")), str(folder)],
-                                stdout=subprocess.PIPE, text=True)
-        procs.append(proc)
-        return f"http://127.0.0.1:{int(proc.stdout.readline())}"
-
-    yield start
-    for proc in procs:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
+    """folder -> the base URL of an HTTP server of it, for the test's duration."""
+    with contextlib.ExitStack() as stack:
+        yield lambda folder: stack.enter_context(http_server(folder))
 
 
 def _assess(before, after, **kw):
@@ -213,16 +202,9 @@ def test_radar_stacks_as_items_are_grouped_by_their_orbits_and_dated_by_them(tmp
     items = damage.assess(specs["before"], specs["after"], f, method="pwtt", asset="vv")
     assert_result_equal(files, items, columns=["damage_grade"])
     np.testing.assert_allclose(items["t_mean"], files["t_mean"], rtol=1e-9, equal_nan=True)
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("rangeserver.py")), str(folder)],
-                            stdout=subprocess.PIPE, text=True)
-    try:  # the same items served over HTTP, as a catalogue publishes them
-        url = f"http://127.0.0.1:{int(proc.stdout.readline())}"
+    with http_server(folder) as url:  # the same items served over HTTP, as a catalogue publishes them
         served = damage.assess([f"{url}/{Path(p).name}" for p in specs["before"]],
                                [f"{url}/{Path(p).name}" for p in specs["after"]], f, method="pwtt", asset="vv")
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
     np.testing.assert_allclose(served["t_mean"], files["t_mean"], rtol=1e-9, equal_nan=True)
     assert items.attrs["damage"]["statistic"]["orbit_groups"] == ["all"]
     record = items.attrs["damage"]["inputs"]
@@ -253,14 +235,8 @@ def api(tmp_path_factory):
     far = json.loads((items / "after0.json").read_text())
     far["id"], far["geometry"], far["bbox"] = "far", {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}, [0, 0, 1, 1]
     (items / "far.json").write_text(json.dumps(far))
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("stacserver.py")), str(root)],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        yield f"http://127.0.0.1:{int(proc.stdout.readline())}"
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
+    with http_server(root, "stacserver.py") as url:
+        yield url
 
 
 def _search(api, out, *more):
@@ -323,10 +299,7 @@ def test_signed_assets_are_read_with_a_token_for_their_collection(tmp_path, loca
             doc["assets"] = {"visual": {"href": f"../private/{item_id}.tif", "type": "image/tiff", "roles": ["data"]}}
             features.append(doc)
         (root / "items" / f"{epoch}.json").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("stacserver.py")), str(root)],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        url = f"http://127.0.0.1:{int(proc.stdout.readline())}"
+    with http_server(root, "stacserver.py") as url:
         monkeypatch.setattr(stac, "PC_TOKEN_URL", url + "/api/sas/v1/token/{collection}")
         monkeypatch.setattr(stac, "_TOKENS", {})
         with pytest.raises(InvalidRasterError, match="not a readable raster"):
@@ -340,7 +313,3 @@ def test_signed_assets_are_read_with_a_token_for_their_collection(tmp_path, loca
         monkeypatch.setattr(stac, "_TOKENS", {})
         with pytest.raises(StacError, match="no token for collection 'joplin-tornado'"):
             _assess(f"{url}/items/before.json", f"{url}/items/after.json", sign="planetary-computer")
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()

@@ -15,7 +15,17 @@ from damage.io.writers import WRITERS, check_not_input, to_geojson_text, write
 from damage.report.html import write_report
 from damage.run.pipeline import assess as run_assess
 
-from .options import config_opt, configure_logging, quiet_opt, show_progress, verbose_opt
+from .options import (
+    asset_opt,
+    config_opt,
+    configure_logging,
+    method_opt,
+    model_opt,
+    quiet_opt,
+    show_progress,
+    sign_opt,
+    verbose_opt,
+)
 from .summary import summary
 
 log = logging.getLogger(__name__)
@@ -60,14 +70,10 @@ log = logging.getLogger(__name__)
 @click.option("--name-column", help="Column with building names for the summary (default: name, if present).")
 @click.option("--id-column", help="Column of unique building ids, copied to building_id (default: building_id, id, osm_id, "
                                   "... if unique, else an id derived from each outline).")
-@click.option("--method", type=click.Choice(["optical", "pwtt"]),
-              help="optical: one image per epoch; pwtt: stacks of images, pixel-wise t-test (radar).")
-@click.option("--asset", help="STAC items: the asset to read, by key or role (default: visual, else the first GeoTIFF "
-                              "with role data).")
-@click.option("--sign", type=click.Choice(["planetary-computer"]),
-              help="Sign STAC assets' URLs before reading them (Planetary Computer's SAS tokens).")
-@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
-              help="An ONNX damage model of your own (docs/model.md): its mean over each footprint grades it.")
+@method_opt
+@asset_opt
+@sign_opt
+@model_opt
 @click.option("--units", type=click.Choice(["auto", "power", "amplitude", "db", "optical"]), help="PWTT: pixel units.")
 @click.option("--t-threshold", type=float, help="PWTT: mean |t| from which a building is damaged (default 3.3).")
 @click.option("--lee-size", type=int, help="PWTT: Lee filter window in pixels, 1 for none (default 3).")

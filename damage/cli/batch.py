@@ -11,7 +11,17 @@ from damage.run.batch import batch
 from damage.run.rerun import reassess
 
 from .assess import check_new
-from .options import config_opt, configure_logging, quiet_opt, show_progress, verbose_opt
+from .options import (
+    asset_opt,
+    config_opt,
+    configure_logging,
+    method_opt,
+    model_opt,
+    quiet_opt,
+    show_progress,
+    sign_opt,
+    verbose_opt,
+)
 from .summary import summary
 
 
@@ -38,14 +48,10 @@ from .summary import summary
 @click.option("--name-column", help="Column with building names for the summary (default: name, if present).")
 @click.option("--id-column", help="Column of unique building ids, copied to building_id (default: building_id, id, osm_id, "
                                   "... if unique, else an id derived from each outline).")
-@click.option("--method", type=click.Choice(["optical", "pwtt"]),
-              help="optical: one image per epoch; pwtt: stacks of images, pixel-wise t-test (radar).")
-@click.option("--asset", help="STAC items: the asset to read, by key or role (default: visual, else the first GeoTIFF "
-                              "with role data).")
-@click.option("--sign", type=click.Choice(["planetary-computer"]),
-              help="Sign STAC assets' URLs before reading them (Planetary Computer's SAS tokens).")
-@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
-              help="An ONNX damage model of your own (docs/model.md): its mean over each footprint grades it.")
+@method_opt
+@asset_opt
+@sign_opt
+@model_opt
 @verbose_opt
 @quiet_opt
 def batch_cmd(before, after, footprints, more_before, more_after, folder, config_path, chunk_size, workers, scheduler,

@@ -44,3 +44,11 @@ config_opt = click.option(
     type=click.Path(dir_okay=False),
     help="TOML file of configuration values (see damage.Config); options given here override it.",
 )
+method_opt = click.option("--method", type=click.Choice(["optical", "pwtt"]),
+                          help="optical: one image per epoch; pwtt: stacks of images, pixel-wise t-test (radar).")
+asset_opt = click.option("--asset", help="STAC items: the asset to read, by key or role (default: visual, else the first "
+                                         "GeoTIFF with role data).")
+sign_opt = click.option("--sign", type=click.Choice(["planetary-computer"]),
+                        help="Sign STAC assets' URLs before reading them (Planetary Computer's SAS tokens).")
+model_opt = click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
+                         help="An ONNX damage model of your own (docs/model.md): its mean over each footprint grades it.")
