@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import shapely
 from conftest import SAMPLE, http_server  # noqa: E402
+from osmpbf import write_pbf  # noqa: E402
 
 import damage
 from damage.errors import DamageWarning
@@ -95,20 +96,18 @@ def test_assess_reads_a_remote_dataset_only_where_the_imagery_is(tmp_path):
 
 
 def _osm(path, fp):
-    """An OpenStreetMap extract (OSM XML, read by the same GDAL driver as .osm.pbf) of these footprints as
-    closed ways tagged building=yes; the first one a hospital."""
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>', '<osm version="0.6" generator="damage tests">']
-    node, ways = 1, []
+    """An OpenStreetMap extract (.osm.pbf, written by tests/osmpbf.py) of these footprints as closed ways
+    tagged building=yes; the first one a hospital."""
+    nodes, ways, node = [], [], 1
     for k, geom in enumerate(fp.to_crs("EPSG:4326").geometry):
         ids = []
         for x, y in list(geom.exterior.coords)[:-1]:
-            lines.append(f'<node id="{node}" lat="{y:.7f}" lon="{x:.7f}" version="1"/>')
+            nodes.append((node, x, y))
             ids.append(node)
             node += 1
-        tags = '<tag k="building" v="yes"/>' + ('<tag k="amenity" v="hospital"/><tag k="name" v="St. Test"/>' if k == 0 else "")
-        ways.append(f'<way id="{100 + k}" version="1">' + "".join(f'<nd ref="{i}"/>' for i in ids + [ids[0]]) + tags + "</way>")
-    path.write_text("\n".join(lines + ways + ["</osm>"]))
-    return path
+        tags = {"building": "yes", **({"amenity": "hospital", "name": "St. Test"} if k == 0 else {})}
+        ways.append((100 + k, ids + [ids[0]], tags))
+    return write_pbf(path, nodes, ways)
 
 
 def test_an_openstreetmap_extract_gives_its_buildings_and_where_picks_the_hospital(tmp_path):
@@ -118,11 +117,14 @@ def test_an_openstreetmap_extract_gives_its_buildings_and_where_picks_the_hospit
     from damage.io.sources import read_footprints
 
     fp = gpd.read_file(SAMPLE / "footprints.geojson").iloc[2:8]  # the first one analysed in the sample
-    osm = _osm(tmp_path / "extract.osm", fp)
+    osm = _osm(tmp_path / "extract.osm.pbf", fp)
     read = read_footprints(osm)
     assert len(read) == 6 and read["amenity"].tolist().count("hospital") == 1 and read.crs == "EPSG:4326"
     w, s, e, n = fp.to_crs("EPSG:4326").iloc[[0]].total_bounds
-    assert read_by_area(str(osm), (w - 1e-6, s - 1e-6, e + 1e-6, n + 1e-6))["name"].tolist() == ["St. Test"]
+    box = (w - 1e-6, s - 1e-6, e + 1e-6, n + 1e-6)
+    assert read_by_area(str(osm), box)["name"].tolist() == ["St. Test"]
+    with http_server(tmp_path) as url:  # by URL too
+        assert read_by_area(f"{url}/extract.osm.pbf", box)["name"].tolist() == ["St. Test"]
     res = CliRunner().invoke(main, ["batch", str(SAMPLE / "before"), str(SAMPLE / "after"), str(osm), "-o",
                                     str(tmp_path / "run"), "--where", "amenity == 'hospital'", "-q"])
     assert res.exit_code == 0, res.output

@@ -274,3 +274,37 @@ def test_a_radar_run_takes_facilities_and_refuses_what_it_cannot_give(stacks):
     for asked in ({"chips": 3}, {"labels": f}, {"polygons": True}):
         with pytest.raises(ConfigError, match="not available with method='pwtt'"):
             damage.assess(b, a, "no-such-file.geojson", method="pwtt", **asked)
+
+
+def test_images_georeferenced_by_gcps_only_are_read_through_a_warp(tmp_path):
+    """Sentinel-1 GRD as Planetary Computer and Earth Search publish it carries ground control points, no grid
+    (issue 27): such a stack gives the t statistics of the same stack on its grid."""
+    import rasterio
+    from rasterio.control import GroundControlPoint
+
+    s = make_sar_stack(size=80, seed=5, n_before=3, n_after=2)
+    b, a, f = write_stack(s, tmp_path / "grid")
+    moved = {}
+    for epoch, files in (("before", b), ("after", a)):
+        folder = tmp_path / "gcps" / epoch
+        folder.mkdir(parents=True)
+        moved[epoch] = []
+        for path in files:
+            with rasterio.open(path) as src:
+                data, profile, tags, t = src.read(), src.profile, src.tags(), src.transform
+                crs = src.crs
+            gcps = [GroundControlPoint(row=r, col=c, x=(t * (c, r))[0], y=(t * (c, r))[1])
+                    for r in (0, src.height // 2, src.height) for c in (0, src.width // 2, src.width)]
+            profile = {k: v for k, v in profile.items() if k not in ("crs", "transform")}
+            out = folder / path.name
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                with rasterio.open(out, "w", **profile) as dst:
+                    dst.write(data)
+                    dst.update_tags(**tags)
+                    dst.gcps = (gcps, crs)
+            moved[epoch].append(out)
+    grid = damage.assess(b, a, f, method="pwtt")
+    gcp = damage.assess(moved["before"], moved["after"], f, method="pwtt")
+    assert (gcp["damage_grade"] == grid["damage_grade"]).all()
+    np.testing.assert_allclose(gcp["t_mean"], grid["t_mean"], rtol=1e-6, equal_nan=True)

@@ -7,14 +7,16 @@ pixel size. Footprints are any vector file OGR reads, GeoParquet, or a GeoDataFr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import logging
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -85,6 +87,7 @@ class Tile:
     per_dataset_mask: bool  # an alpha band or an internal/external mask
     date: datetime.date | None = None  # acquisition date from the STAC item, the tags or the name
     item: StacAsset | None = None  # the STAC item it came from
+    gcps: bool = False  # georeferenced by ground control points: read through a warped VRT (:func:`_dataset`)
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -147,13 +150,29 @@ def _expand(spec: PathSpec, asset: str | None = None, sign: str | None = None) -
     return paths
 
 
+@contextlib.contextmanager
+def _dataset(path: Location, gcps: bool = False) -> Iterator[Any]:
+    """The raster to read: the file itself, or, for a file georeferenced by ground control points only
+    (Sentinel-1 GRD, a scanned map), a north-up warped VRT of it in the GCPs' CRS (GDAL's GCP transformer,
+    nearest neighbour, an alpha band where the image has no pixel). Its grid is GDAL's choice, the same
+    for every read of the file."""
+    with rasterio.open(path) as ds:
+        if not gcps:
+            yield ds
+            return
+        from rasterio.vrt import WarpedVRT
+
+        with WarpedVRT(ds, src_crs=ds.gcps[1], crs=ds.gcps[1], add_alpha=True) as vrt:
+            yield vrt
+
+
 def _open_tile(path: Location, item: StacAsset | None = None) -> Tile:
     try:
-        with rasterio.open(path) as ds:
+        with rasterio.open(path) as raw:
+            gcps = (raw.crs is None or raw.transform.is_identity) and bool(raw.gcps[0]) and raw.gcps[1] is not None
+        with _dataset(path, gcps) as ds:
             crs, transform = ds.crs, ds.transform
             if crs is None or transform.is_identity:
-                if ds.gcps[0]:
-                    raise MissingCRSError(f"{path}: georeferenced by GCPs only; warp it to a grid first (gdalwarp)")
                 raise MissingCRSError(f"{path}: raster has no CRS or no georeferencing")
             if not transform.is_rectilinear or transform.b or transform.d:
                 raise InvalidRasterError(f"{path}: rotated rasters are not supported; warp it north-up first")
@@ -167,7 +186,7 @@ def _open_tile(path: Location, item: StacAsset | None = None) -> Tile:
             if item is not None:
                 check_header(item, crs.to_epsg())
             date = item.date if item is not None else _date_of(path, {**ds.tags(), **ds.tags(1)})
-            return Tile(path, crs, transform, ds.width, ds.height, count, ds.nodata, per_dataset, date, item)
+            return Tile(path, crs, transform, ds.width, ds.height, count, ds.nodata, per_dataset, date, item, gcps)
     except RasterioIOError as exc:
         of_item = f" (asset {item.key!r} of STAC item {item.item!r} in {item.source})" if item is not None else ""
         raise InvalidRasterError(f"{path}{of_item}: not a readable raster ({_first_line(exc)})") from None
@@ -342,7 +361,7 @@ def read_tile(tile: Tile, window: Window, factor: int = 1) -> tuple[np.ndarray, 
         Transform of the window.
     """
     try:
-        with rasterio.open(tile.path) as ds:
+        with _dataset(tile.path, tile.gcps) as ds:
             indexes = list(range(1, tile.count + 1))
             if factor > 1:
                 shape = (tile.count, -(-int(window.height) // factor), -(-int(window.width) // factor))
@@ -363,6 +382,8 @@ def read_tile(tile: Tile, window: Window, factor: int = 1) -> tuple[np.ndarray, 
 
 def has_overviews(tile: Tile) -> bool:
     """Whether the file holds reduced-resolution copies (GDAL overviews, internal or ``.ovr``)."""
+    if tile.gcps:  # a warped VRT has none of its own
+        return False
     try:
         with rasterio.open(tile.path) as ds:
             return bool(ds.overviews(1))
@@ -379,7 +400,7 @@ def read_decimated(tile: Tile, max_side: int = 256) -> tuple[np.ndarray, np.ndar
     factor = max(1, -(-max(tile.height, tile.width) // max_side))
     shape = (max(1, tile.height // factor), max(1, tile.width // factor))
     try:
-        with rasterio.open(tile.path) as ds:
+        with _dataset(tile.path, tile.gcps) as ds:
             indexes = list(range(1, tile.count + 1))
             data = ds.read(indexes, out_shape=(tile.count, *shape), resampling=rasterio.enums.Resampling.average)
             mask = None
