@@ -198,3 +198,18 @@ def test_labels_recalibrate_the_models_grades(tmp_path):
     assert result.attrs["damage"]["model"]["features"] == ["model_logit"]
     assert "refitted on" in result.attrs["damage"]["model"]["fitted_on"]
     assert (result["grade_source"] == "analyst").sum() > 0
+
+
+def test_a_small_static_tile_keeps_a_core_of_its_own(tmp_path):
+    """A model of static 32 x 32 input: the default 64 px overlap is cut to a quarter of the tile, and the run
+    gives the constant everywhere."""
+    path = onnx_models.conv_model(tmp_path / "small.onnx", tile=32)
+    model = model_io.load_model(path)
+    assert model.tile == (32, 32) and model.layout(512, 64) == ((32, 32), 8)
+    const = onnx_models.constant_model(tmp_path / "c.onnx", value=0.25)
+    assert model_io.load_model(const).layout(512, 64) == ((512, 512), 64)
+    result = _sample(model=str(path))
+    assert result.attrs["damage"]["learned_model"]["tile"] == [32, 32]
+    assert result.attrs["damage"]["learned_model"]["overlap"] == 8
+    analysed = result["damage_grade"] != "not-analysed"
+    assert result.loc[analysed, "model_mean"].between(0, 1).all()

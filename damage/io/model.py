@@ -107,6 +107,12 @@ class LearnedModel:
         take = [i for i, name in enumerate(self.classes or ()) if name in DAMAGED_CLASSES]
         return np.clip(out[:, take].sum(axis=1), 0.0, 1.0).astype(np.float32)
 
+    def layout(self, tile: int, overlap: int) -> tuple[tuple[int, int], int]:
+        """The tile it runs on (its static size, else ``tile`` square) and the overlap between tiles (at most a
+        quarter of the tile's side, so that a small static tile still has a core of its own)."""
+        size = self.tile or (tile, tile)
+        return size, min(overlap, min(size) // 4)
+
     def record(self, tile: tuple[int, int], overlap: int) -> dict[str, Any]:
         """The run record's part: the file, its SHA-256 and the layout it was run with."""
         return {"path": self.path, "sha256": self.sha256, "inputs": ["before", "after"],

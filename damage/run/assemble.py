@@ -97,8 +97,7 @@ def assemble(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np
     }
     if cfg.model is not None:
         learned = load_model(cfg.model)
-        result.attrs["damage"]["learned_model"] = learned.record(learned.tile or (cfg.model_tile, cfg.model_tile),
-                                                                 cfg.model_overlap)
+        result.attrs["damage"]["learned_model"] = learned.record(*learned.layout(cfg.model_tile, cfg.model_overlap))
     return result
 
 

@@ -79,9 +79,9 @@ def assess_window(before: Epoch, after: Epoch, grid: Grid, fit: SceneFit, geoms:
     learned = None
     if cfg.model is not None:  # whole tiles of the grid's lattice around the footprints (damage.optical.learned)
         model = load_model(cfg.model, bands=before.count)
-        tile = model.tile or (cfg.model_tile, cfg.model_tile)
-        learned = ModelRun(model, extent, grid.shape, tile, cfg.model_overlap)
-        extent = tile_extent(extent, tile, cfg.model_overlap, grid.shape)
+        tile, overlap = model.layout(cfg.model_tile, cfg.model_overlap)
+        learned = ModelRun(model, extent, grid.shape, tile, overlap)
+        extent = tile_extent(extent, tile, overlap, grid.shape)
     px = cut_window(pixels, fit, extent) if pixels is not None else read_window(before, after, grid, fit, extent, cfg)
     m = measure(px, geoms, fit, cfg, want_polygons, learned)
     table = graded_table(m, idx, cfg, grading_model(fit, grid.res * grid.metres, cfg)[0])
