@@ -112,10 +112,10 @@ def _parquet(location: str, bbox: tuple[float, float, float, float]) -> gpd.GeoD
             groups = keep
     table = pf.read_row_groups(groups) if groups else pf.schema_arrow.empty_table()
     frame = table.to_pandas()
-    drop = [c for c in frame.columns if covering and c == covering.get("xmin", [None])[0]]
     geoms = shapely.from_wkb(frame.pop(column).to_numpy())
-    gdf = gpd.GeoDataFrame(frame.drop(columns=drop), geometry=gpd.GeoSeries(geoms, crs=crs))
-    return gdf
+    if covering and covering["xmin"][0] in frame.columns:  # the covering column is the reader's, not an attribute
+        frame = frame.drop(columns=[covering["xmin"][0]])
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=crs))
 
 
 def read_by_area(location: str, bbox: tuple[float, float, float, float]) -> gpd.GeoDataFrame:

@@ -44,7 +44,7 @@ from damage.io.stac import StacAsset, check_header, is_stac, read_stac
 log = logging.getLogger(__name__)
 
 __all__ = ["Tile", "Epoch", "Acquisition", "open_epoch", "open_stack", "read_decimated", "read_tile", "read_footprints",
-           "read_result", "check_order", "is_remote", "locate", "tiles_of", "PathSpec", "Location"]
+           "read_result", "check_order", "is_remote", "locate", "shown", "tiles_of", "PathSpec", "Location"]
 
 PathSpec = str | PathLike | Sequence[str | PathLike]
 #: A file on disk, or a URL / GDAL virtual path that GDAL reads (kept as the string given).
@@ -57,6 +57,12 @@ def is_remote(item: object) -> bool:
     """Whether ``item`` is a URL (``https://``, ``s3://``, ``gs://``, ...) or a GDAL virtual
     path (``/vsicurl/...``, ``/vsizip/...``): read through GDAL, never looked up on disk."""
     return isinstance(item, str) and bool(_REMOTE.match(item))
+
+
+def shown(item: str | PathLike) -> str:
+    """A location as records and messages show it: a URL without its query string, where tokens live
+    (SAS tokens, presigned URLs); a path as it is."""
+    return str(item).split("?", 1)[0] if is_remote(item) else str(item)
 
 
 def locate(item: str | PathLike) -> Location:
@@ -113,8 +119,8 @@ class Epoch:
         return self.tiles[0].count
 
     def describe(self) -> str:
-        if len(self.tiles) == 1:  # a URL without its query string, where tokens live
-            return str(self.tiles[0].path).split("?", 1)[0] if is_remote(self.tiles[0].path) else str(self.tiles[0].path)
+        if len(self.tiles) == 1:
+            return shown(self.tiles[0].path)
         return f"{self.name} epoch ({len(self.tiles)} tiles under {_common_parent(self.tiles)})"
 
 
@@ -221,6 +227,8 @@ def open_epoch(spec: PathSpec, name: str = "epoch", asset: str | None = None, si
     ------
     InputNotFoundError, InvalidRasterError, MissingCRSError, BandMismatchError
     """
+    if isinstance(spec, Epoch):  # opened already: its headers are not read again
+        return spec
     tiles = tuple(_open_tile(p, item) for p, item in _expand(spec, asset, sign))
     counts = {t.count for t in tiles}
     if len(counts) > 1:
@@ -323,6 +331,8 @@ def open_stack(spec: PathSpec, name: str = "stack", asset: str | None = None,
     list of Acquisition
         In date order (undated last, in path order).
     """
+    if isinstance(spec, list) and spec and all(isinstance(a, Acquisition) for a in spec):  # opened already
+        return spec
     groups: dict[tuple, list[tuple[Tile, str | None]]] = {}
     for i, (path, item) in enumerate(_expand(spec, asset, sign)):
         tile = _open_tile(path, item)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
+import urllib.request
 import warnings
 from os import PathLike
 from pathlib import Path
@@ -91,9 +93,9 @@ def _load(location: str) -> Any:
             raise StacError(f"{location}: item {f.get('id')!r} has no datetime (nor start_datetime): its epoch cannot be dated")
     try:
         if doc.get("type") == "FeatureCollection":
-            return list(pystac.ItemCollection.from_dict(doc, preserve_dict=False)), doc
+            return list(pystac.ItemCollection.from_dict(doc, preserve_dict=False))
         if doc.get("type") == "Feature" and "stac_version" in doc:
-            return [pystac.Item.from_dict(doc, preserve_dict=False)], doc
+            return [pystac.Item.from_dict(doc, preserve_dict=False)]
     except Exception as exc:
         raise StacError(f"{location}: not a valid STAC document ({str(exc).splitlines()[0][:160]})") from None
     raise StacError(f"{location}: not a STAC item or item collection (no 'stac_version', type {doc.get('type')!r})")
@@ -155,7 +157,7 @@ def read_stac(location: str | PathLike, asset: str | None = None, sign: str | No
         No such file; not JSON, not STAC, an item without the asset or without a date.
     """
     where = str(location)
-    items, doc = _load(where)
+    items = _load(where)
     if not items:
         raise StacError(f"{where}: an item collection with no items")
     out = []
@@ -195,13 +197,10 @@ def sign_href(href: str, collection: str | None, signer: str) -> str:
     now = datetime.datetime.now(datetime.timezone.utc)
     token, expiry = _TOKENS.get(collection, ("", now))
     if not token or expiry - now < datetime.timedelta(minutes=5):
-        import json as _json
-        import urllib.request
-
         url = PC_TOKEN_URL.format(collection=collection)
         try:
             with urllib.request.urlopen(url, timeout=30) as response:
-                doc = _json.loads(response.read())
+                doc = json.loads(response.read())
             token = str(doc["token"])
             expiry = datetime.datetime.fromisoformat(str(doc.get("msft:expiry", "")).replace("Z", "+00:00") or
                                                      (now + datetime.timedelta(minutes=30)).isoformat())

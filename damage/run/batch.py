@@ -261,13 +261,13 @@ def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, 
     fit_path = folder / "fit.json"  # data only: a run folder is never code (no pickle)
     if manifest is None or not fit_path.exists() or not (folder / "footprints.parquet").exists():
         source = "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints)
-        area = remote_area(footprints, before, after, method(cfg), cfg, aoi)
+        steps = method(cfg)
+        area, opened_before, opened_after = remote_area(footprints, before, after, steps, cfg, aoi)
         selected = _select(read_footprints(footprints, bbox=area), where, aoi)
         reserved = [c for c in (_INDEX, _CHUNK) if c in selected.columns]
         if reserved:
             raise ConfigError(f"footprints: column(s) {reserved} are the batch runner's own; rename them")
-        steps = method(cfg)
-        plan = steps.plan(before, after, selected, cfg, chunk_size, source)
+        plan = steps.plan(opened_before, opened_after, selected, cfg, chunk_size, source)
         cfg, grid, usable, window_of = plan.config, plan.grid, plan.usable, plan.window_of
         fit, _ = steps.fit(plan, progress)
         record = steps.record(plan, fit)

@@ -126,7 +126,8 @@ def assess(
     cfg = (config or Config()).replace(**options)
     steps = method(cfg, polygons=polygons, chips=bool(chips) or chips_for is not None, labels=labels is not None)
     # prepare: footprints and headers read once, the grid, the windows
-    fp = read_footprints(footprints, bbox=remote_area(footprints, before, after, steps, cfg))
+    area, before, after = remote_area(footprints, before, after, steps, cfg)
+    fp = read_footprints(footprints, bbox=area)
     n_input = len(fp)
     fac, facility_of = None, None
     if facilities is not None:
@@ -235,18 +236,19 @@ class Gallery:
         return {i: self.chips[i][1] for i in sorted(keep)}
 
 
-def remote_area(footprints: Any, before: PathSpec, after: PathSpec, steps: Any, cfg: Config,
-                aoi: Any = None) -> tuple[float, float, float, float] | None:
+def remote_area(footprints: Any, before: Any, after: Any, steps: Any, cfg: Config,
+                aoi: Any = None) -> tuple[tuple[float, float, float, float] | None, Any, Any]:
     """Where footprints given by URL are read (a country's file: only this lon/lat box of it): the area of
     interest's bounds when there is one, else where the imagery of both epochs overlaps; None for local
-    footprints, which are read whole (every one of them gets a row)."""
+    footprints, which are read whole (every one of them gets a row). Returns it with the inputs, opened
+    when their headers had to be read for it (the plan then does not read them again)."""
     if not (isinstance(footprints, str) and is_remote(footprints)):
-        return None
+        return None, before, after
     if aoi is not None:
         area = aoi if isinstance(aoi, gpd.GeoDataFrame) else read_footprints(aoi)
-        return tuple(area.to_crs("EPSG:4326").total_bounds.tolist())  # type: ignore[return-value]
+        return tuple(area.to_crs("EPSG:4326").total_bounds.tolist()), before, after  # type: ignore[return-value]
     b, a = steps.open(before, after, cfg)
-    return imagery_area(tiles_of(b), tiles_of(a))
+    return imagery_area(tiles_of(b), tiles_of(a)), b, a
 
 
 def changed_areas(parts: list[gpd.GeoDataFrame | None], crs: Any) -> gpd.GeoDataFrame:

@@ -31,10 +31,10 @@ def file_record(path: str | PathLike, acquired: str | None = None) -> dict[str, 
     A remote input (a URL or GDAL virtual path) is recorded by its address, with size and
     SHA-256 None: hashing it would mean downloading all of it.
     """
-    from damage.io.sources import is_remote
+    from damage.io.sources import is_remote, shown
 
     if is_remote(path):  # its address without the query string, where tokens live (SAS, presigned URLs)
-        return {"path": str(path).split("?", 1)[0], "bytes": None, "sha256": None, "acquired": acquired}
+        return {"path": shown(path), "bytes": None, "sha256": None, "acquired": acquired}
     p = Path(path)
     return {"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": sha256_of(p), "acquired": acquired}
 
