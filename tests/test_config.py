@@ -86,6 +86,7 @@ def test_max_pixels_none_is_one_window(tmp_path):
     ({"crs": "EPSG:99999999"}, "crs"),
     ({"change_threshold": -1.0}, "change_threshold"),
     ({"building_shift": True}, "building_shift"),
+    ({"building_search": "fine"}, "building_search"),
     ({"smoothing_radii": "50,100"}, "smoothing_radii"),
 ])
 def test_every_bad_value_is_a_config_error_naming_its_key(values, key):

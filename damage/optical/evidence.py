@@ -81,7 +81,8 @@ from scipy import ndimage
 
 from damage.geo.zonal import Zones
 from damage.grading import Calibration, block_means, log_change
-from damage.optical.metrics import SceneStats, displacements, ssim_maps
+from damage.optical.alignment import best_alignment
+from damage.optical.metrics import SceneStats
 
 __all__ = ["FEATURES", "SCENE_KEYS", "SHADOW_SHARE", "Derived", "derived", "building_evidence", "outline_evidence", "scene_typical", "lab",
            "no_building_before", "not_analysed_reasons", "EMPTY_CONTRAST", "EMPTY_OUTLINE", "CLOUD_REASON"]
@@ -282,6 +283,7 @@ def building_evidence(
     max_shift: int = 2,
     sigma: float = 1.5,
     outline_valid: np.ndarray | None = None,
+    search: str = "full",
 ) -> dict[str, np.ndarray]:
     """Every feature of :data:`FEATURES` for every footprint.
 
@@ -309,6 +311,9 @@ def building_evidence(
     outline_valid : numpy.ndarray, optional
         ``(rows, cols)`` bool pixels that count for ``before_outline`` (a property of the
         before image alone: no erosion needed); ``valid`` when not given.
+    search : {"full", "coarse"}
+        How each building's displacements are searched
+        (:func:`damage.optical.alignment.best_alignment`).
 
     Returns
     -------
@@ -317,26 +322,14 @@ def building_evidence(
     """
     both = _Means(valid, footprints, rings)
     n = footprints.n
-    ranges = np.asarray(stats.ranges, dtype=np.float32)[:, None, None]
-    best = {key: np.full(n, np.inf) for key in ("ssim", "colour", "ring_ssim", "ring_colour")}
-    moves = displacements(max_shift)
     # structure is compared on luminance (the band mean): a third of the work of every band,
     # with the noise of a mean of bands and the luminance's own range
     lum_stats = SceneStats(np.array([stats.luminance_range]), stats.luminance_range,
                            np.array([np.sqrt(np.mean(np.square(stats.noise_before)) / before.shape[0])]),
                            np.array([np.sqrt(np.mean(np.square(stats.noise_after)) / after.shape[0])]))
     lum_b, lum_a = before.mean(axis=0, keepdims=True), after.mean(axis=0, keepdims=True)
-    t = max(max(abs(dy), abs(dx)) for dy, dx in moves)
-    rows, cols = before.shape[1:]
-    padded = np.pad(after, ((0, 0), (t, t), (t, t)), mode="edge")  # once: each move is a view (as shift_edge)
-    for (dy, dx), loss in zip(moves, ssim_maps(lum_b, lum_a, sigma, moves, lum_stats)):
-        moved = padded[:, t - dy : t - dy + rows, t - dx : t - dx + cols]
-        diff = (np.abs(moved - before) / ranges).mean(axis=0)
-        fp_loss, ring_loss = both(loss)
-        fp_diff, ring_diff = both(diff)
-        for key, values in (("ssim", fp_loss), ("colour", fp_diff), ("ring_ssim", ring_loss), ("ring_colour", ring_diff)):
-            np.fmin(best[key], values, out=best[key])
-    best = {k: np.where(np.isfinite(v), v, np.nan) for k, v in best.items()}
+    best = best_alignment(lum_b[0], lum_a[0], before, after, lum_stats, np.asarray(stats.ranges, dtype=np.float64), sigma,
+                          max_shift, both.labels, both.idx, n, search=search)
 
     lrange = max(float(stats.luminance_range), 1e-6)
     grad_before = _gradient(lum_b[0]) / lrange

@@ -165,7 +165,8 @@ def measure(px: WindowPixels, geoms: np.ndarray, fit: SceneFit, cfg: Config, wan
     outlines = np.full(len(geoms), None, dtype=object)
     outlines[ok] = shapely.buffer(shapely.boundary(geoms[ok]), (cfg.building_shift + 1) * grid.res)
     ev = building_evidence(before, after, evalid, zs, zones(rings, grid), zones(outlines, grid), stats, calib,
-                           max_shift=cfg.building_shift, sigma=cfg.ssim_sigma, outline_valid=px.covered)
+                           max_shift=cfg.building_shift, sigma=cfg.ssim_sigma, outline_valid=px.covered,
+                           search=cfg.building_search)
     reason = not_analysed_reasons(zs, px.covered, px.cloudy, valid_fraction, ev, cfg.min_valid_fraction,
                                   cfg.building_check)
     analysed = reason == ""

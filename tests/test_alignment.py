@@ -1,0 +1,145 @@
+"""Each building's own alignment (compiled) against the definition, written with whole-window numpy maps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapely
+from affine import Affine
+from rasterio.crs import CRS
+from scipy import ndimage
+
+from damage.geo.raster import Grid
+from damage.geo.zonal import zones
+from damage.optical.alignment import best_alignment, gaussian_weights
+from damage.optical.metrics import SceneStats, displacements, ssim_maps
+
+RES = 0.5
+
+
+def _pair(seed: int, size: int = 96, shift: tuple[int, int] = (1, -2)) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    base = ndimage.gaussian_filter(rng.normal(100, 30, (size + 8, size + 8)), 1.2)
+    img = np.stack([base, base * 0.9 + 5, base * 1.1 - 3]).astype(np.float32)
+    img[:, 30:50, 20:44] += 60  # a roof
+    before = img[:, 4:-4, 4:-4].copy()
+    after = np.roll(img, shift, axis=(1, 2))[:, 4:-4, 4:-4].copy()
+    after[:, 60:80, 60:85] = rng.normal(120, 40, (3, 20, 25))  # rubble
+    return before, after + rng.normal(0, 2, after.shape).astype(np.float32)
+
+
+def _zones(size: int):
+    grid = Grid(CRS.from_epsg(32615), Affine(RES, 0, 0, 0, -RES, size * RES), (size, size))
+    boxes = [(30, 20, 50, 44), (60, 60, 80, 85), (0, 0, 12, 14),  # in the corner: the filter's reflected edge
+             (35, 30, 70, 70), (84, 80, 96, 96)]  # overlapping the first two; at the far corner
+
+    def geom(r0, c0, r1, c1):
+        return shapely.box(c0 * RES, (size - r1) * RES, c1 * RES, (size - r0) * RES)
+
+    fp = np.array([geom(*b) for b in boxes], dtype=object)
+    rings = shapely.difference(shapely.buffer(fp, 3.0), fp)
+    return zones(fp, grid), zones(rings, grid)
+
+
+def _reference(before, after, stats, lum_stats, valid, fz, rz, max_shift, sigma):
+    """The definition: each move's whole-window SSIM loss and colour difference, zone means, smallest."""
+    lum_b, lum_a = before.mean(axis=0, keepdims=True), after.mean(axis=0, keepdims=True)
+    moves = displacements(max_shift)
+    t = max_shift
+    padded = np.pad(after, ((0, 0), (t, t), (t, t)), mode="edge")
+    ranges = np.asarray(stats.ranges, np.float32)[:, None, None]
+    rows, cols = before.shape[1:]
+    out = {k: np.full(fz.n, np.inf) for k in ("ssim", "colour", "ring_ssim", "ring_colour")}
+
+    def means(zs, values):
+        lab, ix = zs.pixels()
+        keep = valid.ravel()[ix]
+        total = np.bincount(lab[keep], weights=values.ravel()[ix[keep]].astype(np.float64), minlength=zs.n)
+        count = np.bincount(lab[keep], minlength=zs.n)
+        return np.where(count > 0, total / np.maximum(count, 1), np.inf)
+
+    for (dy, dx), loss in zip(moves, ssim_maps(lum_b, lum_a, sigma, moves, lum_stats)):
+        moved = padded[:, t - dy : t - dy + rows, t - dx : t - dx + cols]
+        diff = (np.abs(moved - before) / ranges).mean(axis=0)
+        for key, zs, values in (("ssim", fz, loss), ("colour", fz, diff), ("ring_ssim", rz, loss), ("ring_colour", rz, diff)):
+            np.fmin(out[key], means(zs, values), out=out[key])
+    return {k: np.where(np.isfinite(v), v, np.nan) for k, v in out.items()}
+
+
+def _inputs(seed, max_shift=2, sigma=1.5, size=96, shift=(1, -2)):
+    before, after = _pair(seed, size, shift)
+    stats = SceneStats(np.array([90.0, 85.0, 95.0]), 90.0, np.array([1.0, 1.0, 1.0]), np.array([2.0, 2.0, 2.0]),
+                       np.array([10.0, 10.0, 10.0]))
+    lum_stats = SceneStats(np.array([90.0]), 90.0, np.array([0.6]), np.array([1.2]))
+    valid = np.ones((size, size), bool)
+    valid[40:44, :] = False  # a gap through the first footprint
+    fz, rz = _zones(size)
+    n = fz.n
+    fl, fi = fz.pixels()
+    rl, ri = rz.pixels()
+    labels, idx = np.concatenate([fl, rl + n]), np.concatenate([fi, ri])
+    keep = valid.ravel()[idx]
+    return before, after, stats, lum_stats, valid, fz, rz, labels[keep], idx[keep], n
+
+
+@pytest.mark.parametrize("seed,max_shift,sigma", [(0, 2, 1.5), (1, 3, 1.0), (2, 0, 1.5)])
+def test_full_search_is_the_definition(seed, max_shift, sigma):
+    before, after, stats, lum_stats, valid, fz, rz, labels, idx, n = _inputs(seed)
+    got = best_alignment(before.mean(axis=0), after.mean(axis=0), before, after, lum_stats, stats.ranges, sigma,
+                         max_shift, labels, idx, n, search="full")
+    want = _reference(before, after, stats, lum_stats, valid, fz, rz, max_shift, sigma)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=2e-5, err_msg=key)
+        assert np.isfinite(got[key]).all()
+
+
+@pytest.mark.parametrize("shift", [(1, -2), (-1, 2), (3, 1)])
+def test_coarse_search_never_beats_the_full_one_and_finds_a_smooth_minimum(shift):
+    before, after, stats, lum_stats, valid, fz, rz, labels, idx, n = _inputs(3, shift=shift)
+    args = (before.mean(axis=0), after.mean(axis=0), before, after, lum_stats, stats.ranges, 1.5, 4, labels, idx, n)
+    full, coarse = best_alignment(*args, search="full"), best_alignment(*args, search="coarse")
+    for key in full:
+        assert (coarse[key] >= full[key] - 1e-6).all(), key
+    # the roof moved by an odd number of pixels: a move the coarse lattice lacks, found by the refinement
+    np.testing.assert_allclose(coarse["ssim"][0], full["ssim"][0], atol=1e-6)
+    np.testing.assert_allclose(coarse["colour"][0], full["colour"][0], atol=1e-6)
+
+
+def test_a_zone_without_valid_pixels_is_nan():
+    before, after, stats, lum_stats, valid, fz, rz, labels, idx, n = _inputs(4)
+    keep = ~((labels == 1) | (labels == n + 1))
+    got = best_alignment(before.mean(axis=0), after.mean(axis=0), before, after, lum_stats, stats.ranges, 1.5, 2,
+                         labels[keep], idx[keep], n)
+    assert np.isnan(got["ssim"][1]) and np.isnan(got["ring_colour"][1])
+    assert np.isfinite(got["ssim"][0])
+
+
+def test_gaussian_weights_are_scipys():
+    x = np.zeros(41)
+    x[20] = 1.0
+    for sigma in (0.8, 1.5, 2.3):
+        w = gaussian_weights(sigma)
+        got = ndimage.gaussian_filter1d(x, sigma, mode="reflect", truncate=3.5)
+        r = len(w) // 2
+        np.testing.assert_allclose(got[20 - r : 21 + r], w[::-1], atol=1e-12)
+        assert np.allclose(got[: 20 - r], 0) and np.allclose(got[21 + r :], 0)
+
+
+def test_unknown_search_is_refused():
+    before, after, stats, lum_stats, valid, fz, rz, labels, idx, n = _inputs(0)
+    with pytest.raises(ValueError, match="search"):
+        best_alignment(before.mean(axis=0), after.mean(axis=0), before, after, lum_stats, stats.ranges, 1.5, 2,
+                       labels, idx, n, search="fast")
+
+
+def test_the_refinement_takes_every_lattice_move_next_to_the_best():
+    from damage.optical.alignment import _neighbours
+
+    got = _neighbours(np.array([12, 0, 24]), 5).reshape(3, 5, 5)
+    centre = np.zeros((5, 5), bool)
+    centre[1:4, 1:4] = True
+    np.testing.assert_array_equal(got[0], centre)  # (0, 0) of a 5 x 5 lattice
+    corner = np.zeros((5, 5), bool)
+    corner[:2, :2] = True
+    np.testing.assert_array_equal(got[1], corner)  # clipped at the lattice's edge
+    np.testing.assert_array_equal(got[2], corner[::-1, ::-1])
