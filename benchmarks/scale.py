@@ -5,6 +5,7 @@ Run by hand (not a test); every figure is a ratio to a reference measured in the
 
     python benchmarks/scale.py zonal --raster 10000 --counts 1000,10000,100000
     python benchmarks/scale.py assess --sizes 2500,5000,10000
+    python benchmarks/scale.py assess --sizes 6000 --footprints 10000,40000,100000
     python benchmarks/scale.py region --size 4000
 
 ``zonal``: one float32 raster and N non-overlapping footprints (8-20 m houses at 0.5 m);
@@ -210,7 +211,8 @@ def _run_child(mode: str, folder: Path, echo_stderr: bool = False) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def assess(sizes: list[int], profile: bool = False) -> None:
+def assess(sizes: list[int], profile: bool = False, counts: list[int] | None = None) -> None:
+    """``counts``: instead of the town's own footprints, that many generated ones (a denser city) on the same pair."""
     print("| size px | footprints | read + one reproject s | our read+warp s | assess s | assess / reproject | "
           "assess / our read+warp | assess peak MB (main process) | largest worker peak MB | assess us per footprint |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -220,13 +222,16 @@ def assess(sizes: list[int], profile: bool = False) -> None:
             _town_pair(folder, size)
             g = _run_child("reproject", folder)
             r = _run_child("read", folder)
-            a = _run_child("assess", folder)
-            print(f"| {size:,} | {a['footprints']:,} | {g['seconds']:.1f} | {r['seconds']:.1f} | {a['seconds']:.1f} | "
-                  f"{a['seconds'] / g['seconds']:.2f} | {a['seconds'] / r['seconds']:.2f} | {a['peak_mb']:.0f} | "
-                  f"{a.get('child_peak_mb', 0):.0f} | "
-                  f"{1e6 * a['seconds'] / a['footprints']:.0f} |", flush=True)
-            if profile:
-                _run_child("profile", folder, echo_stderr=True)
+            for count in counts or [None]:
+                if count is not None:
+                    _footprints(count, size).to_file(folder / "footprints.gpkg")
+                a = _run_child("assess", folder)
+                print(f"| {size:,} | {a['footprints']:,} | {g['seconds']:.1f} | {r['seconds']:.1f} | {a['seconds']:.1f} | "
+                      f"{a['seconds'] / g['seconds']:.2f} | {a['seconds'] / r['seconds']:.2f} | {a['peak_mb']:.0f} | "
+                      f"{a.get('child_peak_mb', 0):.0f} | "
+                      f"{1e6 * a['seconds'] / a['footprints']:.0f} |", flush=True)
+                if profile:
+                    _run_child("profile", folder, echo_stderr=True)
 
 
 # -- region ------------------------------------------------------------------------------------
@@ -315,6 +320,8 @@ def main() -> None:
     s = sub.add_parser("assess")
     s.add_argument("--sizes", default="2500,5000,10000")
     s.add_argument("--profile", action="store_true", help="also print a cProfile of assess (cumulative)")
+    s.add_argument("--footprints", help="comma-separated counts of generated footprints on each pair (a denser city), "
+                                        "instead of the town's own")
     r = sub.add_parser("region")
     r.add_argument("--size", type=int, default=4000)
     r.add_argument("--chunk", type=int, default=1024)
@@ -325,7 +332,8 @@ def main() -> None:
     if args.what == "zonal":
         zonal(args.raster, [int(v) for v in args.counts.split(",")])
     elif args.what == "assess":
-        assess([int(v) for v in args.sizes.split(",")], args.profile)
+        assess([int(v) for v in args.sizes.split(",")], args.profile,
+               [int(v) for v in args.footprints.split(",")] if args.footprints else None)
     elif args.what == "region":
         region(args.size, args.chunk)
     else:

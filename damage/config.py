@@ -177,8 +177,9 @@ class Config:
         Largest displacement, in pixels, over which each building is aligned on its
         own (local misregistration, parallax) before its evidence is measured.
     building_search : {"full", "coarse"}
-        How those displacements are searched: every one, or every other one and then
-        the neighbours of each building's best (about 40 % of the work at 4 px; see
+        How those displacements are searched: every one (``full``), or every other one and
+        then the neighbours of each building's best (``coarse``, the default: half the work at
+        4 px, and on the xBD dev tiles 8 grades of 3,063 differ; see
         :mod:`damage.optical.alignment`).
     id_column : str, optional
         The footprints' column that identifies buildings (its values unique and present), copied to
@@ -231,7 +232,7 @@ class Config:
     context: float = 250.0
     ring_width: float = 6.0
     building_shift: int = 4
-    building_search: str = "full"
+    building_search: str = "coarse"
     id_column: str | None = None
     asset: str | None = None
     sign: str | None = None

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from damage.io.nodata import source_valid
 from damage.optical.masks import erode
@@ -36,3 +37,16 @@ def test_an_opaque_cloud_and_its_shadow_are_masked_and_a_clear_pair_is_not():
     assert mask[125:165, 65:105].mean() > 0.9  # its shadow
     assert not mask[:, 150:].any() and not mask[:30, :].any()  # the clear parts stay clear
     assert info["cloud_share"] > 0 and info["shadow_share"] > 0 and mask.mean() < 0.25
+
+
+@pytest.mark.parametrize("radius", [1, 2, 5, 10])
+def test_erode_is_radius_erosions_by_a_3_by_3_square_with_no_data_outside(radius):
+    from scipy import ndimage
+
+    from damage.optical.masks import erode
+
+    rng = np.random.default_rng(radius)
+    valid = ndimage.binary_opening(rng.random((90, 70)) > 0.08, iterations=1)
+    want = ndimage.binary_erosion(valid, structure=np.ones((3, 3), bool), iterations=radius, border_value=0)
+    np.testing.assert_array_equal(erode(valid, radius), want)
+    assert erode(valid, 0) is valid

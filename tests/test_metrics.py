@@ -52,3 +52,21 @@ def test_registry_accepts_new_metrics_and_combines_by_weight(scene):
         assert np.allclose(change, 0.5 * (1 + maps["absdiff"]))
     finally:
         METRICS.pop("ones_for_test")
+
+
+@pytest.mark.parametrize("shape,tolerance", [((3, 61, 47), 1), ((1, 20, 33), 2), ((4, 40, 40), 0)])
+def test_the_compiled_ssim_is_the_smallest_of_its_maps(shape, tolerance):
+    from scipy import ndimage
+
+    from damage.optical.metrics import displacements, scene_stats, ssim_compiled, ssim_maps
+
+    rng = np.random.default_rng(sum(shape))
+    before = ndimage.gaussian_filter(rng.normal(100, 30, shape), (0, 1.2, 1.2)).astype(np.float32)
+    after = (np.roll(before, (1, -1), axis=(1, 2)) + rng.normal(0, 3, shape)).astype(np.float32)
+    after[:, 5:15, 5:20] = rng.normal(120, 40, (shape[0], 10, 15))
+    stats = scene_stats(before, after, np.ones(shape[1:], bool))
+    moves = displacements(tolerance)
+    want = np.min(list(ssim_maps(before, after, 1.5, moves, stats)), axis=0)
+    got = ssim_compiled(before, after, 1.5, moves, stats)
+    np.testing.assert_allclose(got, want, atol=2e-3)  # float32 rounding of products near 1e4
+    assert np.abs(got - want).mean() < 1e-4

@@ -12,8 +12,12 @@ import numpy as np
 
 __all__ = ["move_sums"]
 
-# contraction (FMA) and reassociation let the tap loops vectorise; no value here is NaN or infinite
+# Contraction (FMA), reassociation and reciprocals let the loops vectorise; no value here is NaN or
+# infinite. They are used where every loop starts at the building's own box, so a value never depends
+# on the window it is computed in; over whole windows (ssim_min) only the exact operations are, or a
+# pixel's value would depend on whether it falls in a vector loop's body or its remainder.
 _FAST = {"contract", "reassoc", "nsz", "arcp", "nnan", "ninf"}
+_EXACT = {"nsz", "nnan", "ninf"}
 
 
 @numba.njit(cache=True, nogil=True)
@@ -131,3 +135,79 @@ def move_sums(x, ypad, mx, mypad, vypad, lumx, conx, c1, c2, before, apad, inv_r
             out[2, i, m] = s2
             out[3, i, m] = s3
 
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_EXACT, error_model="numpy")
+def ssim_min(x, ypad, mx, mypad, vypad, lumx, conx, k1s, k2s, t, w, dys, dxs, out, strip):  # pragma: no cover - compiled
+    """Per pixel, the smallest over moves of one minus SSIM averaged over bands, clipped to [0, 1].
+
+    ``x``, ``mx``, ``lumx`` (``mx**2 + c1``) and ``conx`` (noise-free variance ``+ c2``) are the
+    before epoch's ``(bands, rows, cols)``; ``ypad``, ``mypad`` and ``vypad`` the after epoch's
+    padded by ``t``. Rows are done in strips of ``strip`` so the filter's buffers stay in cache.
+    """
+    rad = w.shape[0] // 2
+    taps = w.shape[0]
+    nbands, height, width = x.shape
+    wf = w.astype(np.float32)
+    one, zero, two = np.float32(1.0), np.float32(0.0), np.float32(2.0)
+    scale = np.float32(1.0 / nbands)
+    npx = width + 2 * rad
+    cols = np.empty(npx, np.int64)
+    for k in range(npx):
+        cols[k] = _reflect(k - rad, width)
+    p = np.empty(npx, np.float32)
+    h = np.empty((strip + 2 * rad, width), np.float32)
+    v = np.empty(width, np.float32)
+    acc = np.empty((strip, width), np.float32)
+    for r0 in range(0, height, strip):
+        nr = min(strip, height - r0)
+        nh = nr + 2 * rad
+        for m in range(dys.shape[0]):
+            dy, dx = dys[m], dxs[m]
+            for r in range(nr):
+                for c in range(width):
+                    acc[r, c] = zero
+            for b in range(nbands):
+                k1, k2 = k1s[b], k2s[b]
+                for rr in range(nh):
+                    ri = _reflect(r0 - rad + rr, height)
+                    yr = ri + t - dy
+                    xrow, yrow = x[b, ri], ypad[b, yr, t - dx : t - dx + width]
+                    for c in range(width):
+                        p[rad + c] = xrow[c] * yrow[c]
+                    for k in range(rad):
+                        ci = cols[k]
+                        p[k] = xrow[ci] * ypad[b, yr, ci + t - dx]
+                        ci = cols[rad + width + k]
+                        p[rad + width + k] = xrow[ci] * ypad[b, yr, ci + t - dx]
+                    hrow = h[rr]
+                    for c in range(width):
+                        hrow[c] = wf[0] * p[c]
+                    for k in range(1, taps):
+                        wk = wf[k]
+                        for c in range(width):
+                            hrow[c] += wk * p[c + k]
+                for r in range(nr):
+                    for c in range(width):
+                        v[c] = wf[0] * h[r, c]
+                    for k in range(1, taps):
+                        wk = wf[k]
+                        for c in range(width):
+                            v[c] += wk * h[r + k, c]
+                    rb, ay = r0 + r, r0 + r + t - dy
+                    mys_row, vys_row = mypad[b, ay, t - dx : t - dx + width], vypad[b, ay, t - dx : t - dx + width]
+                    mx_row, lx_row, cx_row, arow = mx[b, rb], lumx[b, rb], conx[b, rb], acc[r]
+                    for c in range(width):
+                        mys = mys_row[c]
+                        mxx = mx_row[c]
+                        cov = v[c] - mxx * mys
+                        num = (two * mxx * mys + k1) * (two * cov + k2)
+                        den = (lx_row[c] + mys * mys) * (cx_row[c] + vys_row[c])
+                        arow[c] += one - num / den
+            for r in range(nr):
+                orow, arow = out[r0 + r], acc[r]
+                for c in range(width):
+                    q = arow[c] * scale
+                    q = zero if q < zero else (one if q > one else q)
+                    if m == 0 or q < orow[c]:
+                        orow[c] = q

@@ -226,11 +226,40 @@ def ssim(
     each pixel takes the smallest value over displacements (:func:`ssim_maps`).
     """
     stats = stats or scene_stats(before, after, valid)
-    out: np.ndarray | None = None
-    for loss in ssim_maps(before, after, sigma, displacements(tolerance), stats):
-        out = loss if out is None else np.minimum(out, loss)
-    assert out is not None  # displacements() always holds (0, 0)
-    return out.astype(np.float32)
+    return ssim_compiled(before, after, sigma, displacements(tolerance), stats)
+
+
+def ssim_compiled(before: np.ndarray, after: np.ndarray, sigma: float, moves: list[tuple[int, int]],
+                  stats: SceneStats) -> np.ndarray:
+    """The per-pixel smallest of :func:`ssim_maps` over ``moves``, in one compiled pass per move (numba).
+
+    The local means and noise-free variances of each epoch are computed here as in
+    :func:`ssim_maps`; the covariance of each move, the formula and the smallest over
+    moves are fused, strip by strip of rows, without a whole-window map per move.
+    """
+    from damage.optical._compiled import ssim_min
+    from damage.optical.alignment import gaussian_weights
+
+    bands, rows, cols = before.shape
+    t = max((max(abs(dy), abs(dx)) for dy, dx in moves), default=0)
+    x = np.ascontiguousarray(before, dtype=np.float32)
+    y = np.pad(np.asarray(after, dtype=np.float32), ((0, 0), (t, t), (t, t)), mode="edge")
+    mx, my = np.empty_like(x), np.empty_like(y)
+    lumx, conx, vy = np.empty_like(x), np.empty_like(x), np.empty_like(y)
+    k1, k2 = np.empty(bands, np.float32), np.empty(bands, np.float32)
+    for band in range(bands):
+        mx[band], my[band] = _gauss(x[band], sigma), _gauss(y[band], sigma)
+        vx = np.maximum(_gauss(x[band] * x[band], sigma) - mx[band] * mx[band] - float(stats.noise_before[band]) ** 2, 0.0)
+        vy[band] = np.maximum(_gauss(y[band] * y[band], sigma) - my[band] * my[band] - float(stats.noise_after[band]) ** 2, 0.0)
+        k1[band] = np.float32((0.01 * stats.ranges[band]) ** 2)
+        k2[band] = np.float32((0.03 * stats.ranges[band]) ** 2)
+        lumx[band] = mx[band] * mx[band] + k1[band]
+        conx[band] = vx + k2[band]
+    out = np.empty((rows, cols), np.float32)
+    dys = np.array([m[0] for m in moves], np.int64)
+    dxs = np.array([m[1] for m in moves], np.int64)
+    ssim_min(x, y, mx, my, vy, lumx, conx, k1, k2, t, gaussian_weights(sigma), dys, dxs, out, 32)
+    return out
 
 
 @register("absdiff", radius=0)

@@ -14,16 +14,20 @@ scene is cut nor on what else is assessed with it.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 from affine import Affine
+from rasterio.errors import NotGeoreferencedWarning
 
 from damage.config import Config
 from damage.errors import NoOverlapError
-from damage.geo.raster import Grid, busiest_blocks
+from damage.geo.raster import Grid, Raster, busiest_blocks
 from damage.io.sources import Epoch
 from damage.io.warp import warp_epoch
 from damage.optical.masks import clouds
@@ -36,6 +40,8 @@ __all__ = ["fit_scene", "cloud_min_pixels", "FIT_SIDE", "FIT_BLOCK", "FIT_BLOCKS
 FIT_SIDE = 2048
 #: Side, in grid pixels, of the sample blocks of a larger scene, and how many at most.
 FIT_BLOCK, FIT_BLOCKS = 512, 16
+#: Threads that read the sample blocks and the overview of a larger scene side by side.
+FIT_THREADS = 2
 
 
 def cloud_min_pixels(cfg: Config, grid: Grid) -> int:
@@ -111,29 +117,57 @@ def _overview_clouds(be: Epoch, ae: Epoch, grid: Grid, cfg: Config) -> CloudMask
     return CloudMask(f, mask, info)
 
 
+@contextlib.contextmanager
+def _quiet_memory_datasets() -> Iterator[None]:
+    """While threads warp: rasterio hides the NotGeoreferencedWarning of its in-memory datasets with
+    ``warnings.catch_warnings``, which is not thread-safe (one thread's exit restores the filters
+    another thread's block relies on). Ignored here, before the threads start, every filter list
+    they save and restore ignores it too; the caller's filters are back when the block ends."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        yield
+
+
 def _fit_sampled(be: Epoch, ae: Epoch, grid: Grid, geoms: np.ndarray, cfg: Config, options: dict[str, Any],
                  say: Callable[[str], None]) -> SceneFit:
     """Registration, radiometry, metric scaling and calibration on sample blocks; clouds on an overview."""
-    if cfg.cloud_mask:
-        say("masking clouds on an overview")
-    cloud = _overview_clouds(be, ae, grid, cfg) if cfg.cloud_mask else None
     blocks = busiest_blocks(geoms, grid, FIT_BLOCK, int(np.clip(grid.shape[0] * grid.shape[1] / 4 / FIT_BLOCK**2, 4, FIT_BLOCKS)))
-    rasters, estimates = [], []
-    for k, win in enumerate(blocks, start=1):
-        say(f"reading and co-registering sample block {k} of {len(blocks)}")
+
+    def read_block(win: tuple[int, int, int, int]) -> tuple[Raster, Raster, np.ndarray | None]:
         rb = warp_epoch(be, grid, black_fill=cfg.black_fill, check_valid=False, window=win)
         ra = warp_epoch(ae, grid, black_fill=cfg.black_fill, check_valid=False, window=win)
-        rasters.append((rb, ra))
+        est = None
         if cfg.register:
             est = block_shifts(luminance(rb.array), luminance(ra.array), rb.valid & ra.valid, max_shift=cfg.max_shift)
-            estimates.append(est + np.array([0.0, 0.0, win[0], win[1]]))
+            est = est + np.array([0.0, 0.0, win[0], win[1]])
+        return rb, ra, est
+
+    # The overview's clouds and the sample blocks are read side by side in threads: GDAL's warps,
+    # numpy and the registration's FFTs release the GIL, and each read opens its own dataset.
+    say(("masking clouds on an overview and " if cfg.cloud_mask else "") + f"reading {len(blocks)} sample blocks"
+        + (" and co-registering them" if cfg.register else ""))
+    with _quiet_memory_datasets(), ThreadPoolExecutor(max_workers=FIT_THREADS) as pool:
+        cloud_job = pool.submit(_overview_clouds, be, ae, grid, cfg) if cfg.cloud_mask else None
+        read = list(pool.map(read_block, blocks))
+        cloud = cloud_job.result() if cloud_job is not None else None
+    estimates = [est for _, _, est in read if est is not None]
+    befores = [rb for rb, _, _ in read]
+    afters = [ra for _, ra, _ in read]
+    del read
     shift = consensus(np.concatenate(estimates), grid.shape) if estimates else None
     move = moving(shift)
+    if move is not None:  # the after blocks again, registered (in threads; the unregistered ones let go first)
+        say("reading the after epoch's sample blocks again, registered")
+        afters.clear()
+
+        def registered(win: tuple[int, int, int, int]) -> Raster:
+            return warp_epoch(ae, grid, black_fill=cfg.black_fill, check_valid=False, window=win, move=move)
+
+        with _quiet_memory_datasets(), ThreadPoolExecutor(max_workers=FIT_THREADS) as pool:
+            afters = list(pool.map(registered, blocks))
     # Radiometry and metric scaling on the sample blocks side by side, after registration.
     b_parts, a_parts, v_parts = [], [], []
-    for (rb, ra), win in zip(rasters, blocks):
-        if move is not None:
-            ra = warp_epoch(ae, grid, black_fill=cfg.black_fill, check_valid=False, window=win, move=move)
+    for rb, ra, win in zip(befores, afters, blocks):
         valid = rb.valid & ra.valid
         if cloud is not None:
             valid &= ~cloud.window(win)
@@ -141,6 +175,7 @@ def _fit_sampled(be: Epoch, ae: Epoch, grid: Grid, geoms: np.ndarray, cfg: Confi
         b_parts.append(np.pad(rb.array, pad))
         a_parts.append(np.pad(ra.array, pad))
         v_parts.append(np.pad(valid, pad[1:]))
+    del befores, afters
     b_all, a_all, v_all = (np.concatenate(p, axis=-1) for p in (b_parts, a_parts, v_parts))
     if not v_all.any():
         raise NoOverlapError(f"{be.describe()} and {ae.describe()} hold no valid pixel in common where the footprints are")
