@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from rasterio.crs import CRS
 
 from damage.geo.raster import Grid
-from damage.geo.zonal import grouped_quantile, overlap_layers, span_sums, zonal_stats, zones
+from damage.geo.zonal import grouped_quantiles, overlap_layers, span_sums, zonal_stats, zones
 
 GRID = Grid(CRS.from_epsg(32615), Affine(1, 0, 0, 0, -1, 20), (20, 20))
 
@@ -50,15 +50,18 @@ def test_invalid_pixels_do_not_count():
 
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 6), st.floats(-50, 50)), min_size=1, max_size=60), st.floats(0, 1))
-def test_grouped_quantile_matches_numpy(pairs, q):
+def test_grouped_quantiles_match_numpy(pairs, q):
     labels = np.array([p[0] for p in pairs])
     values = np.array([p[1] for p in pairs])
-    got = grouped_quantile(labels, values, 7, q)
-    for k in range(7):
-        if (labels == k).any():
-            assert got[k] == pytest.approx(np.quantile(values[labels == k], q), abs=1e-9)
-        else:
-            assert np.isnan(got[k])
+    order = np.argsort(labels, kind="stable")
+    for lab, val in ((labels, values), (labels[order], values[order])):  # in any order, or grouped already
+        got, median = grouped_quantiles(lab, val, 7, (q, 0.5))
+        for k in range(7):
+            if (labels == k).any():
+                assert got[k] == pytest.approx(np.quantile(values[labels == k], q), abs=1e-9)
+                assert median[k] == pytest.approx(np.median(values[labels == k]), abs=1e-9)
+            else:
+                assert np.isnan(got[k]) and np.isnan(median[k])
 
 
 def test_overlap_layers_separate_overlaps_but_not_touching():

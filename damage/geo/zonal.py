@@ -21,7 +21,7 @@ import shapely
 
 from damage.geo.raster import Grid, present
 
-__all__ = ["STATS", "Zones", "zones", "spans", "span_sums", "zonal_stats", "grouped_quantile", "overlap_layers"]
+__all__ = ["STATS", "Zones", "zones", "spans", "span_sums", "zonal_stats", "grouped_quantiles", "overlap_layers"]
 
 
 def overlap_layers(geoms: np.ndarray) -> np.ndarray:
@@ -233,23 +233,25 @@ def _std(labels: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return np.sqrt(_mean(labels, dev * dev, n))
 
 
-def grouped_quantile(labels: np.ndarray, values: np.ndarray, n: int, q: float) -> np.ndarray:
-    """The ``q`` quantile (linear interpolation) of ``values`` per label ``0..n-1``."""
-    order = np.lexsort((values, labels))
-    lab, val = labels[order], values[order]
-    count = np.bincount(lab, minlength=n)
-    start = np.concatenate([[0], np.cumsum(count)[:-1]])
-    # the position within each group, not in the whole array: the result must not depend
-    # on which other groups are reduced with it (rounding of start + offset would)
-    offset = q * np.maximum(count - 1, 0)
-    whole = np.floor(offset)
-    lo = start + whole.astype(np.int64)
-    hi = np.minimum(lo + 1, start + np.maximum(count - 1, 0))
-    frac = offset - whole
-    out = np.full(n, np.nan)
-    has = count > 0
-    out[has] = val[lo[has]] * (1 - frac[has]) + val[hi[has]] * frac[has]
-    return out
+def grouped_quantiles(labels: np.ndarray, values: np.ndarray, n: int, qs: tuple[float, ...]) -> list[np.ndarray]:
+    """The ``qs`` quantiles (linear interpolation) of ``values`` per label ``0..n-1``, NaN for an empty label.
+
+    The values are grouped by label (a stable sort, skipped when the labels already come in
+    order, as a footprint's pixels do) and each group is sorted on its own, in one compiled
+    loop (:func:`damage.geo._compiled.group_quantiles`), for every quantile at once.
+    """
+    from damage.geo._compiled import group_quantiles
+
+    labels = np.asarray(labels, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    if labels.size and (labels[1:] < labels[:-1]).any():
+        order = np.argsort(labels, kind="stable")
+        labels, values = labels[order], values[order]
+    count = np.bincount(labels, minlength=n)
+    start = np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64)
+    out = np.full((len(qs), n), np.nan)
+    group_quantiles(values, start, count.astype(np.int64), np.asarray(qs, dtype=np.float64), out)
+    return list(out)
 
 
 def _max(labels: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
@@ -264,8 +266,8 @@ STATS: dict[str, Stat] = {
     "max": _max,
     "mean": _mean,
     "std": _std,
-    "median": lambda labels, values, n: grouped_quantile(labels, values, n, 0.5),
-    "p90": lambda labels, values, n: grouped_quantile(labels, values, n, 0.9),
+    "median": lambda labels, values, n: grouped_quantiles(labels, values, n, (0.5,))[0],
+    "p90": lambda labels, values, n: grouped_quantiles(labels, values, n, (0.9,))[0],
 }
 
 
@@ -299,9 +301,13 @@ def zonal_stats(zs: Zones, values: np.ndarray, valid: np.ndarray, stats: tuple[s
         value_parts.append(flat_values[idx].astype(np.float64))
     labels = np.concatenate(labels_parts) if labels_parts else np.zeros(0, np.int64)
     vals = np.concatenate(value_parts) if value_parts else np.zeros(0)
-    return {name: STATS[name](labels, vals, zs.n) for name in stats}
+    quantiles = {name: q for name, q in _QUANTILES.items() if name in stats}
+    found = dict(zip(quantiles, grouped_quantiles(labels, vals, zs.n, tuple(quantiles.values())))) if quantiles else {}
+    return {name: found[name] if name in found else STATS[name](labels, vals, zs.n) for name in stats}
 
 
+#: The quantile statistics, computed together from one grouping of the pixels.
+_QUANTILES = {"median": 0.5, "p90": 0.9}
 _SPAN_STATS = {"mean", "sum", "count"}
 #: Rows of the grid whose running sums are held at once.
 _BAND = 512

@@ -217,6 +217,17 @@ def scene_typical(before: np.ndarray, after: np.ndarray, valid: np.ndarray, mval
     }
 
 
+def _lab_at(image: np.ndarray, idx: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """CIELAB ``(3, len(idx))`` of ``image`` at flat pixel indices ``idx`` (repeats allowed): each
+    pixel converted once, whether the zones' pixels are few (converted where they are) or many
+    (rings of a dense city overlap several times: the whole window converted)."""
+    flat = image.reshape(image.shape[0], -1)
+    if idx.size >= flat.shape[1] // 2:
+        return lab(flat[:, None, :], lo, hi)[:, 0, :][:, idx]
+    unique, where = np.unique(idx, return_inverse=True)
+    return lab(flat[:, unique][:, None, :], lo, hi)[:, 0, :][:, where.ravel()]
+
+
 class _Means:
     """Means of maps over the valid pixels of each zone, from the zones' pixel lists (computed once).
 
@@ -341,8 +352,7 @@ def building_evidence(
     # CIELAB is pointwise: converted at the zones' pixels only, not over the whole window
     lo = float(np.min(stats.lows)) if stats.lows is not None else 0.0
     hi = lo + float(np.max(stats.ranges))
-    at_b = lab(before.reshape(before.shape[0], -1)[:, both.idx][:, None, :], lo, hi)[:, 0, :]
-    at_a = lab(after.reshape(after.shape[0], -1)[:, both.idx][:, None, :], lo, hi)[:, 0, :]
+    at_b, at_a = (_lab_at(image, both.idx, lo, hi) for image in (before, after))
     lab_b = [both.gathered(at_b[i]) for i in range(3)]
     lab_a = [both.gathered(at_a[i]) for i in range(3)]
     d_lab = {name: lab_a[i][0] - lab_b[i][0] for i, name in enumerate(("lightness", "red", "yellow"))}
