@@ -11,8 +11,8 @@ from scipy import ndimage
 
 from damage.geo.raster import Grid
 from damage.geo.zonal import zones
-from damage.optical.alignment import best_alignment, gaussian_weights
-from damage.optical.metrics import SceneStats, displacements, ssim_maps
+from damage.optical.alignment import best_alignment
+from damage.optical.metrics import SceneStats, displacements, gaussian_weights, ssim_maps
 
 RES = 0.5
 

@@ -70,3 +70,14 @@ def test_the_compiled_ssim_is_the_smallest_of_its_maps(shape, tolerance):
     got = ssim_compiled(before, after, 1.5, moves, stats)
     np.testing.assert_allclose(got, want, atol=2e-3)  # float32 rounding of products near 1e4
     assert np.abs(got - want).mean() < 1e-4
+
+
+@pytest.mark.parametrize("shape,sigma", [((64, 81), 1.5), ((5, 7), 1.5), ((40, 33), 0.8), ((3, 200), 2.5)])
+def test_the_compiled_gaussian_is_scipys_to_the_bit(shape, sigma):
+    from scipy import ndimage
+
+    from damage.optical.metrics import _gauss
+
+    x = np.random.default_rng(shape[0]).normal(100, 30, shape).astype(np.float32)
+    want = ndimage.gaussian_filter(x, sigma, mode="reflect", truncate=3.5)
+    np.testing.assert_array_equal(_gauss(x, sigma), want)

@@ -10,14 +10,18 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["move_sums"]
+__all__ = ["box_sums", "ssim_min", "gauss2d"]
 
-# Contraction (FMA), reassociation and reciprocals let the loops vectorise; no value here is NaN or
-# infinite. They are used where every loop starts at the building's own box, so a value never depends
-# on the window it is computed in; over whole windows (ssim_min) only the exact operations are, or a
-# pixel's value would depend on whether it falls in a vector loop's body or its remainder.
+# No value here is NaN or infinite; division by zero follows numpy (no Python check), which lets the
+# loops vectorise. Contraction (FMA), reassociation and reciprocals are allowed where every loop starts
+# at a building's own box (a value then never depends on the window); over whole windows (ssim_min)
+# only operations that round exactly as written, or a pixel's value would depend on whether it falls
+# in a vector loop's body or its remainder, that is on the window.
 _FAST = {"contract", "reassoc", "nsz", "arcp", "nnan", "ninf"}
 _EXACT = {"nsz", "nnan", "ninf"}
+#: Columns of a box are made in whole multiples of this (the widest float32 vector, AVX-512), the extra
+#: ones computed and ignored: short rows (a house is 20 to 40 px wide) then have no scalar remainder.
+_LANES = 16
 
 
 @numba.njit(cache=True, nogil=True)
@@ -29,112 +33,125 @@ def _reflect(i: int, n: int) -> int:
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
-def move_sums(x, ypad, mx, mypad, vypad, lumx, conx, c1, c2, before, apad, inv_ranges, t, w,
-              seg, prow, pcol, dys, dxs, todo, out):  # pragma: no cover - compiled
-    """Sums over each building's footprint and ring pixels of SSIM loss and colour difference, per move.
+def _region(x, ypad, mx, mypad, vypad, lumx, conx, k1, k2, before, apad, inv, t, wf,
+            r0, nr, c0, nc, dy, dx, h, v, p, loss, diff):  # pragma: no cover - compiled
+    """SSIM loss of the luminance and colour difference (summed over bands) for move ``(dy, dx)``
+    over rows ``r0:r0 + nr`` and columns ``c0:c0 + nc``, into ``loss[:nr, :nc]`` and ``diff[:nr, :nc]``.
 
-    Building ``i``'s footprint has pixels ``seg[2i]:seg[2i + 1]`` and its ring
-    ``seg[2i + 1]:seg[2i + 2]`` (rows ``prow``, columns ``pcol``); for each move ``m`` with ``todo[i, m]``, ``out[:, i, m]`` gets
-    the footprint's and the ring's sums of loss and of colour difference.
+    The Gaussian of ``before x moved after`` is a horizontal pass over the region's rows
+    (and ``rad`` more each side), then a vertical one; ``h``, ``v``, ``p`` are scratch.
     """
-    rad = w.shape[0] // 2
-    taps = w.shape[0]
+    rad = wf.shape[0] // 2
+    taps = wf.shape[0]
     height, width = x.shape
     nbands = before.shape[0]
+    one, zero, two = np.float32(1.0), np.float32(0.0), np.float32(2.0)
+    nh = nr + 2 * rad
+    npx = nc + 2 * rad
+    inner = c0 - rad >= 0 and c0 + nc + rad <= width  # no column reflected: contiguous reads
+    for rr in range(nh):
+        ri = _reflect(r0 - rad + rr, height)
+        yr = ri + t - dy
+        if inner:
+            base = c0 - rad
+            for k in range(npx):
+                p[k] = x[ri, base + k] * ypad[yr, base + k + t - dx]
+        else:
+            for k in range(npx):
+                ci = _reflect(c0 - rad + k, width)
+                p[k] = x[ri, ci] * ypad[yr, ci + t - dx]
+        for c in range(nc):
+            h[rr, c] = wf[0] * p[c]
+        for k in range(1, taps):
+            wk = wf[k]
+            for c in range(nc):
+                h[rr, c] += wk * p[c + k]
+    for r in range(nr):
+        for c in range(nc):
+            v[c] = wf[0] * h[r, c]
+        for k in range(1, taps):
+            wk = wf[k]
+            for c in range(nc):
+                v[c] += wk * h[r + k, c]
+        rb, ay, ax = r0 + r, r0 + r + t - dy, c0 + t - dx
+        mys_row, vys_row = mypad[ay, ax:ax + nc], vypad[ay, ax:ax + nc]
+        mx_row, lx_row, cx_row = mx[rb, c0:c0 + nc], lumx[rb, c0:c0 + nc], conx[rb, c0:c0 + nc]
+        lrow, drow = loss[r], diff[r]
+        for c in range(nc):
+            mys = mys_row[c]
+            mxx = mx_row[c]
+            cov = v[c] - mxx * mys
+            num = (two * mxx * mys + k1) * (two * cov + k2)
+            den = (lx_row[c] + mys * mys) * (cx_row[c] + vys_row[c])
+            q = one - num / den
+            lrow[c] = zero if q < zero else (one if q > one else q)
+        for c in range(nc):
+            drow[c] = zero
+        for band in range(nbands):
+            a_row, b_row, ib = apad[band, ay, ax:ax + nc], before[band, rb, c0:c0 + nc], inv[band]
+            for c in range(nc):
+                drow[c] += abs(a_row[c] - b_row[c]) * ib
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
+def box_sums(x, ypad, mx, mypad, vypad, lumx, conx, c1, c2, before, apad, inv_ranges, t, w,
+             seg, prow, pcol, dys, dxs, todo_fp, todo_ring, out):  # pragma: no cover - compiled
+    """Per building and move, sums of SSIM loss and colour difference over its footprint and its ring,
+    each building on its own box.
+
+    Building ``i``'s footprint has pixels ``seg[2i]:seg[2i + 1]`` and its ring
+    ``seg[2i + 1]:seg[2i + 2]`` (rows ``prow``, columns ``pcol``, in row order). For a move
+    ``m`` with ``todo_ring[i, m]`` the maps are made over the box of both and ``out[:, i, m]``
+    gets all four sums (footprint loss, footprint difference, ring loss, ring difference);
+    with ``todo_fp[i, m]`` only, over the footprint's box, and the footprint's two sums.
+    """
+    rad = w.shape[0] // 2
     wf = w.astype(np.float32)
     inv = inv_ranges.astype(np.float32)
     k1, k2 = np.float32(c1), np.float32(c2)
-    one, zero, two = np.float32(1.0), np.float32(0.0), np.float32(2.0)
     for i in range(seg.shape[0] // 2):
         a, f, b = seg[2 * i], seg[2 * i + 1], seg[2 * i + 2]
         if a == b:
             continue
-        r0, r1, c0, c1_ = prow[a], prow[a], pcol[a], pcol[a]
-        for j in range(a, b):
-            r0 = min(r0, prow[j])
-            r1 = max(r1, prow[j])
-            c0 = min(c0, pcol[j])
-            c1_ = max(c1_, pcol[j])
-        nr = r1 - r0 + 1
-        nh = nr + 2 * rad
-        nc = c1_ - c0 + 1
-        npx = nc + 2 * rad
-        h = np.empty((nh, nc), np.float32)
-        v = np.empty(nc, np.float32)
-        loss = np.empty((nr, nc), np.float32)
-        diff = np.empty((nr, nc), np.float32)
-        p = np.empty(npx, np.float32)
-        cols = np.empty(npx, np.int64)
-        for k in range(npx):
-            cols[k] = _reflect(c0 - rad + k, width)
-        inner = c0 - rad >= 0 and c1_ + rad < width  # no column reflected: contiguous reads
+        # the footprint's box, and the box of footprint and ring
+        fr0, fr1, fc0, fc1 = 1 << 40, -1, 1 << 40, -1
+        for j in range(a, f):
+            fr0, fr1 = min(fr0, prow[j]), max(fr1, prow[j])
+            fc0, fc1 = min(fc0, pcol[j]), max(fc1, pcol[j])
+        r0, r1, c0, c1_ = fr0, fr1, fc0, fc1
+        for j in range(f, b):
+            r0, r1 = min(r0, prow[j]), max(r1, prow[j])
+            c0, c1_ = min(c0, pcol[j]), max(c1_, pcol[j])
+        nr, nc = r1 - r0 + 1, c1_ - c0 + 1
+        wide = min(-(-nc // _LANES) * _LANES, x.shape[1] - c0)  # whole vectors: no scalar remainder in the row loops
+        h = np.empty((nr + 2 * rad, wide), np.float32)
+        v = np.empty(wide, np.float32)
+        p = np.empty(wide + 2 * rad, np.float32)
+        loss = np.empty((nr, wide), np.float32)
+        diff = np.empty((nr, wide), np.float32)
         for m in range(dys.shape[0]):
-            if not todo[i, m]:
+            whole = todo_ring[i, m]
+            if not (whole or (todo_fp[i, m] and f > a)):
                 continue
-            dy, dx = dys[m], dxs[m]
-            # horizontal pass of before x moved after over the box's rows (and rad rows each side)
-            for rr in range(nh):
-                ri = _reflect(r0 - rad + rr, height)
-                yr = ri + t - dy
-                if inner:
-                    base = c0 - rad
-                    for k in range(npx):
-                        p[k] = x[ri, base + k] * ypad[yr, base + k + t - dx]
-                else:
-                    for k in range(npx):
-                        ci = cols[k]
-                        p[k] = x[ri, ci] * ypad[yr, ci + t - dx]
-                for c in range(nc):
-                    h[rr, c] = wf[0] * p[c]
-                for k in range(1, taps):
-                    wk = wf[k]
-                    for c in range(nc):
-                        h[rr, c] += wk * p[c + k]
-            # vertical pass, SSIM loss and colour difference over the box (contiguous rows: vectorised)
-            for r in range(nr):
-                for c in range(nc):
-                    v[c] = wf[0] * h[r, c]
-                for k in range(1, taps):
-                    wk = wf[k]
-                    for c in range(nc):
-                        v[c] += wk * h[r + k, c]
-                rb, ay, ax = r0 + r, r0 + r + t - dy, c0 + t - dx
-                # rows as 1-d views: the loops below vectorise
-                mys_row, vys_row = mypad[ay, ax:ax + nc], vypad[ay, ax:ax + nc]
-                mx_row, lx_row, cx_row = mx[rb, c0:c0 + nc], lumx[rb, c0:c0 + nc], conx[rb, c0:c0 + nc]
-                lrow, drow = loss[r], diff[r]
-                for c in range(nc):
-                    mys = mys_row[c]
-                    mxx = mx_row[c]
-                    cov = v[c] - mxx * mys
-                    num = (two * mxx * mys + k1) * (two * cov + k2)
-                    den = (lx_row[c] + mys * mys) * (cx_row[c] + vys_row[c])
-                    q = one - num / den
-                    lrow[c] = zero if q < zero else (one if q > one else q)
-                for c in range(nc):
-                    drow[c] = zero
-                for band in range(nbands):
-                    a_row, b_row, ib = apad[band, ay, ax:ax + nc], before[band, rb, c0:c0 + nc], inv[band]
-                    for c in range(nc):
-                        drow[c] += abs(a_row[c] - b_row[c]) * ib
-            # sums over the footprint's pixels, then the ring's
+            br0, bc0 = (r0, c0) if whole else (fr0, fc0)
+            bnr, bnc = (nr, wide) if whole else (fr1 - fr0 + 1, min(-(-(fc1 - fc0 + 1) // _LANES) * _LANES, x.shape[1] - fc0))
+            _region(x, ypad, mx, mypad, vypad, lumx, conx, k1, k2, before, apad, inv, t, wf,
+                    br0, bnr, bc0, bnc, dys[m], dxs[m], h, v, p, loss, diff)
             s0 = 0.0
             s1 = 0.0
             for j in range(a, f):
-                s0 += loss[prow[j] - r0, pcol[j] - c0]
-                s1 += diff[prow[j] - r0, pcol[j] - c0]
-            s2 = 0.0
-            s3 = 0.0
-            for j in range(f, b):
-                s2 += loss[prow[j] - r0, pcol[j] - c0]
-                s3 += diff[prow[j] - r0, pcol[j] - c0]
-            s1 /= nbands
-            s3 /= nbands
+                s0 += loss[prow[j] - br0, pcol[j] - bc0]
+                s1 += diff[prow[j] - br0, pcol[j] - bc0]
             out[0, i, m] = s0
             out[1, i, m] = s1
-            out[2, i, m] = s2
-            out[3, i, m] = s3
-
+            if whole:
+                s2 = 0.0
+                s3 = 0.0
+                for j in range(f, b):
+                    s2 += loss[prow[j] - br0, pcol[j] - bc0]
+                    s3 += diff[prow[j] - br0, pcol[j] - bc0]
+                out[2, i, m] = s2
+                out[3, i, m] = s3
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_EXACT, error_model="numpy")
@@ -211,3 +228,42 @@ def ssim_min(x, ypad, mx, mypad, vypad, lumx, conx, k1s, k2s, t, w, dys, dxs, ou
                     q = zero if q < zero else (one if q > one else q)
                     if m == 0 or q < orow[c]:
                         orow[c] = q
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_EXACT)
+def gauss2d(src, w, out):  # pragma: no cover - compiled
+    """scipy.ndimage.gaussian_filter of a float32 image with the normalised kernel ``w`` and
+    ``reflect`` edges: along rows (axis 0), rounded to float32, then along columns, each pass
+    summing in float64 as scipy does (the symmetric kernel's pairs added first)."""
+    rad = w.shape[0] // 2
+    height, width = src.shape
+    tmp = np.empty((height, width), np.float32)
+    acc = np.empty(width, np.float64)
+    for r in range(height):
+        row = src[r]
+        for c in range(width):
+            acc[c] = row[c] * w[rad]
+        for j in range(1, rad + 1):
+            up, down, wj = src[_reflect(r - j, height)], src[_reflect(r + j, height)], w[rad + j]
+            for c in range(width):
+                acc[c] += (np.float64(up[c]) + np.float64(down[c])) * wj
+        trow = tmp[r]
+        for c in range(width):
+            trow[c] = acc[c]
+    line = np.empty(width + 2 * rad, np.float64)
+    for r in range(height):
+        trow = tmp[r]
+        for c in range(width):
+            line[rad + c] = trow[c]
+        for k in range(rad):
+            line[k] = trow[_reflect(k - rad, width)]
+            line[rad + width + k] = trow[_reflect(width + k, width)]
+        for c in range(width):
+            acc[c] = line[rad + c] * w[rad]
+        for j in range(1, rad + 1):
+            wj = w[rad + j]
+            for c in range(width):
+                acc[c] += (line[rad + c - j] + line[rad + c + j]) * wj
+        orow = out[r]
+        for c in range(width):
+            orow[c] = acc[c]

@@ -10,54 +10,33 @@ image up to ``max_shift`` pixels, the mean over the zone's valid pixels of
 
 each zone keeps the smallest over the displacements (:func:`best_alignment`).
 
-The work is done building by building in one compiled loop (numba): for a move, the
-Gaussian of the product ``before x moved after`` is computed over the building's
-bounding box only (a horizontal pass over its rows, then a vertical pass at its
-pixels), and the four zone sums are accumulated without a whole-window map. Local
-means and variances of each epoch are computed once per window (scipy).
+The work is done building by building in one compiled loop (numba,
+:func:`damage.optical._compiled.box_sums`): for a move, the Gaussian of the product
+``before x moved after`` is made over the building's box only (a horizontal pass over
+its rows, then a vertical one), then the SSIM formula and the colour difference, and
+the zone sums are taken from it; no whole-window map is made per move. Local means and
+variances of each epoch are computed once per window.
 
-``search="coarse"`` first measures every other displacement (a lattice of step 2),
-then, for each of a building's four quantities, the displacements next to its best
-one: the same answer wherever the zone's mean changes smoothly with the move (its
-pixels' losses are Gaussian-smoothed, so it nearly always does), for about 40 % of
-the displacements of the full search at ``max_shift=4``.
+``search="coarse"`` (the default) first measures every other displacement (a lattice of
+step 2, on the box of footprint and ring), then, for each of a building's four
+quantities, the displacements next to its best one (on the footprint's box alone for
+the footprint's two): the same answer wherever the zone's mean changes smoothly with
+the move (its pixels' losses are Gaussian-smoothed, so it nearly always does), for
+about half the work of the full search at ``max_shift=4``.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
-from damage.optical.metrics import SceneStats
+from damage.optical.metrics import SceneStats, _gauss, gaussian_weights
 
-__all__ = ["SEARCHES", "best_alignment", "gaussian_weights"]
+__all__ = ["SEARCHES", "best_alignment"]
 
 #: How displacements are searched: every one, or coarse-to-fine.
 SEARCHES = ("full", "coarse")
 #: The quantities each zone keeps the smallest of, in the order of :func:`best_alignment`'s output.
 QUANTITIES = ("ssim", "colour", "ring_ssim", "ring_colour")
-
-_TRUNCATE = 3.5  # as damage.optical.metrics._gauss
-
-
-def gaussian_weights(sigma: float, truncate: float = _TRUNCATE) -> np.ndarray:
-    """The normalised 1-d kernel of :func:`scipy.ndimage.gaussian_filter1d` (same radius and weights)."""
-    radius = int(truncate * float(sigma) + 0.5)
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    w = np.exp(-0.5 * (x / float(sigma)) ** 2)
-    return w / w.sum()
-
-
-def _gauss(x: np.ndarray, sigma: float) -> np.ndarray:
-    return ndimage.gaussian_filter(x, sigma, mode="reflect", truncate=_TRUNCATE)
-
-
-def _kernel():  # type: ignore[no-untyped-def]
-    """The compiled zone-sum loop (imported on first use: numba loads only when evidence is measured)."""
-    from damage.optical._compiled import move_sums
-
-    return move_sums
-
 
 def _neighbours(best: np.ndarray, side: int) -> np.ndarray:
     """``(n, side*side)`` bool: the lattice moves within one step of each row's ``best`` (lattice index)."""
@@ -74,7 +53,7 @@ def _neighbours(best: np.ndarray, side: int) -> np.ndarray:
 
 def best_alignment(lum_before: np.ndarray, lum_after: np.ndarray, before: np.ndarray, after: np.ndarray,
                    lum_stats: SceneStats, ranges: np.ndarray, sigma: float, max_shift: int,
-                   labels: np.ndarray, idx: np.ndarray, n: int, search: str = "full") -> dict[str, np.ndarray]:
+                   labels: np.ndarray, idx: np.ndarray, n: int, search: str = "coarse") -> dict[str, np.ndarray]:
     """The smallest zone means of structural loss and colour difference over displacements.
 
     Parameters
@@ -105,6 +84,8 @@ def best_alignment(lum_before: np.ndarray, lum_after: np.ndarray, before: np.nda
         ``ssim``, ``colour``, ``ring_ssim``, ``ring_colour``: ``(n,)`` float64, NaN where
         the zone has no valid pixel.
     """
+    from damage.optical._compiled import box_sums
+
     if search not in SEARCHES:
         raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
     rows, cols = lum_before.shape
@@ -121,13 +102,23 @@ def best_alignment(lum_before: np.ndarray, lum_after: np.ndarray, before: np.nda
     conx = (vx + np.float32(c2)).astype(np.float32)
     apad = np.pad(np.asarray(after, dtype=np.float32), ((0, 0), (t, t), (t, t)), mode="edge")
     inv_ranges = 1.0 / np.asarray(ranges, dtype=np.float64)
+    maps = (x, y, mx, my, vy, lumx, conx, c1, c2, np.ascontiguousarray(before, dtype=np.float32), apad, inv_ranges, t,
+            gaussian_weights(sigma))
 
-    # the zones' pixels, grouped by building: its footprint's, then its ring's
+    # the zones' pixels by building: its footprint's, then its ring's, each in row order (as they come)
     ring = labels >= n
     group = 2 * np.where(ring, labels - n, labels) + ring
-    order = np.argsort(group, kind="stable")
-    prow, pcol = np.divmod(idx[order], cols)
-    seg = np.searchsorted(group[order], np.arange(2 * n + 1)).astype(np.int64)
+    seg = np.zeros(2 * n + 1, np.int64)
+    np.cumsum(np.bincount(group, minlength=2 * n), out=seg[1:])
+    if group.size and (np.diff(labels) < 0).any():  # not grouped by label: a stable sort
+        order = np.argsort(labels, kind="stable")
+        labels, idx, group = labels[order], idx[order], group[order]
+    # entries of label l (a contiguous run) go to the run of its group, in the order they come
+    runs = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]]) if labels.size else np.zeros(0, np.int64)
+    first = np.repeat(runs, np.diff(np.r_[runs, labels.size]))
+    place = np.empty(group.size, np.int64)
+    place[seg[group] + np.arange(group.size) - first] = np.arange(group.size)
+    prow, pcol = np.divmod(idx[place], cols)
     count_fp = seg[1::2] - seg[0:-1:2]
     count_ring = seg[2::2] - seg[1::2]
 
@@ -136,33 +127,40 @@ def best_alignment(lum_before: np.ndarray, lum_after: np.ndarray, before: np.nda
     dys = np.array([m[0] for m in lattice], np.int64)
     dxs = np.array([m[1] for m in lattice], np.int64)
     out = np.zeros((4, n, side * side), np.float64)
-    kernel = _kernel()
-    args = (x, y, mx, my, vy, lumx, conx, c1, c2, np.ascontiguousarray(before, dtype=np.float32), apad, inv_ranges, t,
-            gaussian_weights(sigma), seg, prow.astype(np.int64), pcol.astype(np.int64), dys, dxs)
     if search == "full":
-        done = np.ones((n, side * side), bool)
-        kernel(*args, done, out)
+        every = np.ones((n, side * side), bool)
+        box_sums(*maps, seg, prow, pcol, dys, dxs, every, every, out)
+        done_fp = done_ring = every
     else:
         coarse = (dys % 2 == 0) & (dxs % 2 == 0)  # the lattice of step 2 through (0, 0)
-        done = np.repeat(coarse[None], n, axis=0)
-        kernel(*args, done, out)
-        means = _means(out, count_fp, count_ring)
-        extra = np.zeros_like(done)
-        for q in range(4):
-            best = np.argmin(np.where(done, means[q], np.inf), axis=1)
-            extra |= _neighbours(best, side)
-        extra &= ~done
-        kernel(*args, extra, out)
-        done |= extra
-    means = _means(out, count_fp, count_ring)
+        done_fp = np.repeat(coarse[None], n, axis=0)
+        done_ring = done_fp.copy()
+        box_sums(*maps, seg, prow, pcol, dys, dxs, done_fp, done_ring, out)
+        # then each quantity's neighbours of its best, on each building's box
+        means = _means(out, count_fp, count_ring, before.shape[0])
+        extra_fp, extra_ring = np.zeros_like(done_fp), np.zeros_like(done_ring)
+        for q, extra, done in ((0, extra_fp, done_fp), (1, extra_fp, done_fp), (2, extra_ring, done_ring),
+                               (3, extra_ring, done_ring)):
+            found = np.where(done, means[q], np.inf)
+            best = np.argmin(found, axis=1)
+            extra |= _neighbours(best, side) & np.isfinite(found.min(axis=1))[:, None]  # none for an empty zone
+        extra_ring &= ~done_ring
+        extra_fp &= ~done_fp
+        box_sums(*maps, seg, prow, pcol, dys, dxs, extra_fp, extra_ring, out)
+        done_fp = done_fp | extra_fp | extra_ring  # a ring's box holds the footprint: its sums came too
+        done_ring = done_ring | extra_ring
+    means = _means(out, count_fp, count_ring, before.shape[0])
     best = {}
     for q, key in enumerate(QUANTITIES):
+        done = done_fp if q < 2 else done_ring
         v = np.where(done, means[q], np.inf).min(axis=1)
         best[key] = np.where(np.isfinite(v), v, np.nan)
     return best
 
 
-def _means(out: np.ndarray, count_fp: np.ndarray, count_ring: np.ndarray) -> np.ndarray:
+def _means(out: np.ndarray, count_fp: np.ndarray, count_ring: np.ndarray, bands: int) -> np.ndarray:
+    """Zone means of the sums (the colour difference, summed over ``bands``, as a band mean), inf for an empty zone."""
     counts = np.stack([count_fp, count_fp, count_ring, count_ring])[:, :, None].astype(np.float64)
+    per_band = np.array([1.0, bands, 1.0, bands])[:, None, None]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, out / np.maximum(counts, 1), np.inf)
+        return np.where(counts > 0, out / per_band / np.maximum(counts, 1), np.inf)

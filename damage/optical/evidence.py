@@ -294,7 +294,7 @@ def building_evidence(
     max_shift: int = 2,
     sigma: float = 1.5,
     outline_valid: np.ndarray | None = None,
-    search: str = "full",
+    search: str = "coarse",
 ) -> dict[str, np.ndarray]:
     """Every feature of :data:`FEATURES` for every footprint.
 
