@@ -38,8 +38,10 @@ __all__ = ["fit_scene", "cloud_min_pixels", "FIT_SIDE", "FIT_BLOCK", "FIT_BLOCKS
 
 #: A scene at most this many pixels a side is fitted whole; larger ones on sample blocks and an overview.
 FIT_SIDE = 2048
-#: Side, in grid pixels, of the sample blocks of a larger scene, and how many at most.
-FIT_BLOCK, FIT_BLOCKS = 512, 16
+#: Side, in grid pixels, of the sample blocks of a larger scene, and how many at most. Eight blocks
+#: (2.1 M pixels, 128 registration estimates) fit a 6,000 px generated town as sixteen do: the same
+#: AUC (0.9815), 99.3 % of grades equal, the rest one step apart; in 4.5 s less (benchmarks/scale.py).
+FIT_BLOCK, FIT_BLOCKS = 512, 8
 #: Threads that read the sample blocks and the overview of a larger scene side by side.
 FIT_THREADS = 2
 
@@ -105,12 +107,14 @@ def _fit_whole(be: Epoch, ae: Epoch, grid: Grid, cfg: Config, options: dict[str,
     return SceneFit(shift, norm_params, stats, calib, cloud, "whole scene"), ScenePixels(rb, ra, covered)
 
 
-def _overview_clouds(be: Epoch, ae: Epoch, grid: Grid, cfg: Config) -> CloudMask:
-    """Clouds on an overview of the whole grid, at most FIT_SIDE pixels a side."""
+def _overview(grid: Grid) -> tuple[Grid, int]:
+    """An overview of the grid, at most FIT_SIDE pixels a side, and its factor."""
     f = math.ceil(max(grid.shape) / FIT_SIDE)
-    small = Grid(grid.crs, grid.transform @ Affine.scale(f), (math.ceil(grid.shape[0] / f), math.ceil(grid.shape[1] / f)))
-    rb = warp_epoch(be, small, black_fill=cfg.black_fill, check_valid=False)
-    ra = warp_epoch(ae, small, black_fill=cfg.black_fill, check_valid=False)
+    return Grid(grid.crs, grid.transform @ Affine.scale(f), (math.ceil(grid.shape[0] / f), math.ceil(grid.shape[1] / f))), f
+
+
+def _overview_clouds(rb: Raster, ra: Raster, f: int, grid: Grid, cfg: Config) -> CloudMask:
+    """Clouds on both epochs' overviews (factor ``f``) of the whole grid."""
     covered = rb.valid & ra.valid
     mask, info = clouds(rb.array, ra.array, covered, min_pixels=max(cloud_min_pixels(cfg, grid) // (f * f), 16),
                         margin=max(1, math.ceil(6 / f)))
@@ -142,14 +146,19 @@ def _fit_sampled(be: Epoch, ae: Epoch, grid: Grid, geoms: np.ndarray, cfg: Confi
             est = est + np.array([0.0, 0.0, win[0], win[1]])
         return rb, ra, est
 
-    # The overview's clouds and the sample blocks are read side by side in threads: GDAL's warps,
-    # numpy and the registration's FFTs release the GIL, and each read opens its own dataset.
+    # Both epochs' overviews and the sample blocks are read side by side in threads (each read a task):
+    # GDAL's warps, numpy and the registration's FFTs release the GIL, and each read opens its own dataset.
     say(("masking clouds on an overview and " if cfg.cloud_mask else "") + f"reading {len(blocks)} sample blocks"
         + (" and co-registering them" if cfg.register else ""))
     with _quiet_memory_datasets(), ThreadPoolExecutor(max_workers=FIT_THREADS) as pool:
-        cloud_job = pool.submit(_overview_clouds, be, ae, grid, cfg) if cfg.cloud_mask else None
-        read = list(pool.map(read_block, blocks))
-        cloud = cloud_job.result() if cloud_job is not None else None
+        small, f = _overview(grid)
+        overviews = [pool.submit(warp_epoch, e, small, black_fill=cfg.black_fill, check_valid=False)
+                     for e in (be, ae)] if cfg.cloud_mask else []
+        jobs = [pool.submit(read_block, win) for win in blocks]
+        # the clouds found here while the threads go on reading blocks
+        cloud = _overview_clouds(overviews[0].result(), overviews[1].result(), f, grid, cfg) if overviews else None
+        del overviews
+        read = [job.result() for job in jobs]
     estimates = [est for _, _, est in read if est is not None]
     befores = [rb for rb, _, _ in read]
     afters = [ra for _, ra, _ in read]
