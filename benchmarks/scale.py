@@ -7,6 +7,7 @@ Run by hand (not a test); every figure is a ratio to a reference measured in the
     python benchmarks/scale.py assess --sizes 2500,5000,10000
     python benchmarks/scale.py assess --sizes 6000 --footprints 10000,40000,100000
     python benchmarks/scale.py region --size 4000
+    python benchmarks/scale.py client --counts 100000,1000000
 
 ``zonal``: one float32 raster and N non-overlapping footprints (8-20 m houses at 0.5 m);
 our zonal mean (read the raster, burn label images, grouped reductions) against
@@ -21,6 +22,9 @@ GDAL's cache capped at 64 MB).
 
 ``region``: ``damage.batch`` over a tiled town with 1 and 2 local workers and on a
 2-worker Dask LocalCluster: buildings per second.
+
+``client``: ``damage.batch`` over a generated city of N footprints 10 m apart, those on a
+2000 px pair with imagery: the client's peak memory (VmHWM) and footprints per second.
 
 ``workers``: the same planned chunks timed one by one on 2 Dask workers and in a
 2-process pool (to see where Dask's time goes).
@@ -262,6 +266,53 @@ def region(size: int, chunk: int) -> None:
             print(f"| {name} | {res.chunks} | {len(res.result):,} | {secs:.1f} | {len(res.result) / secs:.0f} |", flush=True)
 
 
+# -- the batch client's memory against the number of footprints ----------------------------------------
+def _city(n: int, size: int, spacing: float = 10.0) -> gpd.GeoDataFrame:
+    """``n`` houses (7 m squares) ``spacing`` m apart on a square lattice whose top-left corner is the
+    pair's: the first ones cover the imagery, the rest lie beyond it (a country's footprints around a city)."""
+    side = int(np.ceil(np.sqrt(n)))
+    i = np.arange(n)
+    cx = ORIGIN[0] + (i % side + 0.5) * spacing
+    cy = ORIGIN[1] - (i // side + 0.5) * spacing
+    return gpd.GeoDataFrame({"height": np.round(np.random.default_rng(0).uniform(3, 12, n), 1)},
+                            geometry=shapely.box(cx - 3.5, cy - 3.5, cx + 3.5, cy + 3.5), crs=CRS)
+
+
+def _client_child(folder: Path, workers: int) -> None:
+    import damage
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        res = damage.batch(folder / "before.tif", folder / "after.tif", folder / "footprints.parquet", folder / "run",
+                           workers=workers)
+        secs = time.perf_counter() - t0
+    print(json.dumps({"seconds": secs, "peak_mb": _peak_mb(), "footprints": len(res.result),
+                      "analysed": int(res.result["p_damaged"].notna().sum())}))
+
+
+def client(counts: list[int], size: int, workers: int) -> None:
+    """``damage.batch`` over a generated city of N footprints (10 m apart) of which those on a ``size`` px
+    pair have imagery: the client's (main process's) peak memory and footprints per second."""
+    print("| footprints | with imagery | batch s | footprints / s | client peak MB |\n| ---: | ---: | ---: | ---: | ---: |")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        _town_pair(folder, size)
+        for n in counts:
+            _city(n, size).to_parquet(folder / "footprints.parquet", row_group_size=65_536)
+            import shutil
+
+            shutil.rmtree(folder / "run", ignore_errors=True)
+            env = {**os.environ, "GDAL_CACHEMAX": "64"}
+            res = subprocess.run([sys.executable, __file__, "client-child", str(folder), str(workers)], capture_output=True,
+                                 text=True, env=env)
+            if res.returncode:
+                raise RuntimeError(res.stderr[-2000:])
+            r = json.loads(res.stdout.strip().splitlines()[-1])
+            print(f"| {r['footprints']:,} | {r['analysed']:,} | {r['seconds']:.1f} | {r['footprints'] / r['seconds']:,.0f} | "
+                  f"{r['peak_mb']:.0f} |", flush=True)
+
+
 # -- per-chunk time on Dask workers and pool processes ----------------------------------------------------
 def _timed_chunk(task):
     import importlib
@@ -312,6 +363,9 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "child":
         _child(sys.argv[2], Path(sys.argv[3]))
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "client-child":
+        _client_child(Path(sys.argv[2]), int(sys.argv[3]))
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="what", required=True)
     z = sub.add_parser("zonal")
@@ -325,6 +379,10 @@ def main() -> None:
     r = sub.add_parser("region")
     r.add_argument("--size", type=int, default=4000)
     r.add_argument("--chunk", type=int, default=1024)
+    c = sub.add_parser("client")
+    c.add_argument("--counts", default="100000,1000000")
+    c.add_argument("--size", type=int, default=2000)
+    c.add_argument("--workers", type=int, default=2)
     w = sub.add_parser("workers")
     w.add_argument("--size", type=int, default=3000)
     w.add_argument("--chunk", type=int, default=1024)
@@ -336,6 +394,8 @@ def main() -> None:
                [int(v) for v in args.footprints.split(",")] if args.footprints else None)
     elif args.what == "region":
         region(args.size, args.chunk)
+    elif args.what == "client":
+        client([int(v) for v in args.counts.split(",")], args.size, args.workers)
     else:
         workers(args.size, args.chunk)
 

@@ -258,3 +258,16 @@ def test_each_epochs_noise_is_its_own():
     per_pixel = {k: ssim(before, after, valid, stats=s)[20:140, 20:140].mean() for k, s in
                  (("right", right), ("swapped", swapped), ("none", none))}
     assert per_pixel["right"] < 0.8 * per_pixel["none"] and per_pixel["right"] < 0.8 * per_pixel["swapped"]
+
+
+def test_lab_is_scikit_images_rgb2lab():
+    from skimage.color import rgb2lab
+
+    from damage.optical.evidence import lab
+
+    rng = np.random.default_rng(3)
+    image = rng.uniform(-20, 280, (4, 30, 41)).astype(np.float32)  # a fourth band (NIR) is not colour
+    want = np.moveaxis(rgb2lab(np.clip((np.moveaxis(image[:3], 0, -1) - 5.0) / 245.0, 0, 1)), -1, 0)
+    np.testing.assert_allclose(lab(image, 5.0, 250.0), want, atol=3e-4)
+    grey = lab(image[:1], 5.0, 250.0)
+    assert np.abs(grey[1:]).max() < 0.01 and grey.shape == (3, 30, 41)  # grey has no hue (to the constants' rounding)

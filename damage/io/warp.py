@@ -400,7 +400,10 @@ def warp_epoch(
             dst, dst_valid = _resample(tile, epoch.count, grid, move, Window(wr + r0, wc + c0, h, w), black_fill, resampling)
         # a NaN or infinity the resampling let through (float imagery) is no data, not a value
         take = (dst_valid > 0.999) & ~valid[r0 : r0 + h, c0 : c0 + w] & np.isfinite(dst).all(axis=0)
-        out[:, r0 : r0 + h, c0 : c0 + w][:, take] = dst[:, take]
+        if take.all():  # the tile covers this part whole (the usual case): one copy, no masked gather
+            out[:, r0 : r0 + h, c0 : c0 + w] = dst
+        else:
+            out[:, r0 : r0 + h, c0 : c0 + w][:, take] = dst[:, take]
         valid[r0 : r0 + h, c0 : c0 + w] |= take
     if check_valid and not valid.any():
         raise NoValidDataError(f"{epoch.describe()}: no valid pixel where the footprints are (all nodata or black fill)")

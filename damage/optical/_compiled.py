@@ -267,3 +267,43 @@ def gauss2d(src, w, out):  # pragma: no cover - compiled
         orow = out[r]
         for c in range(width):
             orow[c] = acc[c]
+
+
+#: sRGB (linear) to CIE XYZ, and the D65 white (2 degree observer): scikit-image's constants.
+_XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
+                          [0.019334, 0.119193, 0.950227]], dtype=np.float32)
+_WHITE = np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_EXACT)
+def _linear(u):  # pragma: no cover - compiled
+    """sRGB gamma undone, of a value clipped to [0, 1]."""
+    u = np.float32(0.0) if u < 0 else (np.float32(1.0) if u > 1 else u)
+    return ((u + np.float32(0.055)) / np.float32(1.055)) ** np.float32(2.4) if u > np.float32(0.04045) else u / np.float32(12.92)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_EXACT)
+def _toe(v):  # pragma: no cover - compiled
+    """CIELAB's cube root, linear near black."""
+    return np.cbrt(v) if v > np.float32(0.008856) else np.float32(7.787) * v + np.float32(16.0 / 116.0)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_EXACT)
+def unit_lab(rgb, lo, hi, out):  # pragma: no cover - compiled
+    """CIELAB ``(3, n)`` of ``rgb`` ``(3, n)`` mapped to [0, 1] sRGB by ``lo`` and ``hi`` (clipped): the
+    steps of ``skimage.color.rgb2lab`` (sRGB gamma, XYZ, D65 white, the cube root and its linear
+    toe) in float32, pixel by pixel."""
+    scale = np.float32(1.0 / max(hi - lo, 1e-6))
+    low = np.float32(lo)
+    m = _XYZ_FROM_RGB
+    white = _WHITE
+    for j in range(rgb.shape[1]):
+        r = _linear((rgb[0, j] - low) * scale)
+        g = _linear((rgb[1, j] - low) * scale)
+        b = _linear((rgb[2, j] - low) * scale)
+        fx = _toe((m[0, 0] * r + m[0, 1] * g + m[0, 2] * b) / white[0])
+        fy = _toe((m[1, 0] * r + m[1, 1] * g + m[1, 2] * b) / white[1])
+        fz = _toe((m[2, 0] * r + m[2, 1] * g + m[2, 2] * b) / white[2])
+        out[0, j] = np.float32(116.0) * fy - np.float32(16.0)
+        out[1, j] = np.float32(500.0) * (fx - fy)
+        out[2, j] = np.float32(200.0) * (fy - fz)
