@@ -215,8 +215,9 @@ def _run_child(mode: str, folder: Path, echo_stderr: bool = False) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def assess(sizes: list[int], profile: bool = False, counts: list[int] | None = None) -> None:
-    """``counts``: instead of the town's own footprints, that many generated ones (a denser city) on the same pair."""
+def assess(sizes: list[int], profile: bool = False, counts: list[int] | None = None, repeat: int = 1) -> None:
+    """``counts``: instead of the town's own footprints, that many generated ones (a denser city) on the same pair.
+    ``repeat``: our read+warp and assess run in turn that many times; medians, and the median of the pairs' ratios."""
     print("| size px | footprints | read + one reproject s | our read+warp s | assess s | assess / reproject | "
           "assess / our read+warp | assess peak MB (main process) | largest worker peak MB | assess us per footprint |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -225,15 +226,19 @@ def assess(sizes: list[int], profile: bool = False, counts: list[int] | None = N
             folder = Path(tmp)
             _town_pair(folder, size)
             g = _run_child("reproject", folder)
-            r = _run_child("read", folder)
             for count in counts or [None]:
                 if count is not None:
                     _footprints(count, size).to_file(folder / "footprints.gpkg")
-                a = _run_child("assess", folder)
-                print(f"| {size:,} | {a['footprints']:,} | {g['seconds']:.1f} | {r['seconds']:.1f} | {a['seconds']:.1f} | "
-                      f"{a['seconds'] / g['seconds']:.2f} | {a['seconds'] / r['seconds']:.2f} | {a['peak_mb']:.0f} | "
-                      f"{a.get('child_peak_mb', 0):.0f} | "
-                      f"{1e6 * a['seconds'] / a['footprints']:.0f} |", flush=True)
+                pairs = [(_run_child("read", folder), _run_child("assess", folder)) for _ in range(repeat)]
+                r_s = float(np.median([r["seconds"] for r, _ in pairs]))
+                a_s = float(np.median([a["seconds"] for _, a in pairs]))
+                ratio = float(np.median([a["seconds"] / r["seconds"] for r, a in pairs]))
+                a = pairs[0][1]
+                peak = max(p[1]["peak_mb"] for p in pairs)
+                child = max(p[1].get("child_peak_mb", 0) for p in pairs)
+                print(f"| {size:,} | {a['footprints']:,} | {g['seconds']:.1f} | {r_s:.1f} | {a_s:.1f} | "
+                      f"{a_s / g['seconds']:.2f} | {ratio:.2f} | {peak:.0f} | {child:.0f} | "
+                      f"{1e6 * a_s / a['footprints']:.0f} |", flush=True)
                 if profile:
                     _run_child("profile", folder, echo_stderr=True)
 
@@ -374,6 +379,7 @@ def main() -> None:
     s = sub.add_parser("assess")
     s.add_argument("--sizes", default="2500,5000,10000")
     s.add_argument("--profile", action="store_true", help="also print a cProfile of assess (cumulative)")
+    s.add_argument("--repeat", type=int, default=1, help="read+warp and assess in turn this many times (medians)")
     s.add_argument("--footprints", help="comma-separated counts of generated footprints on each pair (a denser city), "
                                         "instead of the town's own")
     r = sub.add_parser("region")
@@ -391,7 +397,7 @@ def main() -> None:
         zonal(args.raster, [int(v) for v in args.counts.split(",")])
     elif args.what == "assess":
         assess([int(v) for v in args.sizes.split(",")], args.profile,
-               [int(v) for v in args.footprints.split(",")] if args.footprints else None)
+               [int(v) for v in args.footprints.split(",")] if args.footprints else None, args.repeat)
     elif args.what == "region":
         region(args.size, args.chunk)
     elif args.what == "client":

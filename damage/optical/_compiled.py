@@ -32,6 +32,40 @@ def _reflect(i: int, n: int) -> int:
     return i
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _hpass(p, wf, hrow, n):  # pragma: no cover - compiled
+    """``hrow[c] = sum_k wf[k] p[c + k]`` for ``c < n``: a row of a separable filter (taps outer, so it vectorises)."""
+    for c in range(n):
+        hrow[c] = wf[0] * p[c]
+    for k in range(1, wf.shape[0]):
+        wk = wf[k]
+        for c in range(n):
+            hrow[c] += wk * p[c + k]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _vpass(h, r, wf, v, n):  # pragma: no cover - compiled
+    """``v[c] = sum_k wf[k] h[r + k, c]`` for ``c < n``: the other direction of the filter, for output row ``r``."""
+    for c in range(n):
+        v[c] = wf[0] * h[r, c]
+    for k in range(1, wf.shape[0]):
+        wk = wf[k]
+        for c in range(n):
+            v[c] += wk * h[r + k, c]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _ssim_row(v, mx, my, lumx, conx, vy, k1, k2, out, n):  # pragma: no cover - compiled
+    """One minus SSIM (not clipped) along a row: ``v`` the Gaussian of before x after, ``mx``/``my``
+    the local means, ``lumx`` = mx^2 + k1, ``conx`` the before's variance + k2, ``vy`` the after's variance."""
+    two, one = np.float32(2.0), np.float32(1.0)
+    for c in range(n):
+        cov = v[c] - mx[c] * my[c]
+        num = (two * mx[c] * my[c] + k1) * (two * cov + k2)
+        den = (lumx[c] + my[c] * my[c]) * (conx[c] + vy[c])
+        out[c] = one - num / den
+
+
 @numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def _region(x, ypad, mx, mypad, vypad, lumx, conx, k1, k2, before, apad, inv, t, wf,
             r0, nr, c0, nc, dy, dx, h, v, p, loss, diff):  # pragma: no cover - compiled
@@ -42,10 +76,9 @@ def _region(x, ypad, mx, mypad, vypad, lumx, conx, k1, k2, before, apad, inv, t,
     (and ``rad`` more each side), then a vertical one; ``h``, ``v``, ``p`` are scratch.
     """
     rad = wf.shape[0] // 2
-    taps = wf.shape[0]
     height, width = x.shape
     nbands = before.shape[0]
-    one, zero, two = np.float32(1.0), np.float32(0.0), np.float32(2.0)
+    one, zero = np.float32(1.0), np.float32(0.0)
     nh = nr + 2 * rad
     npx = nc + 2 * rad
     inner = c0 - rad >= 0 and c0 + nc + rad <= width  # no column reflected: contiguous reads
@@ -60,30 +93,16 @@ def _region(x, ypad, mx, mypad, vypad, lumx, conx, k1, k2, before, apad, inv, t,
             for k in range(npx):
                 ci = _reflect(c0 - rad + k, width)
                 p[k] = x[ri, ci] * ypad[yr, ci + t - dx]
-        for c in range(nc):
-            h[rr, c] = wf[0] * p[c]
-        for k in range(1, taps):
-            wk = wf[k]
-            for c in range(nc):
-                h[rr, c] += wk * p[c + k]
+        _hpass(p, wf, h[rr], nc)
     for r in range(nr):
-        for c in range(nc):
-            v[c] = wf[0] * h[r, c]
-        for k in range(1, taps):
-            wk = wf[k]
-            for c in range(nc):
-                v[c] += wk * h[r + k, c]
+        _vpass(h, r, wf, v, nc)
         rb, ay, ax = r0 + r, r0 + r + t - dy, c0 + t - dx
         mys_row, vys_row = mypad[ay, ax:ax + nc], vypad[ay, ax:ax + nc]
         mx_row, lx_row, cx_row = mx[rb, c0:c0 + nc], lumx[rb, c0:c0 + nc], conx[rb, c0:c0 + nc]
         lrow, drow = loss[r], diff[r]
+        _ssim_row(v, mx_row, mys_row, lx_row, cx_row, vys_row, k1, k2, lrow, nc)
         for c in range(nc):
-            mys = mys_row[c]
-            mxx = mx_row[c]
-            cov = v[c] - mxx * mys
-            num = (two * mxx * mys + k1) * (two * cov + k2)
-            den = (lx_row[c] + mys * mys) * (cx_row[c] + vys_row[c])
-            q = one - num / den
+            q = lrow[c]
             lrow[c] = zero if q < zero else (one if q > one else q)
         for c in range(nc):
             drow[c] = zero
@@ -91,6 +110,17 @@ def _region(x, ypad, mx, mypad, vypad, lumx, conx, k1, k2, before, apad, inv, t,
             a_row, b_row, ib = apad[band, ay, ax:ax + nc], before[band, rb, c0:c0 + nc], inv[band]
             for c in range(nc):
                 drow[c] += abs(a_row[c] - b_row[c]) * ib
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _zone_sums(loss, diff, prow, pcol, a, b, r0, c0):  # pragma: no cover - compiled
+    """Sums of ``loss`` and ``diff`` (a box whose corner is ``r0, c0``) at the pixels ``a:b`` of ``prow, pcol``."""
+    s_loss = 0.0
+    s_diff = 0.0
+    for j in range(a, b):
+        s_loss += loss[prow[j] - r0, pcol[j] - c0]
+        s_diff += diff[prow[j] - r0, pcol[j] - c0]
+    return s_loss, s_diff
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
@@ -137,21 +167,9 @@ def box_sums(x, ypad, mx, mypad, vypad, lumx, conx, c1, c2, before, apad, inv_ra
             bnr, bnc = (nr, wide) if whole else (fr1 - fr0 + 1, min(-(-(fc1 - fc0 + 1) // _LANES) * _LANES, x.shape[1] - fc0))
             _region(x, ypad, mx, mypad, vypad, lumx, conx, k1, k2, before, apad, inv, t, wf,
                     br0, bnr, bc0, bnc, dys[m], dxs[m], h, v, p, loss, diff)
-            s0 = 0.0
-            s1 = 0.0
-            for j in range(a, f):
-                s0 += loss[prow[j] - br0, pcol[j] - bc0]
-                s1 += diff[prow[j] - br0, pcol[j] - bc0]
-            out[0, i, m] = s0
-            out[1, i, m] = s1
+            out[0, i, m], out[1, i, m] = _zone_sums(loss, diff, prow, pcol, a, f, br0, bc0)
             if whole:
-                s2 = 0.0
-                s3 = 0.0
-                for j in range(f, b):
-                    s2 += loss[prow[j] - br0, pcol[j] - bc0]
-                    s3 += diff[prow[j] - br0, pcol[j] - bc0]
-                out[2, i, m] = s2
-                out[3, i, m] = s3
+                out[2, i, m], out[3, i, m] = _zone_sums(loss, diff, prow, pcol, f, b, br0, bc0)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_EXACT, error_model="numpy")
@@ -163,10 +181,9 @@ def ssim_min(x, ypad, mx, mypad, vypad, lumx, conx, k1s, k2s, t, w, dys, dxs, ou
     padded by ``t``. Rows are done in strips of ``strip`` so the filter's buffers stay in cache.
     """
     rad = w.shape[0] // 2
-    taps = w.shape[0]
     nbands, height, width = x.shape
     wf = w.astype(np.float32)
-    one, zero, two = np.float32(1.0), np.float32(0.0), np.float32(2.0)
+    one, zero = np.float32(1.0), np.float32(0.0)
     scale = np.float32(1.0 / nbands)
     npx = width + 2 * rad
     cols = np.empty(npx, np.int64)
@@ -176,6 +193,7 @@ def ssim_min(x, ypad, mx, mypad, vypad, lumx, conx, k1s, k2s, t, w, dys, dxs, ou
     h = np.empty((strip + 2 * rad, width), np.float32)
     v = np.empty(width, np.float32)
     acc = np.empty((strip, width), np.float32)
+    loss_row = np.empty(width, np.float32)
     for r0 in range(0, height, strip):
         nr = min(strip, height - r0)
         nh = nr + 2 * rad
@@ -197,30 +215,15 @@ def ssim_min(x, ypad, mx, mypad, vypad, lumx, conx, k1s, k2s, t, w, dys, dxs, ou
                         p[k] = xrow[ci] * ypad[b, yr, ci + t - dx]
                         ci = cols[rad + width + k]
                         p[rad + width + k] = xrow[ci] * ypad[b, yr, ci + t - dx]
-                    hrow = h[rr]
-                    for c in range(width):
-                        hrow[c] = wf[0] * p[c]
-                    for k in range(1, taps):
-                        wk = wf[k]
-                        for c in range(width):
-                            hrow[c] += wk * p[c + k]
+                    _hpass(p, wf, h[rr], width)
                 for r in range(nr):
-                    for c in range(width):
-                        v[c] = wf[0] * h[r, c]
-                    for k in range(1, taps):
-                        wk = wf[k]
-                        for c in range(width):
-                            v[c] += wk * h[r + k, c]
+                    _vpass(h, r, wf, v, width)
                     rb, ay = r0 + r, r0 + r + t - dy
                     mys_row, vys_row = mypad[b, ay, t - dx : t - dx + width], vypad[b, ay, t - dx : t - dx + width]
                     mx_row, lx_row, cx_row, arow = mx[b, rb], lumx[b, rb], conx[b, rb], acc[r]
+                    _ssim_row(v, mx_row, mys_row, lx_row, cx_row, vys_row, k1, k2, loss_row, width)
                     for c in range(width):
-                        mys = mys_row[c]
-                        mxx = mx_row[c]
-                        cov = v[c] - mxx * mys
-                        num = (two * mxx * mys + k1) * (two * cov + k2)
-                        den = (lx_row[c] + mys * mys) * (cx_row[c] + vys_row[c])
-                        arow[c] += one - num / den
+                        arow[c] += loss_row[c]
             for r in range(nr):
                 orow, arow = out[r0 + r], acc[r]
                 for c in range(width):
