@@ -176,3 +176,14 @@ def test_geojson_coordinates_have_at_most_seven_decimals(result, tmp_path):
     assert geometry_numbers
     decimals = [len(n.split(".")[1]) for part in geometry_numbers for n in re.findall(r"-?\d+\.\d+", part)]
     assert max(decimals) <= 7
+
+
+def test_geojson_is_written_in_batches_with_the_same_bytes(result, tmp_path, monkeypatch):
+    from damage.io import writers
+
+    whole = damage.write(result, tmp_path / "whole.geojson").read_bytes()
+    monkeypatch.setattr(writers, "GEOJSON_BATCH", 3)  # seams between batches every three features
+    batched = damage.write(result, tmp_path / "batched.geojson").read_bytes()
+    assert batched == whole
+    assert len(json.loads(batched)["features"]) == len(result)
+    assert writers.to_geojson_text(result.iloc[:0]).endswith('"features":[\n\n]}\n')

@@ -79,6 +79,37 @@ def _record(gdf: gpd.GeoDataFrame) -> dict[str, Any]:
     return dict(gdf.attrs.get("damage", {}))
 
 
+#: Features serialised at a time when GeoJSON is written: the text of a million buildings is never held at once.
+GEOJSON_BATCH = 20_000
+
+
+def geojson_pieces(gdf: gpd.GeoDataFrame, precision: int = GEOJSON_PRECISION,
+                   batch: int | None = None) -> Iterator[str]:
+    """RFC 7946 GeoJSON text of ``gdf`` in pieces, ``batch`` features at a time (:data:`GEOJSON_BATCH` by
+    default; see :func:`to_geojson_text`)."""
+    batch = batch or GEOJSON_BATCH
+    if gdf.crs is None:
+        raise OutputError("cannot write GeoJSON: the result has no CRS")
+    yield json.dumps({"type": "FeatureCollection", "damage": _record(gdf)}, default=_json_default)[:-1]
+    yield ',"features":[\n'
+    for start in range(0, len(gdf), batch):
+        part = gdf.iloc[start : start + batch]
+        wgs = part.to_crs(4326) if not part.crs.equals("EPSG:4326") else part
+        geoms = np.asarray(wgs.geometry.values, dtype=object)
+        geoms = shapely.transform(geoms, lambda c: np.round(c, precision))
+        geoms = shapely.orient_polygons(geoms, exterior_cw=False)
+        geom_text = [_short_numbers(t) if t is not None else None for t in shapely.to_geojson(geoms)]
+        props = wgs.drop(columns=wgs.geometry.name)
+        prop_lines = props.to_json(orient="records", lines=True, date_format="iso", double_precision=6).splitlines() \
+            if len(props) else []
+        if len(prop_lines) != len(wgs):  # no attribute columns at all
+            prop_lines = ["{}"] * len(wgs)
+        yield (",\n" if start else "") + ",\n".join(
+            f'{{"type":"Feature","properties":{p},"geometry":{g if g is not None else "null"}}}'
+            for p, g in zip(prop_lines, geom_text))
+    yield "\n]}\n"
+
+
 def to_geojson_text(gdf: gpd.GeoDataFrame, precision: int = GEOJSON_PRECISION) -> str:
     """Serialise to RFC 7946 GeoJSON text.
 
@@ -86,23 +117,7 @@ def to_geojson_text(gdf: gpd.GeoDataFrame, precision: int = GEOJSON_PRECISION) -
     and holes clockwise, ``precision`` decimals, no ``crs`` member; the run record as
     the top-level member ``"damage"``.
     """
-    if gdf.crs is None:
-        raise OutputError("cannot write GeoJSON: the result has no CRS")
-    wgs = gdf.to_crs(4326) if not gdf.crs.equals("EPSG:4326") else gdf
-    geoms = np.asarray(wgs.geometry.values, dtype=object)
-    geoms = shapely.transform(geoms, lambda c: np.round(c, precision))
-    geoms = shapely.orient_polygons(geoms, exterior_cw=False)
-    geom_text = [_short_numbers(t) if t is not None else None for t in shapely.to_geojson(geoms)]
-    props = wgs.drop(columns=wgs.geometry.name)
-    prop_lines = props.to_json(orient="records", lines=True, date_format="iso", double_precision=6).splitlines() if len(props) else []
-    if len(prop_lines) != len(wgs):  # no attribute columns at all
-        prop_lines = ["{}"] * len(wgs)
-    features = ",\n".join(
-        f'{{"type":"Feature","properties":{p},"geometry":{g if g is not None else "null"}}}'
-        for p, g in zip(prop_lines, geom_text)
-    )
-    head = json.dumps({"type": "FeatureCollection", "damage": _record(gdf)}, default=_json_default)[:-1]
-    return f'{head},"features":[\n{features}\n]}}\n'
+    return "".join(geojson_pieces(gdf, precision))
 
 
 _LONG_NUMBER = re.compile(r"-?\d+\.\d{8,}(?:[eE][-+]?\d+)?")
@@ -128,7 +143,8 @@ def _json_default(value: Any) -> Any:
 
 
 def _write_geojson(gdf: gpd.GeoDataFrame, path: Path) -> None:
-    path.write_text(to_geojson_text(gdf), encoding="utf-8")
+    with open(path, "w", encoding="utf-8") as out:  # piece by piece: memory for one batch of features
+        out.writelines(geojson_pieces(gdf))
 
 
 def _write_gpkg(gdf: gpd.GeoDataFrame, path: Path) -> None:
