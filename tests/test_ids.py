@@ -109,3 +109,18 @@ def test_join_pairs_rows_by_order_not_by_index_label(houses):
     assert out.index.tolist() == [50, 40, 30, 20, 10]
     assert out["damage_grade"].tolist() == _table(5)["damage_grade"].tolist()
     assert out["name"].tolist() == list("abcde") and out.geometry.geom_equals(odd.geometry).all()
+
+
+def test_derived_ids_are_the_same_hashed_in_batches(houses, monkeypatch):
+    from damage.geo import ids as ids_module
+
+    houses = houses.drop(columns="osm_id")  # no id column: ids from the outlines
+    whole, _ = building_ids(houses)
+    monkeypatch.setattr(ids_module, "ID_BATCH", 3)
+    twin = pd.concat([houses, houses.iloc[:2]], ignore_index=True)  # repeats across batches: -2 in input order
+    batched, source = building_ids(twin)
+    assert source == "derived" and batched[: len(houses)].tolist() == whole.tolist()
+    assert batched[len(houses):].tolist() == [f"{whole[0]}-2", f"{whole[1]}-2"]
+    broken = twin.copy()
+    broken.loc[4, "geometry"] = None  # no shape, in the second batch: its row in the whole input
+    assert building_ids(broken)[0][4] == "row4"

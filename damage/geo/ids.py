@@ -47,21 +47,34 @@ def id_column_of(frame: pd.DataFrame, wanted: str | None = None) -> str | None:
 
 def derived_ids(geoms_lonlat: np.ndarray) -> np.ndarray:
     """Ids from outlines given in longitude/latitude (see the module's docstring)."""
-    geoms = np.asarray(geoms_lonlat, dtype=object)
+    return _number_repeats(_outline_ids(np.asarray(geoms_lonlat, dtype=object)))
+
+
+def _outline_ids(geoms: np.ndarray, first: int = 0) -> np.ndarray:
+    """Each outline's ``b`` + SHA-1 id, or ``row<i>`` (``i`` counted from ``first``) where it has no usable shape."""
     ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     ok[ok] = np.isfinite(shapely.bounds(geoms[ok])).all(axis=1)
-    out = np.array([f"row{i}" for i in range(len(geoms))], dtype=object)
+    out = np.array([f"row{first + i}" for i in range(len(geoms))], dtype=object)
     if ok.any():
         rounded = shapely.set_precision(geoms[ok], 1e-7, mode="pointwise")
         wkb = shapely.to_wkb(shapely.normalize(rounded), output_dimension=2, byte_order=1)
         out[ok] = ["b" + hashlib.sha1(w).hexdigest()[:8] for w in wkb]
+    return out
+
+
+def _number_repeats(ids: np.ndarray) -> np.ndarray:
+    """Repeats of an id told apart by ``-2``, ``-3``, ... in order."""
     seen: dict[str, int] = {}
-    for i, value in enumerate(out):
+    for i, value in enumerate(ids):
         k = seen.get(value, 0) + 1
         seen[value] = k
         if k > 1:
-            out[i] = f"{value}-{k}"
-    return out
+            ids[i] = f"{value}-{k}"
+    return ids
+
+
+#: Footprints whose outlines are reprojected and hashed at a time (a region's million never copied at once).
+ID_BATCH = 50_000
 
 
 def building_ids(footprints: pd.DataFrame, wanted: str | None = None) -> tuple[np.ndarray, str]:
@@ -93,9 +106,13 @@ def building_ids(footprints: pd.DataFrame, wanted: str | None = None) -> tuple[n
             raise ConfigError(f"id_column={column!r}: the id {dup!r} is given to more than one footprint")
         return np.asarray([_text(v) for v in values], dtype=object), column
     geoms = footprints.geometry
-    if geoms.crs is not None and not geoms.crs.equals("EPSG:4326"):
-        geoms = geoms.to_crs("EPSG:4326")  # read_footprints refused CRSs without a way there
-    return derived_ids(np.asarray(geoms.values, dtype=object)), "derived"
+    ids = np.empty(len(geoms), dtype=object)
+    for start in range(0, len(geoms), ID_BATCH):
+        part = geoms.iloc[start : start + ID_BATCH]
+        if part.crs is not None and not part.crs.equals("EPSG:4326"):
+            part = part.to_crs("EPSG:4326")  # read_footprints refused CRSs without a way there
+        ids[start : start + ID_BATCH] = _outline_ids(np.asarray(part.values, dtype=object), first=start)
+    return _number_repeats(ids), "derived"
 
 
 def _text(value: object) -> str:

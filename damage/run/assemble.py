@@ -60,24 +60,23 @@ def assemble(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np
     record : dict
         More of the run record (inputs, grid, region).
     """
-    template = parts[0] if parts else None
-    table = pd.concat(parts) if parts else pd.DataFrame(index=pd.Index([], dtype=np.int64, name="position"))
     n = len(footprints)
+    base_columns = ["damage_grade", "damage_score", "p_damaged", "not_analysed_reason", "valid_fraction"]
+    table = pd.concat(parts) if parts else pd.DataFrame(columns=base_columns, index=pd.Index([], dtype=np.int64))
     rest = np.setdiff1d(np.arange(n), table.index.to_numpy())
+    order = [c for c in EVIDENCE_COLUMNS if c in table] + [c for c in table.columns if c not in EVIDENCE_COLUMNS]
+    # one table of every footprint, in input order and in the columns' order, made once (a region's footprints
+    # off the imagery can be most of a million: no copy of it per step)
+    table = table.reindex(index=np.arange(n), columns=order)
     if rest.size:  # in no window: its chunk failed, it is no polygon, or it lies off the imagery
         why = np.where(failed[rest], "chunk failed",
                        np.where(analysable(footprints.geometry.values)[rest], "outside imagery", "unusable footprint"))
-        missing = pd.DataFrame({"damage_grade": NOT_ANALYSED, "damage_score": np.nan, "p_damaged": np.nan,
-                                "not_analysed_reason": why, "valid_fraction": 0.0},
-                               index=pd.Index(rest.astype(np.int64), name="position"))
-        if template is not None:
-            missing = missing.reindex(columns=template.columns)
-            missing["damage_grade"], missing["not_analysed_reason"], missing["valid_fraction"] = NOT_ANALYSED, why, 0.0
-        table = pd.concat([table, missing])
-    table = table.reindex(np.arange(n))
-    order = [c for c in EVIDENCE_COLUMNS if c in table] + [c for c in table.columns if c not in EVIDENCE_COLUMNS]
-    table = table[order]
-    for c in ("damage_grade", "not_analysed_reason"):
+        for column, value in (("damage_grade", NOT_ANALYSED), ("not_analysed_reason", why), ("valid_fraction", 0.0)):
+            kind = float if column == "valid_fraction" else object
+            values = table[column].to_numpy(dtype=kind, copy=True) if column in table else np.full(n, np.nan, dtype=kind)
+            values[rest] = value
+            table[column] = values
+    for c in ("damage_grade", "not_analysed_reason"):  # text or None (pandas would infer a string dtype)
         table[c] = table[c].astype(object).where(table[c].notna(), None)
     result, id_source = join_footprints(footprints, table, cfg.id_column)
     grades = result["damage_grade"].to_numpy()
