@@ -7,6 +7,7 @@ Run by hand (not a test); every figure is a ratio to a reference measured in the
     python benchmarks/scale.py assess --sizes 2500,5000,10000
     python benchmarks/scale.py assess --sizes 6000 --footprints 10000,40000,100000
     python benchmarks/scale.py region --size 4000
+    python benchmarks/scale.py steps --size 6000 --footprints 40000
     python benchmarks/scale.py client --counts 100000,1000000
 
 ``zonal``: one float32 raster and N non-overlapping footprints (8-20 m houses at 0.5 m);
@@ -22,6 +23,8 @@ GDAL's cache capped at 64 MB).
 
 ``region``: ``damage.batch`` over a tiled town with 1 and 2 local workers and on a
 2-worker Dask LocalCluster: buildings per second.
+
+``steps``: ``damage.assess`` in one process under cProfile, the seconds of each step.
 
 ``client``: ``damage.batch`` over a generated city of N footprints 10 m apart, those on a
 2000 px pair with imagery: the client's peak memory (VmHWM) and footprints per second.
@@ -271,6 +274,53 @@ def region(size: int, chunk: int) -> None:
             print(f"| {name} | {res.chunks} | {len(res.result):,} | {secs:.1f} | {len(res.result) / secs:.0f} |", flush=True)
 
 
+# -- where assess spends its time, step by step -------------------------------------------------------------
+#: The library's steps and the function each one is (its file under damage/ and its name).
+STEPS = (("fit the scene", "run/scenefit.py", "fit_scene"), ("read and warp the windows", "run/measure.py", "read_window"),
+         ("change map (SSIM, tolerance 1)", "optical/metrics.py", "combined"),
+         ("building evidence", "optical/evidence.py", "building_evidence"),
+         ("  of which each building's alignment", "optical/alignment.py", "best_alignment"),
+         ("  of which CIELAB", "optical/evidence.py", "lab"),
+         ("per-footprint statistics (zonal_stats)", "geo/zonal.py", "zonal_stats"))
+
+
+def _steps_child(folder: Path) -> None:
+    import cProfile
+    import pstats
+
+    import damage
+
+    prof = cProfile.Profile()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        prof.enable()
+        damage.assess(folder / "before.tif", folder / "after.tif", folder / "footprints.gpkg", workers=1)
+        prof.disable()
+        total = time.perf_counter() - t0
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    found = {name: sum(ct for (file, _, func), (_, _, _, ct, _) in stats.items()
+                       if file.replace(os.sep, "/").endswith("damage/" + where) and func == func_name)
+             for name, where, func_name in STEPS}
+    print(json.dumps({"total": total, **found}))
+
+
+def steps(size: int, count: int) -> None:
+    """``damage.assess`` in one process under cProfile: the cumulative seconds of each step (:data:`STEPS`)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        _town_pair(folder, size)
+        _footprints(count, size).to_file(folder / "footprints.gpkg")
+        res = subprocess.run([sys.executable, __file__, "steps-child", str(folder)], capture_output=True, text=True,
+                             env={**os.environ, "GDAL_CACHEMAX": "64"})
+        if res.returncode:
+            raise RuntimeError(res.stderr[-2000:])
+        found = json.loads(res.stdout.strip().splitlines()[-1])
+    print(f"| step ({size:,} px, {count:,} footprints, one process) | s |\n| --- | ---: |")
+    for name, value in found.items():
+        print(f"| {name} | {value:.1f} |")
+
+
 # -- the batch client's memory against the number of footprints ----------------------------------------
 def _city(n: int, size: int, spacing: float = 10.0) -> gpd.GeoDataFrame:
     """``n`` houses (7 m squares) ``spacing`` m apart on a square lattice whose top-left corner is the
@@ -368,6 +418,9 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "child":
         _child(sys.argv[2], Path(sys.argv[3]))
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "steps-child":
+        _steps_child(Path(sys.argv[2]))
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "client-child":
         _client_child(Path(sys.argv[2]), int(sys.argv[3]))
         return
@@ -385,6 +438,9 @@ def main() -> None:
     r = sub.add_parser("region")
     r.add_argument("--size", type=int, default=4000)
     r.add_argument("--chunk", type=int, default=1024)
+    t = sub.add_parser("steps")
+    t.add_argument("--size", type=int, default=6000)
+    t.add_argument("--footprints", type=int, default=40_000)
     c = sub.add_parser("client")
     c.add_argument("--counts", default="100000,1000000")
     c.add_argument("--size", type=int, default=2000)
@@ -400,6 +456,8 @@ def main() -> None:
                [int(v) for v in args.footprints.split(",")] if args.footprints else None, args.repeat)
     elif args.what == "region":
         region(args.size, args.chunk)
+    elif args.what == "steps":
+        steps(args.size, args.footprints)
     elif args.what == "client":
         client([int(v) for v in args.counts.split(",")], args.size, args.workers)
     else:
