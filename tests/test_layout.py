@@ -116,13 +116,13 @@ def _loaded_after(code: str, modules: tuple[str, ...]) -> list[str]:
     return out.stdout.split()
 
 
-OPTIONAL = ("scipy.stats", "jinja2", "dask", "distributed", "onnxruntime", "onnx", "damage.scenes", "damage.run.pwtt",
+OPTIONAL = ("scipy.stats", "jinja2", "dask", "distributed", "onnxruntime", "onnx", "numba", "damage.scenes", "damage.run.pwtt",
             "damage.sar.statistics", "damage.report.html", "damage.analysis.analyst", "damage.run.pipeline")
 
 
 def test_the_front_door_imports_what_is_used_only():
     """import damage loads none of the library; damage.assess loads the optical path, not the radar one,
-    the report, Dask, scipy.stats, onnxruntime or the scene generators; `damage --version` loads no command."""
+    the report, Dask, scipy.stats, onnxruntime, numba or the scene generators; `damage --version` loads no command."""
     assert _loaded_after("import damage", OPTIONAL + ("damage.config", "geopandas")) == []
     assert _loaded_after("import damage; damage.assess", OPTIONAL[:-1]) == []
     assert _loaded_after("import damage; damage.evaluate", OPTIONAL) == []

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from damage.optical.metrics import SceneStats, _gauss, gaussian_weights
+from damage.optical.metrics import SceneStats, gaussian_weights, moments
 
 __all__ = ["SEARCHES", "best_alignment"]
 
@@ -90,19 +90,11 @@ def best_alignment(lum_before: np.ndarray, lum_after: np.ndarray, before: np.nda
         raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
     rows, cols = lum_before.shape
     t = max_shift
-    x = np.ascontiguousarray(lum_before, dtype=np.float32)
-    y = np.pad(np.asarray(lum_after, dtype=np.float32), t, mode="edge")
-    mx, my = _gauss(x, sigma), _gauss(y, sigma)
-    nb, na = float(lum_stats.noise_before[0]), float(lum_stats.noise_after[0])
-    vx = np.maximum(_gauss(x * x, sigma) - mx * mx - nb**2, 0.0)
-    vy = np.maximum(_gauss(y * y, sigma) - my * my - na**2, 0.0)
-    c1 = float(np.float32((0.01 * lum_stats.ranges[0]) ** 2))
-    c2 = float(np.float32((0.03 * lum_stats.ranges[0]) ** 2))
-    lumx = (mx * mx + np.float32(c1)).astype(np.float32)
-    conx = (vx + np.float32(c2)).astype(np.float32)
+    m = moments(lum_before, lum_after, sigma, t, lum_stats.noise_before[0], lum_stats.noise_after[0], lum_stats.ranges[0])
     apad = np.pad(np.asarray(after, dtype=np.float32), ((0, 0), (t, t), (t, t)), mode="edge")
     inv_ranges = 1.0 / np.asarray(ranges, dtype=np.float64)
-    maps = (x, y, mx, my, vy, lumx, conx, c1, c2, np.ascontiguousarray(before, dtype=np.float32), apad, inv_ranges, t,
+    maps = (m.x, m.y, m.mx, m.my, m.vy, m.lumx, m.conx, float(m.c1), float(m.c2),
+            np.ascontiguousarray(before, dtype=np.float32), apad, inv_ranges, t,
             gaussian_weights(sigma))
 
     # the zones' pixels by building: its footprint's, then its ring's, each in row order (as they come)

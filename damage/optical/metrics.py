@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["METRICS", "register", "ssim", "absdiff", "gradient", "robust_range", "METRIC_RADIUS", "tolerant", "displacements", "shift_edge", "ssim_maps", "ssim_compiled", "gaussian_weights", "SceneStats", "scene_stats", "noise_sigma"]
+__all__ = ["METRICS", "register", "ssim", "absdiff", "gradient", "robust_range", "METRIC_RADIUS", "tolerant", "displacements", "shift_edge", "ssim_maps", "ssim_compiled", "Moments", "moments", "gaussian_weights", "SceneStats", "scene_stats", "noise_sigma"]
 
 Metric = Callable[..., np.ndarray]
 METRICS: dict[str, Metric] = {}
@@ -186,6 +186,40 @@ def tolerant(metric: Metric) -> Metric:
     return wrapped
 
 
+@dataclasses.dataclass(frozen=True)
+class Moments:
+    """What SSIM needs of one band of each epoch, computed once for every displacement.
+
+    ``y``, ``my`` and ``vy`` are the after band and its local mean and variance, padded by
+    ``t`` pixels (edges repeated), so a displacement is a view; ``lumx`` is ``mx**2 + c1``
+    and ``conx`` the before band's variance ``+ c2``. Variances are without each epoch's
+    sensor noise: an intact roof seen through noise is as similar as one seen without.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    mx: np.ndarray
+    my: np.ndarray
+    vy: np.ndarray
+    lumx: np.ndarray
+    conx: np.ndarray
+    c1: np.float32
+    c2: np.float32
+
+
+def moments(before: np.ndarray, after: np.ndarray, sigma: float, t: int, noise_before: float, noise_after: float,
+            value_range: float) -> Moments:
+    """The :class:`Moments` of one band (``(rows, cols)`` each), the after one padded by ``t``."""
+    x = np.ascontiguousarray(before, dtype=np.float32)
+    y = np.pad(np.asarray(after, dtype=np.float32), t, mode="edge")
+    mx, my = _gauss(x, sigma), _gauss(y, sigma)
+    vx = np.maximum(_gauss(x * x, sigma) - mx * mx - float(noise_before) ** 2, 0.0)
+    vy = np.maximum(_gauss(y * y, sigma) - my * my - float(noise_after) ** 2, 0.0)
+    c1 = np.float32((0.01 * value_range) ** 2)
+    c2 = np.float32((0.03 * value_range) ** 2)
+    return Moments(x, y, mx, my, vy, mx * mx + c1, vx + c2, c1, c2)
+
+
 def ssim_maps(
     before: np.ndarray,
     after: np.ndarray,
@@ -201,26 +235,15 @@ def ssim_maps(
     """
     bands, rows, cols = before.shape
     t = max((max(abs(dy), abs(dx)) for dy, dx in moves), default=0)
-    prepared = []
-    for band in range(bands):
-        x = before[band].astype(np.float32)
-        # the after band and its local moments, padded once; displacements are views
-        y = np.pad(after[band].astype(np.float32), t, mode="edge")
-        mx, my = _gauss(x, sigma), _gauss(y, sigma)
-        # Local variances without each epoch's sensor noise: an intact roof seen through
-        # noise is as similar as one seen without, and scores mean the same at any noise.
-        vx = np.maximum(_gauss(x * x, sigma) - mx * mx - float(stats.noise_before[band]) ** 2, 0.0)
-        vy = np.maximum(_gauss(y * y, sigma) - my * my - float(stats.noise_after[band]) ** 2, 0.0)
-        c1 = np.float32((0.01 * stats.ranges[band]) ** 2)
-        c2 = np.float32((0.03 * stats.ranges[band]) ** 2)
-        prepared.append((x, y, mx, my, vy, c1, c2, mx * mx + c1, vx + c2))
+    prepared = [moments(before[b], after[b], sigma, t, stats.noise_before[b], stats.noise_after[b], stats.ranges[b])
+                for b in range(bands)]
     for dy, dx in moves:
         view = (slice(t - dy, t - dy + rows), slice(t - dx, t - dx + cols))
         total = np.zeros((rows, cols), dtype=np.float32)
-        for x, y, mx, my, vy, c1, c2, lum_x, con_x in prepared:
-            ys, mys, vys = y[view], my[view], vy[view]
-            cov = _gauss(x * ys, sigma) - mx * mys
-            total += 1.0 - (2.0 * mx * mys + c1) * (2.0 * cov + c2) / ((lum_x + mys * mys) * (con_x + vys))
+        for m in prepared:
+            ys, mys, vys = m.y[view], m.my[view], m.vy[view]
+            cov = _gauss(m.x * ys, sigma) - m.mx * mys
+            total += 1.0 - (2.0 * m.mx * mys + m.c1) * (2.0 * cov + m.c2) / ((m.lumx + mys * mys) * (m.conx + vys))
         yield np.clip(total / bands, 0.0, 1.0)
 
 
@@ -261,19 +284,11 @@ def ssim_compiled(before: np.ndarray, after: np.ndarray, sigma: float, moves: li
 
     bands, rows, cols = before.shape
     t = max((max(abs(dy), abs(dx)) for dy, dx in moves), default=0)
-    x = np.ascontiguousarray(before, dtype=np.float32)
-    y = np.pad(np.asarray(after, dtype=np.float32), ((0, 0), (t, t), (t, t)), mode="edge")
-    mx, my = np.empty_like(x), np.empty_like(y)
-    lumx, conx, vy = np.empty_like(x), np.empty_like(x), np.empty_like(y)
-    k1, k2 = np.empty(bands, np.float32), np.empty(bands, np.float32)
-    for band in range(bands):
-        mx[band], my[band] = _gauss(x[band], sigma), _gauss(y[band], sigma)
-        vx = np.maximum(_gauss(x[band] * x[band], sigma) - mx[band] * mx[band] - float(stats.noise_before[band]) ** 2, 0.0)
-        vy[band] = np.maximum(_gauss(y[band] * y[band], sigma) - my[band] * my[band] - float(stats.noise_after[band]) ** 2, 0.0)
-        k1[band] = np.float32((0.01 * stats.ranges[band]) ** 2)
-        k2[band] = np.float32((0.03 * stats.ranges[band]) ** 2)
-        lumx[band] = mx[band] * mx[band] + k1[band]
-        conx[band] = vx + k2[band]
+    m = [moments(before[b], after[b], sigma, t, stats.noise_before[b], stats.noise_after[b], stats.ranges[b])
+         for b in range(bands)]
+    x, y, mx, my, vy, lumx, conx = (np.stack([getattr(k, name) for k in m])
+                                    for name in ("x", "y", "mx", "my", "vy", "lumx", "conx"))
+    k1, k2 = np.array([k.c1 for k in m], np.float32), np.array([k.c2 for k in m], np.float32)
     out = np.empty((rows, cols), np.float32)
     dys = np.array([m[0] for m in moves], np.int64)
     dxs = np.array([m[1] for m in moves], np.int64)
