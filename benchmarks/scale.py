@@ -8,7 +8,7 @@ Run by hand (not a test); every figure is a ratio to a reference measured in the
     python benchmarks/scale.py assess --sizes 6000 --footprints 10000,40000,100000
     python benchmarks/scale.py region --size 4000
     python benchmarks/scale.py steps --size 6000 --footprints 40000
-    python benchmarks/scale.py client --counts 100000,1000000
+    python benchmarks/scale.py client --counts 100000,1000000 [--no-merge]
 
 ``zonal``: one float32 raster and N non-overlapping footprints (8-20 m houses at 0.5 m);
 our zonal mean (read the raster, burn label images, grouped reductions) against
@@ -333,20 +333,22 @@ def _city(n: int, size: int, spacing: float = 10.0) -> gpd.GeoDataFrame:
                             geometry=shapely.box(cx - 3.5, cy - 3.5, cx + 3.5, cy + 3.5), crs=CRS)
 
 
-def _client_child(folder: Path, workers: int) -> None:
+def _client_child(folder: Path, workers: int, merge: bool) -> None:
     import damage
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
         res = damage.batch(folder / "before.tif", folder / "after.tif", folder / "footprints.parquet", folder / "run",
-                           workers=workers)
+                           workers=workers, merge=merge)
         secs = time.perf_counter() - t0
-    print(json.dumps({"seconds": secs, "peak_mb": _peak_mb(), "footprints": len(res.result),
-                      "analysed": int(res.result["p_damaged"].notna().sum())}))
+    peak = _peak_mb()  # before the result is read back for the counts below
+    grades = res.read(["p_damaged"])
+    print(json.dumps({"seconds": secs, "peak_mb": peak, "footprints": len(grades),
+                      "analysed": int(grades["p_damaged"].notna().sum())}))
 
 
-def client(counts: list[int], size: int, workers: int) -> None:
+def client(counts: list[int], size: int, workers: int, merge: bool = True) -> None:
     """``damage.batch`` over a generated city of N footprints (10 m apart) of which those on a ``size`` px
     pair have imagery: the client's (main process's) peak memory and footprints per second."""
     print("| footprints | with imagery | batch s | footprints / s | client peak MB |\n| ---: | ---: | ---: | ---: | ---: |")
@@ -359,7 +361,8 @@ def client(counts: list[int], size: int, workers: int) -> None:
 
             shutil.rmtree(folder / "run", ignore_errors=True)
             env = {**os.environ, "GDAL_CACHEMAX": "64"}
-            res = subprocess.run([sys.executable, __file__, "client-child", str(folder), str(workers)], capture_output=True,
+            res = subprocess.run([sys.executable, __file__, "client-child", str(folder), str(workers),
+                                  "merge" if merge else "no-merge"], capture_output=True,
                                  text=True, env=env)
             if res.returncode:
                 raise RuntimeError(res.stderr[-2000:])
@@ -422,7 +425,7 @@ def main() -> None:
         _steps_child(Path(sys.argv[2]))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "client-child":
-        _client_child(Path(sys.argv[2]), int(sys.argv[3]))
+        _client_child(Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "merge")
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -445,6 +448,7 @@ def main() -> None:
     c.add_argument("--counts", default="100000,1000000")
     c.add_argument("--size", type=int, default=2000)
     c.add_argument("--workers", type=int, default=2)
+    c.add_argument("--no-merge", action="store_true", help="leave out damage.parquet and damage.geojson")
     w = sub.add_parser("workers")
     w.add_argument("--size", type=int, default=3000)
     w.add_argument("--chunk", type=int, default=1024)
@@ -459,7 +463,7 @@ def main() -> None:
     elif args.what == "steps":
         steps(args.size, args.footprints)
     elif args.what == "client":
-        client([int(v) for v in args.counts.split(",")], args.size, args.workers)
+        client([int(v) for v in args.counts.split(",")], args.size, args.workers, not args.no_merge)
     else:
         workers(args.size, args.chunk)
 

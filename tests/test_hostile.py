@@ -248,8 +248,8 @@ def _corrupt(path, how, at):
         path.write_bytes(data + b"\x00junk")
 
 
-_RUN_FILES = ["manifest.json", "fit.json", "footprints.parquet", "chunks/row00_col00.parquet", "chunks/row00_col01.parquet",
-              "chunks/row01_col01.parquet"]
+_RUN_FILES = ["manifest.json", "fit.json", "footprints/part-00000.parquet", "damage/part-00000.parquet",
+              "chunks/row00_col00.parquet", "chunks/row00_col01.parquet", "chunks/row01_col01.parquet"]
 
 
 @settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])

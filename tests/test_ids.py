@@ -124,3 +124,59 @@ def test_derived_ids_are_the_same_hashed_in_batches(houses, monkeypatch):
     broken = twin.copy()
     broken.loc[4, "geometry"] = None  # no shape, in the second batch: its row in the whole input
     assert building_ids(broken)[0][4] == "row4"
+
+
+# -- a region's ids, decided over parts ---------------------------------------------------------------------
+def _in_parts(frame: gpd.GeoDataFrame, seams: list[int]):
+    """``frame`` cut at ``seams`` as the batch runner reads it: parts with their outlines' ids and positions."""
+    from damage.geo.ids import outline_ids
+
+    lonlat = frame.geometry.to_crs("EPSG:4326")
+    outlines = outline_ids(np.asarray(lonlat.values, dtype=object))
+    bounds = [0, *seams, len(frame)]
+    parts = [frame.iloc[a:b].assign(outline=outlines[a:b], position=np.arange(a, b)) for a, b in zip(bounds, bounds[1:])]
+    return lambda: iter(parts)
+
+
+def _region(frame: gpd.GeoDataFrame, seams: list[int], wanted: str | None = None) -> tuple[list, str]:
+    from damage.geo.ids import region_ids
+
+    parts = _in_parts(frame, seams)
+    decided = region_ids(parts, list(frame.columns), wanted, frame.geometry.name, "outline")
+    ids = [i for p in parts() for i in decided.of(p, p["outline"].to_numpy(), p["position"].to_numpy())]
+    return ids, decided.source
+
+
+def test_a_regions_ids_decided_over_its_parts_are_those_of_the_whole(houses):
+    plain = houses.drop(columns="osm_id")
+    many = pd.concat([plain, plain.iloc[[1, 1, 3]], plain.iloc[:2]], ignore_index=True)  # repeats across every seam
+    many.loc[6, "geometry"] = None  # no shape: row6
+    whole, source = building_ids(many)
+    for seams in ([], [1], [2, 5, 7], list(range(1, len(many)))):
+        assert _region(many, seams) == (whole.tolist(), source), seams
+    assert source == "derived" and "row6" in whole and any(i.endswith("-3") for i in whole)
+    # an id column is taken when it is unique over every part, and not when a later part repeats a value
+    assert _region(houses, [2]) == (building_ids(houses)[0].tolist(), "osm_id")
+    repeated = pd.concat([houses, houses.iloc[[0]]], ignore_index=True)
+    assert building_ids(repeated)[1] == "derived" and _region(repeated, [3])[1] == "derived"
+    assert _region(repeated, [3])[0] == building_ids(repeated)[0].tolist()
+
+
+def test_a_regions_wanted_id_column_is_refused_as_the_wholes_is(houses):
+    twice = pd.concat([houses, houses.iloc[[2]]], ignore_index=True)
+    holes = houses.assign(osm_id=[11.0, None, 13.0, 14.0, 15.0])
+    for frame, wanted in ((twice, "osm_id"), (holes, "osm_id"), (houses, "ref")):
+        with pytest.raises(ConfigError) as whole:
+            building_ids(frame, wanted)
+        with pytest.raises(ConfigError) as parts:
+            _region(frame, [1, 4], wanted)
+        assert str(parts.value) == str(whole.value)
+
+
+def test_equal_hashes_of_unequal_ids_are_told_apart_by_the_values(houses, monkeypatch):
+    from damage.geo import ids as ids_module
+
+    monkeypatch.setattr(ids_module, "_hashed", lambda values: np.zeros(len(values), np.uint64))  # every hash equal
+    assert _region(houses, [2]) == (building_ids(houses)[0].tolist(), "osm_id")
+    with pytest.raises(ConfigError, match="the id 13.0 is given to more than one footprint"):
+        _region(pd.concat([houses, houses.iloc[[2]]], ignore_index=True), [3], "osm_id")

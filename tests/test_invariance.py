@@ -6,6 +6,7 @@ import warnings
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 
@@ -88,6 +89,37 @@ def test_batch_at_any_chunk_size_and_worker_count_is_assess_exactly(town, tmp_pa
     b, a, fp, full = town
     for name, out in _region_runs(b, a, fp, tmp_path).items():
         _identical(full, out, name)
+
+
+def test_a_region_read_written_and_merged_in_parts_is_assess_exactly(town, tmp_path, monkeypatch):
+    # a region's footprints pass through parts of 13 (read, planned, measured and merged a part at a time):
+    # outlines repeated across the seams (the input's building_id is then no id: ids are derived and numbered
+    # over every part), a footprint with no shape and one off the imagery
+    from damage.run import parts
+
+    monkeypatch.setattr(parts, "PART_ROWS", 13)
+    b, a, fp, _ = town
+    odd = fp.iloc[[3, 40, 3, 0]].copy()
+    odd.geometry = [odd.geometry.iloc[0], odd.geometry.iloc[1], None, shapely.affinity.translate(odd.geometry.iloc[3], 1e4)]
+    region_fp = pd.concat([fp.iloc[:30], odd, fp.iloc[30:]], ignore_index=True)
+    whole = _assess(b, a, region_fp)
+    assert whole.attrs["damage"]["ids"]["source"] == "derived" and whole["building_id"].str.endswith("-2").sum() == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DamageWarning)  # the run's own notes; any other warning fails
+        merged = damage.batch(b, a, region_fp, tmp_path / "merged", chunk_size=128, workers=2)
+        dataset = damage.batch(b, a, region_fp, tmp_path / "dataset", chunk_size=256, merge=False)
+    assert len(merged.parts) == -(-len(region_fp) // 13) > 5 and not (tmp_path / "dataset" / "damage.parquet").exists()
+    # the merged GeoJSON, written a part at a time, holds the features assess's result writes, to the byte
+    damage.write(whole, tmp_path / "whole.geojson")
+    features = [(p / n).read_text().split('"features":[', 1)[1] for p, n in ((tmp_path, "whole.geojson"),
+                                                                            (tmp_path / "merged", "damage.geojson"))]
+    assert features[0] == features[1]
+    for name, out in (("merged", merged.result), ("dataset", dataset.result)):
+        _identical(whole, out, name)
+        assert out["building_id"].tolist() == whole["building_id"].tolist(), name
+        assert out["not_analysed_reason"].tolist() == whole["not_analysed_reason"].tolist(), name
+        for key in ("counts", "not_analysed", "damaged_count", "ids"):
+            assert out.attrs["damage"][key] == whole.attrs["damage"][key], (name, key)
 
 
 @pytest.fixture(scope="module")

@@ -206,10 +206,14 @@ def _manifest() -> dict:
         "grid": {"crs": "EPSG:32615", "transform": [0.5, 0.0, 500000.0, 0.0, -0.5, 4100000.0], "shape": [400, 300]},
         "chunk_size": 256,
         "chunks": {"row00_col00": 5, "row00_col01": 3},
+        "chunk_parts": {"row00_col00": ["part-00000.parquet"], "row00_col01": ["part-00000.parquet", "part-00001.parquet"]},
         "footprints": 9,
+        "parts": ["part-00000.parquet", "part-00001.parquet"],
+        "part_rows": 5,
         "fit": {"fitted_on": "whole scene"},
         "failed": {},
-        "sha256": {"fit.json": "ab" * 32, "footprints.parquet": "cd" * 32, "chunks": {"row00_col00": "ef" * 32}},
+        "sha256": {"fit.json": "ab" * 32, "footprints": {"part-00000.parquet": "cd" * 32, "part-00001.parquet": "dc" * 32},
+                   "chunks": {"row00_col00": "ef" * 32}},
     }
     m["plan_sha256"] = plan_digest(m)
     return m
@@ -242,8 +246,8 @@ def test_the_plan_digest_is_canonical():
     shuffled = {k: m[k] for k in reversed(list(m))}
     shuffled["config"] = {k: m["config"][k] for k in reversed(list(m["config"]))}
     assert plan_digest(shuffled) == plan_digest(m) == hashlib.sha256(json.dumps(
-        {k: m.get(k) for k in ("signature", "version", "config", "record", "grid", "chunk_size", "chunks", "footprints",
-                               "fit")}, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        {k: m.get(k) for k in ("signature", "version", "config", "record", "grid", "chunk_size", "chunks", "chunk_parts",
+                               "footprints", "parts", "part_rows", "fit")}, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 @pytest.mark.parametrize(("key", "value"), [
@@ -257,6 +261,9 @@ def test_the_plan_digest_is_canonical():
     ("signature", "f" * 24),
     ("version", "0.0.0"),
     ("chunk_size", 128),
+    ("parts", ["part-00000.parquet"]),
+    ("part_rows", 4),
+    ("chunk_parts", {"row00_col00": ["part-00001.parquet"], "row00_col01": ["part-00000.parquet"]}),
 ])
 def test_a_manifest_whose_plan_was_changed_is_refused(tmp_path, key, value):
     path = tmp_path / "manifest.json"
@@ -277,6 +284,13 @@ def test_a_manifest_whose_plan_was_changed_is_refused(tmp_path, key, value):
     (lambda m: m.update(chunks={"row00_col00": "5"}), "'chunks' must map chunk names to counts"),
     (lambda m: m["sha256"].pop("chunks"), "'sha256' must hold the chunks' SHA-256"),
     (lambda m: m["sha256"].update(chunks={"row00_col00": 5}), "'sha256' must hold the chunks' SHA-256"),
+    (lambda m: m["sha256"].pop("footprints"), "'sha256' must hold the footprints' SHA-256"),
+    (lambda m: m.update(parts="part-00000.parquet"), "'parts' missing or not a list"),
+    (lambda m: m.update(parts=[]), "'parts' must name the footprints' parts"),
+    (lambda m: m.update(parts=["../../etc/passwd"]), "'parts' must name the footprints' parts"),
+    (lambda m: m.update(part_rows=0), "'parts' must name the footprints' parts"),
+    (lambda m: m.update(chunk_parts={"row00_col00": ["part-00000.parquet"]}), "'chunk_parts' must name each chunk's parts"),
+    (lambda m: m["chunk_parts"].update(row00_col00=["part-00009.parquet"]), "'chunk_parts' must name each chunk's parts"),
 ])
 def test_a_malformed_manifest_is_refused_naming_it(tmp_path, edit, what):
     path = tmp_path / "manifest.json"
@@ -306,7 +320,7 @@ def test_check_written_refuses_a_changed_or_missing_file(tmp_path):
     fit, footprints = b'{"format": 2}', b"PAR1 rows PAR1"
     (tmp_path / "fit.json").write_bytes(fit)
     (tmp_path / "footprints.parquet").write_bytes(footprints)
-    manifest = {"sha256": {"fit.json": _sha(fit), "footprints.parquet": _sha(footprints), "chunks": {}}}
+    manifest = {"fit.json": _sha(fit), "footprints.parquet": _sha(footprints)}
     names = ("fit.json", "footprints.parquet")
     check_written(tmp_path, manifest, names)
     (tmp_path / "fit.json").write_bytes(b'{"format": 3}')  # one character

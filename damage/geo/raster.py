@@ -14,7 +14,7 @@ import shapely
 from affine import Affine
 from rasterio.crs import CRS
 
-__all__ = ["Grid", "Window", "Raster", "present", "analysable", "cells", "window_ids", "split_crowded", "busiest_blocks", "metres_per_unit",
+__all__ = ["Grid", "Window", "Raster", "present", "analysable", "cells", "cells_of", "block_counts", "window_ids", "split_crowded", "crowded_parts", "busiest_blocks", "metres_per_unit",
            "METRES_PER_DEGREE"]
 
 #: Metres per degree of latitude (and of longitude at the equator) on the sphere of the same surface as WGS 84's ellipsoid
@@ -169,21 +169,38 @@ class Raster:
 
 def cells(geoms: np.ndarray, grid: Grid, size: int) -> tuple[np.ndarray, np.ndarray]:
     """``(row, col)`` of the cell of ``size`` grid pixels holding each footprint's representative point."""
-    pts = shapely.point_on_surface(geoms)
-    cols, rows = ~grid.transform * (shapely.get_x(pts), shapely.get_y(pts))
+    return cells_of(shapely.point_on_surface(geoms), grid, size)
+
+
+def cells_of(points: np.ndarray, grid: Grid, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(row, col)`` of the cell of ``size`` grid pixels holding each point (grid CRS)."""
+    cols, rows = ~grid.transform * (shapely.get_x(points), shapely.get_y(points))
     return np.floor(np.asarray(rows) / size).astype(np.int64), np.floor(np.asarray(cols) / size).astype(np.int64)
 
 
-def busiest_blocks(geoms: np.ndarray, grid: Grid, size: int, most: int) -> list[Window]:
+#: Cell keys of :func:`block_counts`: ``row * BLOCK_KEY + col``.
+BLOCK_KEY = 1_000_003
+
+
+def block_counts(rows: np.ndarray, cols: np.ndarray,
+                 more: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Footprints per cell: ``(keys, counts)``, keys sorted, of the cells ``(rows, cols)`` of :func:`cells`, added
+    to ``more`` (the counts of footprints read before: a region's are counted a batch at a time)."""
+    keys, counts = np.unique(np.asarray(rows, np.int64) * BLOCK_KEY + np.asarray(cols, np.int64), return_counts=True)
+    if more is not None and len(more[0]):
+        keys, where = np.unique(np.concatenate([more[0], keys]), return_inverse=True)
+        counts = np.bincount(where, weights=np.concatenate([more[1], counts]), minlength=len(keys)).astype(np.int64)
+    return keys, counts
+
+
+def busiest_blocks(counted: tuple[np.ndarray, np.ndarray], grid: Grid, size: int, most: int) -> list[Window]:
     """The ``most`` blocks of ``size`` grid pixels (the lattice of :func:`cells`) holding the most footprints,
-    most first (ties by position), clipped to the grid."""
-    rows, cols = cells(geoms, grid, size)
-    keys = rows * 1_000_003 + cols
-    names, counts = np.unique(keys, return_counts=True)
+    most first (ties by position), clipped to the grid; ``counted`` is :func:`block_counts` on that lattice."""
+    names, counts = counted
     order = sorted(range(len(names)), key=lambda i: (-counts[i], names[i]))[:most]
     blocks = []
     for i in order:
-        r, c = divmod(int(names[i]), 1_000_003)
+        r, c = divmod(int(names[i]), BLOCK_KEY)
         r0, c0 = r * size, c * size
         h, w = min(size, grid.shape[0] - r0), min(size, grid.shape[1] - c0)
         if h > 0 and w > 0 and r0 >= 0 and c0 >= 0:
@@ -206,10 +223,22 @@ def split_crowded(ids: np.ndarray, cap: int) -> np.ndarray:
     (``row03_col07`` -> ``row03_col07_part0``, ``..._part1``, ...): a part reads only its footprints' extent, so its
     memory is bounded, and every building's numbers stay those of the whole window."""
     ids = np.asarray(ids).astype(object)
-    names, counts = np.unique(ids, return_counts=True)
-    for name in names[counts > cap]:
-        where = np.flatnonzero(ids == name)
-        parts = np.arange(where.size) // cap
-        width = len(str(parts[-1]))
-        ids[where] = [f"{name}_part{p:0{width}d}" for p in parts]
+    part, parts = crowded_parts(ids, cap)
+    crowded = part >= 0
+    if crowded.any():
+        width = {name: len(str(n - 1)) for name, n in parts.items()}
+        ids[crowded] = [f"{name}_part{p:0{width[name]}d}" for name, p in zip(ids[crowded], part[crowded])]
     return ids.astype(str)
+
+
+def crowded_parts(ids: np.ndarray, cap: int) -> tuple[np.ndarray, dict[Any, int]]:
+    """Each footprint's part of its window (``-1`` where the window holds at most ``cap``), counted in input
+    order, and the number of parts of each window cut."""
+    names, where, counts = np.unique(ids, return_inverse=True, return_counts=True)
+    part = np.full(len(ids), -1, np.int64)
+    cut: dict[Any, int] = {}
+    for k in np.flatnonzero(counts > cap):
+        members = np.flatnonzero(where == k)
+        part[members] = np.arange(members.size) // cap
+        cut[names[k]] = int(-(-members.size // cap))
+    return part, cut

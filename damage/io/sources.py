@@ -44,7 +44,7 @@ from damage.io.stac import StacAsset, check_header, is_stac, read_stac
 log = logging.getLogger(__name__)
 
 __all__ = ["Tile", "Epoch", "Acquisition", "open_epoch", "open_stack", "read_decimated", "read_tile", "read_footprints",
-           "read_result", "check_order", "is_remote", "locate", "shown", "tiles_of", "PathSpec", "Location"]
+           "tidy_footprints", "Tally", "read_result", "check_order", "is_remote", "locate", "shown", "tiles_of", "PathSpec", "Location"]
 
 PathSpec = str | PathLike | Sequence[str | PathLike]
 #: A file on disk, or a URL / GDAL virtual path that GDAL reads (kept as the string given).
@@ -443,24 +443,86 @@ def read_footprints(source: str | PathLike | gpd.GeoDataFrame,
     geopandas.GeoDataFrame
         The footprints in input order, with a fresh RangeIndex.
     """
+    gdf, label = _read_whole(source, bbox)
+    tally = Tally()
+    gdf = tidy_footprints(gdf, label, tally)
+    tally.judge(label, stacklevel=3)
+    return gdf
+
+
+def _read_whole(source: str | PathLike | gpd.GeoDataFrame,
+                bbox: tuple[float, float, float, float] | None) -> tuple[gpd.GeoDataFrame, str]:
+    """The footprints as the source holds them, and the name messages give them."""
     if isinstance(source, gpd.GeoDataFrame):
-        gdf, label = source.copy(), "footprints"
-    elif bbox is not None:
+        return source.copy(), "footprints"
+    if bbox is not None:
         from damage.io.byarea import read_by_area
 
         if not is_remote(str(source)) and not Path(source).exists():
             raise InputNotFoundError(f"{source}: no such file or directory")
-        gdf, label = read_by_area(str(source), bbox), str(source)
+        gdf = read_by_area(str(source), bbox)
         if len(gdf) == 0:
-            raise EmptyFootprintsError(f"{label}: holds no footprints where the imagery is ({bbox[0]:.5f}, {bbox[1]:.5f}, "
+            raise EmptyFootprintsError(f"{source}: holds no footprints where the imagery is ({bbox[0]:.5f}, {bbox[1]:.5f}, "
                                        f"{bbox[2]:.5f}, {bbox[3]:.5f} lon/lat)")
-    else:
-        gdf, label = read_vector(locate(source)), str(source)
+        return gdf, str(source)
+    return read_vector(locate(source)), str(source)
+
+
+@dataclasses.dataclass
+class Tally:
+    """What tidying footprints found, summed over the batches of a file read a part at a time."""
+
+    rows: int = 0
+    unusable: int = 0  # empty, null or not polygons (absurd ones not counted)
+    absurd: int = 0  # coordinates no place on Earth has
+    invalid: int = 0  # invalid polygons, repaired or not
+    unrepaired: int = 0  # invalid ones make_valid left empty
+    lost: int = 0  # footprints with no usable shape at all (unusable, absurd or unrepaired)
+
+    def judge(self, label: str, stacklevel: int = 2) -> None:
+        """Refuse footprints of which none can be used, in one line; warn of the repairs and skips.
+
+        Raises
+        ------
+        damage.errors.EmptyFootprintsError, damage.errors.InvalidFootprintsError
+        """
+        if self.rows == 0:
+            raise EmptyFootprintsError(f"{label}: holds no footprints")
+        if self.absurd:
+            if self.absurd + self.unusable == self.rows:
+                raise InvalidFootprintsError(f"{label}: every footprint has coordinates no place on Earth has "
+                                             "(infinite, NaN or far out of range); is the CRS right?")
+            warnings.warn(f"{label}: {self.absurd} footprint(s) have coordinates no place on Earth has "
+                          "(infinite, NaN or far out of range) and are not analysed", DamageWarning, stacklevel=stacklevel)
+        if self.absurd + self.unusable == self.rows:
+            raise EmptyFootprintsError(f"{label}: holds no polygon footprints (all {self.rows} are empty, null or not "
+                                       "polygons)")
+        if self.invalid:
+            if self.lost == self.rows:
+                raise EmptyFootprintsError(f"{label}: holds no usable footprint (the {self.invalid} invalid ones "
+                                           "cannot be repaired; the rest are empty, null or not polygons)")
+            warnings.warn(f"{label}: repaired {self.invalid - self.unrepaired} invalid footprint(s)"
+                          + (f"; {self.unrepaired} could not be repaired and are not analysed" if self.unrepaired else ""),
+                          DamageWarning, stacklevel=stacklevel)
+        if self.unusable:
+            warnings.warn(f"{label}: {self.unusable} footprint(s) are empty, null or not polygons and are not analysed",
+                          DamageWarning, stacklevel=stacklevel)
+
+
+def tidy_footprints(gdf: gpd.GeoDataFrame, label: str, tally: Tally) -> gpd.GeoDataFrame:
+    """Footprints made usable (see :func:`read_footprints`), what was done counted in ``tally``: the whole file
+    or one batch of it (:func:`damage.io.stream.footprint_batches`), with the same rows either way.
+
+    Raises
+    ------
+    damage.errors.InvalidFootprintsError, damage.errors.MissingCRSError
+        No geometry column, no CRS, or a CRS with no way to longitude/latitude.
+    """
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry is None:
         raise InvalidFootprintsError(f"{label}: holds no geometry column")
-    if len(gdf) == 0:
-        raise EmptyFootprintsError(f"{label}: holds no footprints")
     if gdf.crs is None:
+        if len(gdf) == 0:
+            return gdf
         raise MissingCRSError(f"{label}: footprints have no CRS")
     try:  # a local or engineering CRS has no way to the imagery's
         from pyproj import Transformer
@@ -470,24 +532,23 @@ def read_footprints(source: str | PathLike | gpd.GeoDataFrame,
         raise MissingCRSError(f"{label}: footprints are in {gdf.crs.name!r}, a CRS that cannot be transformed to "
                               "longitude/latitude (local or engineering); give them in a georeferenced CRS") from None
     gdf = gdf.reset_index(drop=True)
+    tally.rows += len(gdf)
+    if len(gdf) == 0:
+        return gdf
     geoms = gdf.geometry.values
     polygonal = shapely.get_type_id(geoms) == 3
     polygonal |= shapely.get_type_id(geoms) == 6
     unusable = shapely.is_missing(geoms) | shapely.is_empty(geoms) | ~polygonal
     absurd = ~unusable & ~_plausible(np.asarray(geoms, dtype=object), gdf.crs)
+    tally.unusable += int(unusable.sum())
     if absurd.any():
-        if (absurd | unusable).all():
-            raise InvalidFootprintsError(f"{label}: every footprint has coordinates no place on Earth has in {gdf.crs.name} "
-                                         "(infinite, NaN or far out of range); is the CRS right?")
-        warnings.warn(f"{label}: {int(absurd.sum())} footprint(s) have coordinates no place on Earth has "
-                      "(infinite, NaN or far out of range) and are not analysed", DamageWarning, stacklevel=2)
+        tally.absurd += int(absurd.sum())
         new = np.asarray(geoms, dtype=object).copy()
         new[absurd] = None
         gdf = gdf.set_geometry(gpd.GeoSeries(new, crs=gdf.crs, index=gdf.index))
         geoms = gdf.geometry.values
         unusable = unusable | absurd
-    if unusable.all():
-        raise EmptyFootprintsError(f"{label}: holds no polygon footprints (all {len(gdf)} are empty, null or not polygons)")
+    lost = unusable.copy()
     invalid = ~unusable & ~shapely.is_valid(geoms)
     if invalid.any():
         fixed = _polygonal_part(shapely.make_valid(np.asarray(geoms)[invalid]))
@@ -495,21 +556,10 @@ def read_footprints(source: str | PathLike | gpd.GeoDataFrame,
         new[invalid] = fixed
         gdf = gdf.set_geometry(gpd.GeoSeries(new, crs=gdf.crs, index=gdf.index))
         still = shapely.is_empty(fixed) | shapely.is_missing(fixed)
-        if (unusable | np.isin(np.arange(len(gdf)), np.flatnonzero(invalid)[still])).all():
-            raise EmptyFootprintsError(f"{label}: holds no usable footprint (the {int(invalid.sum())} invalid ones "
-                                       "cannot be repaired; the rest are empty, null or not polygons)")
-        warnings.warn(
-            f"{label}: repaired {int(invalid.sum()) - int(still.sum())} invalid footprint(s)"
-            + (f"; {int(still.sum())} could not be repaired and are not analysed" if still.any() else ""),
-            DamageWarning,
-            stacklevel=2,
-        )
-    if (unusable & ~absurd).any():
-        warnings.warn(
-            f"{label}: {int((unusable & ~absurd).sum())} footprint(s) are empty, null or not polygons and are not analysed",
-            DamageWarning,
-            stacklevel=2,
-        )
+        lost[np.flatnonzero(invalid)[still]] = True
+        tally.invalid += int(invalid.sum())
+        tally.unrepaired += int(still.sum())
+    tally.lost += int(lost.sum())
     return gdf
 
 
@@ -549,7 +599,9 @@ def read_vector(path: Location, error: type[DamageError] = InvalidFootprintsErro
         raise error(f"{path}: not a readable vector file ({_first_line(exc)})") from None
 
 
-def _keep_geometry_attribute(path: Location, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+def _keep_geometry_attribute(path: Location, gdf: gpd.GeoDataFrame, **window: int) -> gpd.GeoDataFrame:
+    """``gdf`` (read by OGR; ``window``: its ``skip_features`` and ``max_features``) with the attribute
+    named ``geometry`` put back."""
     import pyogrio
 
     if "geometry" not in list(pyogrio.read_info(path)["fields"]):
@@ -557,7 +609,7 @@ def _keep_geometry_attribute(path: Location, gdf: gpd.GeoDataFrame) -> gpd.GeoDa
     name = "geometry_"
     while name in gdf.columns:
         name += "_"
-    values = pyogrio.read_dataframe(path, read_geometry=False, columns=["geometry"])["geometry"]
+    values = pyogrio.read_dataframe(path, read_geometry=False, columns=["geometry"], **window)["geometry"]
     gdf.insert(len(gdf.columns) - 1 if gdf.columns[-1] == gdf.geometry.name else len(gdf.columns), name, values.to_numpy())
     warnings.warn(f"{path}: its attribute 'geometry' is kept as {name!r} (the shape has that name)", DamageWarning,
                   stacklevel=3)

@@ -192,17 +192,24 @@ def footprint_grid(
 ) -> Grid:
     """:func:`common_grid` around a GeoSeries of footprints (missing and empty ones ignored).
 
-    ``margin`` metres of context are added on every side (clipped to the imagery).
+    ``geometry`` is a GeoSeries, or a function returning its parts one GeoSeries at a time (a
+    region's footprints read in batches: each call is one pass over them); either gives the same
+    grid. ``margin`` metres of context are added on every side (clipped to the imagery).
     """
-    kept = geometry[analysable(geometry.values)]
+    parts = geometry if callable(geometry) else (lambda: [geometry])
 
     def bounds(c: CRS) -> Bounds:
-        b = kept.to_crs(c).bounds.to_numpy()
-        b = b[np.isfinite(b).all(axis=1)]  # a footprint with no place in ``c`` (far outside its area of use)
-        if not len(b):
+        lo, hi = np.full(2, np.inf), np.full(2, -np.inf)
+        for part in parts():
+            kept = part[analysable(part.values)]
+            b = kept.to_crs(c).bounds.to_numpy()
+            b = b[np.isfinite(b).all(axis=1)]  # a footprint with no place in ``c`` (far outside its area of use)
+            if len(b):
+                lo, hi = np.minimum(lo, b[:, :2].min(axis=0)), np.maximum(hi, b[:, 2:].max(axis=0))
+        if not np.isfinite(lo).all():
             raise FootprintsOutsideImageryError(f"no footprint can be placed in {c.to_string()} (coordinates far outside "
                                                 "its area of use)")
-        x0, y0, x1, y1 = b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()
+        x0, y0, x1, y1 = float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
         mx, my = metres_per_unit(c, (y0 + y1) / 2)  # degrees at the footprints' latitude on a geographic CRS
         dx, dy = margin / mx, margin / my
         return (x0 - dx, y0 - dy, x1 + dx, y1 + dy)

@@ -87,26 +87,38 @@ def geojson_pieces(gdf: gpd.GeoDataFrame, precision: int = GEOJSON_PRECISION,
                    batch: int | None = None) -> Iterator[str]:
     """RFC 7946 GeoJSON text of ``gdf`` in pieces, ``batch`` features at a time (:data:`GEOJSON_BATCH` by
     default; see :func:`to_geojson_text`)."""
-    batch = batch or GEOJSON_BATCH
     if gdf.crs is None:
         raise OutputError("cannot write GeoJSON: the result has no CRS")
-    yield json.dumps({"type": "FeatureCollection", "damage": _record(gdf)}, default=_json_default)[:-1]
+    return geojson_stream([gdf], _record(gdf), precision, batch)
+
+
+def geojson_stream(frames: Iterable[gpd.GeoDataFrame], record: dict[str, Any], precision: int = GEOJSON_PRECISION,
+                   batch: int | None = None) -> Iterator[str]:
+    """RFC 7946 GeoJSON text of one FeatureCollection of the frames' features, in order (a region's result
+    written a part at a time), with ``record`` as its ``"damage"`` member."""
+    batch = batch or GEOJSON_BATCH
+    yield json.dumps({"type": "FeatureCollection", "damage": record}, default=_json_default)[:-1]
     yield ',"features":[\n'
-    for start in range(0, len(gdf), batch):
-        part = gdf.iloc[start : start + batch]
-        wgs = part.to_crs(4326) if not part.crs.equals("EPSG:4326") else part
-        geoms = np.asarray(wgs.geometry.values, dtype=object)
-        geoms = shapely.transform(geoms, lambda c: np.round(c, precision))
-        geoms = shapely.orient_polygons(geoms, exterior_cw=False)
-        geom_text = [_short_numbers(t) if t is not None else None for t in shapely.to_geojson(geoms)]
-        props = wgs.drop(columns=wgs.geometry.name)
-        prop_lines = props.to_json(orient="records", lines=True, date_format="iso", double_precision=6).splitlines() \
-            if len(props) else []
-        if len(prop_lines) != len(wgs):  # no attribute columns at all
-            prop_lines = ["{}"] * len(wgs)
-        yield (",\n" if start else "") + ",\n".join(
-            f'{{"type":"Feature","properties":{p},"geometry":{g if g is not None else "null"}}}'
-            for p, g in zip(prop_lines, geom_text))
+    first = True
+    for gdf in frames:
+        if gdf.crs is None:
+            raise OutputError("cannot write GeoJSON: the result has no CRS")
+        for start in range(0, len(gdf), batch):
+            part = gdf.iloc[start : start + batch]
+            wgs = part.to_crs(4326) if not part.crs.equals("EPSG:4326") else part
+            geoms = np.asarray(wgs.geometry.values, dtype=object)
+            geoms = shapely.transform(geoms, lambda c: np.round(c, precision))
+            geoms = shapely.orient_polygons(geoms, exterior_cw=False)
+            geom_text = [_short_numbers(t) if t is not None else None for t in shapely.to_geojson(geoms)]
+            props = wgs.drop(columns=wgs.geometry.name)
+            prop_lines = props.to_json(orient="records", lines=True, date_format="iso", double_precision=6).splitlines() \
+                if len(props) else []
+            if len(prop_lines) != len(wgs):  # no attribute columns at all
+                prop_lines = ["{}"] * len(wgs)
+            yield ("" if first else ",\n") + ",\n".join(
+                f'{{"type":"Feature","properties":{p},"geometry":{g if g is not None else "null"}}}'
+                for p, g in zip(prop_lines, geom_text))
+            first = False
     yield "\n]}\n"
 
 

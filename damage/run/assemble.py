@@ -28,7 +28,7 @@ from damage.run.measure import MEASURE_COLUMNS, REASONS, Measured
 
 log = logging.getLogger(__name__)
 
-__all__ = ["graded_table", "grading_model", "assemble", "EVIDENCE_COLUMNS"]
+__all__ = ["graded_table", "grading_model", "assemble", "summarise", "EVIDENCE_COLUMNS"]
 
 #: Columns added to the footprints, in order (then one ``<metric>_mean`` per metric).
 EVIDENCE_COLUMNS = ("damage_grade", "damage_score", "p_damaged", *MEASURE_COLUMNS)
@@ -43,7 +43,8 @@ def graded_table(m: Measured, positions: np.ndarray, cfg: Config, model: Evidenc
 
 
 def assemble(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np.ndarray, cfg: Config, fit: SceneFit,
-             record: dict[str, Any]) -> gpd.GeoDataFrame:
+             record: dict[str, Any], *, first: int = 0, ids: tuple[np.ndarray, str] | None = None,
+             columns: list[str] | None = None) -> gpd.GeoDataFrame:
     """The footprints with their grades and evidence, and the run record in ``attrs["damage"]``.
 
     Parameters
@@ -59,15 +60,25 @@ def assemble(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np
     cfg, fit : the run's configuration and the scene's fit
     record : dict
         More of the run record (inputs, grid, region).
+    first : int
+        Input position of the first footprint (a region's part: positions ``first`` onwards).
+    ids : tuple, optional
+        The footprints' ids and their source, decided over the whole region
+        (:class:`damage.geo.ids.RegionIds`); else decided over these footprints.
+    columns : list of str, optional
+        The evidence columns the windows give (a region's part whose footprints are in none of
+        them still has every column).
     """
     n = len(footprints)
     base_columns = ["damage_grade", "damage_score", "p_damaged", "not_analysed_reason", "valid_fraction"]
-    table = pd.concat(parts) if parts else pd.DataFrame(columns=base_columns, index=pd.Index([], dtype=np.int64))
-    rest = np.setdiff1d(np.arange(n), table.index.to_numpy())
+    table = pd.concat(parts) if parts else pd.DataFrame(columns=columns or base_columns,
+                                                        index=pd.Index([], dtype=np.int64))
+    positions = np.arange(first, first + n)
+    rest = np.flatnonzero(~np.isin(positions, table.index.to_numpy()))
     order = [c for c in EVIDENCE_COLUMNS if c in table] + [c for c in table.columns if c not in EVIDENCE_COLUMNS]
     # one table of every footprint, in input order and in the columns' order, made once (a region's footprints
     # off the imagery can be most of a million: no copy of it per step)
-    table = table.reindex(index=np.arange(n), columns=order)
+    table = table.reindex(index=positions, columns=order)
     if rest.size:  # in no window: its chunk failed, it is no polygon, or it lies off the imagery
         why = np.where(failed[rest], "chunk failed",
                        np.where(analysable(footprints.geometry.values)[rest], "outside imagery", "unusable footprint"))
@@ -78,9 +89,10 @@ def assemble(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np
             table[column] = values
     for c in ("damage_grade", "not_analysed_reason"):  # text or None (pandas would infer a string dtype)
         table[c] = table[c].astype(object).where(table[c].notna(), None)
-    result, id_source = join_footprints(footprints, table, cfg.id_column)
-    grades = result["damage_grade"].to_numpy()
-    reasons = result["not_analysed_reason"].to_numpy()
+    for c in table.columns:  # the numbers of a part in no window are numbers too (NaN), not objects
+        if c not in ("damage_grade", "not_analysed_reason") and table[c].dtype == object:
+            table[c] = table[c].astype(float)
+    result, id_source = join_footprints(footprints, table, cfg.id_column, ids)
     model, offset = grading_model(fit, record["grid"]["resolution_m"], cfg)
     result.attrs["damage"] = {
         "version": __version__,
@@ -90,9 +102,7 @@ def assemble(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np
         **fit.to_dict(),
         "model": model.to_dict(),
         "scene_offset": offset,
-        "not_analysed": {r: int((reasons == r).sum()) for r in REASONS},
-        "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
-        "damaged_count": _count(result, cfg, offset),
+        **summarise(result, cfg, fit, record),
     }
     if cfg.model is not None:
         learned = load_model(cfg.model)
@@ -100,7 +110,20 @@ def assemble(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np
     return result
 
 
-def _count(result: gpd.GeoDataFrame, cfg: Config, offset: dict[str, Any] | None) -> dict[str, Any]:
+def summarise(table: pd.DataFrame, cfg: Config, fit: SceneFit, record: dict[str, Any]) -> dict[str, Any]:
+    """The run record's counts over a scene's footprints (``table``: their ``damage_grade``, ``p_damaged`` and
+    ``not_analysed_reason``): not analysed by reason, buildings per grade, the damaged count with its interval."""
+    grades = table["damage_grade"].to_numpy()
+    reasons = table["not_analysed_reason"].to_numpy()
+    _, offset = grading_model(fit, record["grid"]["resolution_m"], cfg)
+    return {
+        "not_analysed": {r: int((reasons == r).sum()) for r in REASONS},
+        "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
+        "damaged_count": _count(table, cfg, offset),
+    }
+
+
+def _count(result: pd.DataFrame, cfg: Config, offset: dict[str, Any] | None) -> dict[str, Any]:
     """The run record's damaged count (:func:`damage.analysis.count.run_count`). Its interval was measured on the
     evidence model's grades; a learned model's errors were not, so its count is modelled with a scene offset as
     uncertain as the evidence model's before any measurement."""

@@ -2,18 +2,22 @@
 
 A region is the before and after tiles of an area and its footprints. The runner
 
-1. prepares the region as :func:`damage.assess` prepares a scene (:func:`damage.run.plan.make_plan`:
-   the footprints, optionally filtered by an attribute expression and an area of
-   interest, the tiles' headers, one grid, each footprint's window of ``chunk_size``
-   pixels, here called a chunk);
+1. reads the footprints a batch at a time, filtered by an attribute expression and an area of
+   interest, into the run folder's parts (:mod:`damage.run.parts`), and prepares the region
+   from them as :func:`damage.assess` prepares a scene (:func:`damage.run.plan.make_plan`: the
+   tiles' headers, one grid, each footprint's window of ``chunk_size`` pixels, here called a
+   chunk), holding a few bytes per footprint, never the footprints;
 2. fits the scene once (the method's fit: :func:`damage.run.scenefit.fit_scene` for a pair,
    the screening of every image for radar stacks) and stores the fit as JSON;
 3. measures and grades the chunks with that fit (the method's ``measure``, the same function
-   ``assess`` runs: :mod:`damage.run.methods`), each writing ``chunks/<id>.parquet`` atomically;
-   a chunk that fails with a :class:`~damage.errors.DamageError` is logged and
-   reported, any other error stops the run;
-4. assembles the chunks into ``damage.parquet`` and ``damage.geojson`` as ``assess``
-   does: every footprint exactly once, in input order.
+   ``assess`` runs: :mod:`damage.run.methods`), each reading its footprints from the parts and
+   writing ``chunks/<id>.parquet`` atomically; a chunk that fails with a
+   :class:`~damage.errors.DamageError` is logged and reported, any other error stops the run;
+4. assembles the chunks a part at a time as ``assess`` does (every footprint exactly once, in
+   input order) into the dataset ``damage/part-<k>.parquet`` and, unless told not to, the
+   merged ``damage.parquet`` and ``damage.geojson`` (:mod:`damage.run.merge`).
+
+The client's memory does not grow with the number of footprints (``benchmarks/scale.py client``).
 
 Killed at any moment and run again with the same arguments, it reuses the fit (stored
 as validated JSON, never a pickle) and the chunks already written, and the merged result is the same as that of an uninterrupted
@@ -24,6 +28,7 @@ whatever the chunk size and the number of workers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 from collections.abc import Iterable
@@ -33,26 +38,29 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 from affine import Affine
 from rasterio.crs import CRS
 from tqdm.auto import tqdm
 
 from damage._version import __version__
-from damage.analysis.query import select
 from damage.config import Config
-from damage.errors import (
-    ConfigError,
-    CorruptRunError,
-    DamageError,
-    EmptyFootprintsError,
-    InputTooLargeError,
-    OutputError,
-)
+from damage.errors import ConfigError, CorruptRunError, DamageError, InputTooLargeError, OutputError
 from damage.geo.raster import Grid
-from damage.io.sources import PathSpec, read_footprints
-from damage.io.writers import _atomic, write, write_json
+from damage.io.sources import PathSpec
+from damage.io.stream import FootprintStream
+from damage.io.writers import _atomic, write_json
+from damage.run import parts as region_parts
+from damage.run.merge import merge_region, read_region
 from damage.run.methods import method
+from damage.run.parts import (
+    INDEX,
+    chunk_footprints,
+    chunk_parts,
+    footprints_of,
+    label_parts,
+    read_selected,
+    write_parts,
+)
 from damage.run.pipeline import remote_area
 from damage.run.provenance import Clock, sha256_of
 from damage.run.runfolder import check_chunks, check_written, lock, plan_digest, read_manifest, signature
@@ -61,9 +69,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["batch", "BatchResult"]
 
-#: The runner's own columns in footprints.parquet and chunk files (names no footprint file uses).
-_INDEX, _CHUNK = "damage:region_index", "damage:chunk"
-
 
 @dataclasses.dataclass(frozen=True)
 class BatchResult:
@@ -71,8 +76,6 @@ class BatchResult:
 
     Attributes
     ----------
-    result : geopandas.GeoDataFrame
-        The merged assessment (also written as ``damage.parquet`` and ``damage.geojson``).
     chunks : int
         Chunks in the plan.
     done : int
@@ -80,25 +83,33 @@ class BatchResult:
     failed : dict
         ``chunk id -> error message`` of chunks that failed with a library error.
     folder : pathlib.Path
+    parts : list of str
+        The files of the result dataset (``folder / "damage"``), in input order.
+    merged : bool
+        Whether ``damage.parquet`` and ``damage.geojson`` were written.
     """
 
-    result: gpd.GeoDataFrame
     chunks: int
     done: int
     failed: dict[str, str]
     folder: Path
+    parts: list[str]
+    merged: bool = True
 
+    def read(self, columns: list[str]) -> pd.DataFrame:
+        """Some columns of the result (those it has), every footprint in input order, with the run record in
+        ``attrs["damage"]``: what a summary of a region's million footprints needs, without their outlines."""
+        return read_region(self.folder, self.parts, columns)
 
-def _select(fp: gpd.GeoDataFrame, where: str | None, aoi: Any) -> gpd.GeoDataFrame:
-    if where:
-        fp = fp[select(fp, where)]  # parsed, never executed: DataFrame.eval ran code
-    if aoi is not None:
-        area = aoi if isinstance(aoi, gpd.GeoDataFrame) else read_footprints(aoi)
-        zone = shapely.union_all(area.to_crs(fp.crs).geometry.values)
-        fp = fp[shapely.intersects(fp.geometry.values, zone)]
-    if len(fp) == 0:
-        raise EmptyFootprintsError("no footprint is left after the --where filter and the area of interest")
-    return fp
+    def footprints(self) -> gpd.GeoDataFrame:
+        """The footprints the run assessed (after ``where`` and ``aoi``), in input order."""
+        return read_selected(self.folder / "footprints", self.parts)
+
+    @functools.cached_property
+    def result(self) -> gpd.GeoDataFrame:
+        """The merged assessment, read from the run folder when first asked for (a region's million
+        footprints are never held unless asked for)."""
+        return read_region(self.folder, self.parts, merged=self.merged)
 
 
 # -- one chunk -------------------------------------------------------------------------------------
@@ -111,6 +122,7 @@ class _Task:
     config: dict
     fit_path: str
     grid: dict  # crs, transform, shape of the region's grid
+    parts: tuple[str, ...] = ()  # the footprint parts holding the chunk's footprints
 
 
 _ALLOCATOR_TUNED = False
@@ -153,16 +165,16 @@ def run_chunk(task: _Task) -> tuple[str, int, str | None, str | None]:
     _tune_allocator()
     folder = Path(task.folder)
     try:
-        fp = gpd.read_parquet(folder / "footprints.parquet", filters=[(_CHUNK, "==", task.chunk)])
+        fp = chunk_footprints(folder / "footprints", list(task.parts), task.chunk)
         cfg = Config.from_dict(task.config)
         grid = Grid(CRS.from_user_input(task.grid["crs"]), Affine(*task.grid["transform"]), tuple(task.grid["shape"]))
         steps = method(cfg)
         fit = steps.read_fit(Path(task.fit_path))
         geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
         be, ae = steps.open(task.before, task.after, cfg)
-        table = steps.measure(be, ae, grid, fit, geoms, fp[_INDEX].to_numpy(), cfg).table
+        table = steps.measure(be, ae, grid, fit, geoms, fp[INDEX].to_numpy(), cfg).table
         with _atomic(folder / "chunks" / f"{task.chunk}.parquet") as tmp:
-            table.reset_index().rename(columns={"position": _INDEX}).to_parquet(tmp, index=False)
+            table.reset_index().rename(columns={"position": INDEX}).to_parquet(tmp, index=False)
             digest = sha256_of(tmp)
         return task.chunk, len(fp), None, digest
     except DamageError as exc:
@@ -184,6 +196,7 @@ def batch(
     where: str | None = None,
     aoi: Any = None,
     progress: bool = False,
+    merge: bool = True,
     **options: Any,
 ) -> BatchResult:
     """Assess a whole region in chunks, resumably, on local processes or a Dask cluster.
@@ -194,11 +207,12 @@ def batch(
         The tiles of each epoch (files, folders, VRTs); the epochs may differ in tiling
         and CRS.
     footprints : path or GeoDataFrame
-        The region's footprints (GeoParquet, GeoPackage, GeoJSON, ...).
+        The region's footprints (GeoParquet, GeoPackage, GeoJSON, ...), read a batch at a time.
     folder : path
-        Output folder: ``manifest.json``, ``fit.json``, ``footprints.parquet``,
-        ``chunks/``, and the merged ``damage.parquet`` and ``damage.geojson``. Running
-        again with the same arguments resumes; other arguments are refused.
+        Output folder: ``manifest.json``, ``fit.json``, ``footprints/`` (the selected
+        footprints, in parts), ``chunks/``, the result dataset ``damage/part-<k>.parquet``
+        (in input order) and, with ``merge``, ``damage.parquet`` and ``damage.geojson``.
+        Running again with the same arguments resumes; other arguments are refused.
     config : Config, optional
     chunk_size : int
         Side of a chunk in grid pixels; memory per worker grows with its square.
@@ -217,12 +231,17 @@ def batch(
         Keep only footprints that intersect this area.
     progress : bool
         Progress bar over chunks (with buildings done).
+    merge : bool
+        Also write the result as one ``damage.parquet`` and one ``damage.geojson`` (streamed:
+        the memory is that of one part either way). A country's run may leave them out and
+        read the dataset ``damage/``.
     **options
         Overrides of single :class:`Config` fields.
 
     Returns
     -------
     BatchResult
+        Its ``result`` is read from the folder when first asked for.
     """
     cfg = (config or Config()).replace(**options)
     if chunk_size < 64 or workers < 1:
@@ -237,18 +256,12 @@ def batch(
         raise OutputError(f"{folder}: cannot create the run folder ({exc.strerror or exc})") from None
     clock = Clock()
     with lock(folder):
-        out = _run(before, after, footprints, folder, cfg, chunk_size, workers, client, scheduler, where, aoi, progress)
-        # the provenance of the merged result: every input, versions, this run's time
-        steps = method(cfg)
-        out.result.attrs["damage"]["provenance"] = steps.provenance(*steps.open(before, after, cfg),
-                                                                    {"footprints": footprints, "aoi": aoi}, clock)
-        write(out.result, folder / "damage.parquet")
-        write(out.result, folder / "damage.geojson")
-    return out
+        return _run(before, after, footprints, folder, cfg, chunk_size, workers, client, scheduler, where, aoi, progress,
+                    merge, clock)
 
 
 def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, workers: int, client: Any,
-         scheduler: str | None, where: str | None, aoi: Any, progress: bool) -> BatchResult:
+         scheduler: str | None, where: str | None, aoi: Any, progress: bool, merge: bool, clock: Clock) -> BatchResult:
     """The body of :func:`batch`, run while holding the folder's lock."""
     manifest_path = folder / "manifest.json"
     sig = signature(before, after, footprints, cfg.to_dict(), where, aoi, chunk_size)
@@ -256,49 +269,48 @@ def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, 
     if manifest is not None and manifest["signature"] != sig:
         raise OutputError(f"{folder}: holds a run with other inputs or settings (or another library version); "
                           "use another folder or empty it")
+    steps = method(cfg)
+    parts_dir = folder / "footprints"
 
     # -- validate, plan and fit (once; reused on resume)
     fit_path = folder / "fit.json"  # data only: a run folder is never code (no pickle)
-    if manifest is None or not fit_path.exists() or not (folder / "footprints.parquet").exists():
+    if manifest is None or not fit_path.exists():
         source = "GeoDataFrame" if isinstance(footprints, gpd.GeoDataFrame) else str(footprints)
-        steps = method(cfg)
         area, opened_before, opened_after = remote_area(footprints, before, after, steps, cfg, aoi)
-        selected = _select(read_footprints(footprints, bbox=area), where, aoi)
-        reserved = [c for c in (_INDEX, _CHUNK) if c in selected.columns]
-        if reserved:
-            raise ConfigError(f"footprints: column(s) {reserved} are the batch runner's own; rename them")
-        plan = steps.plan(opened_before, opened_after, selected, cfg, chunk_size, source)
-        cfg, grid, usable, window_of = plan.config, plan.grid, plan.usable, plan.window_of
+        rows = region_parts.PART_ROWS
+        count, names = write_parts(FootprintStream(footprints, bbox=area), where, aoi, parts_dir, rows)
+        plan = steps.plan(opened_before, opened_after, footprints_of(parts_dir, names), cfg, chunk_size, source)
         fit, _ = steps.fit(plan, progress)
         record = steps.record(plan, fit)
         with _atomic(fit_path) as tmp:
             steps.write_fit(fit, tmp)
             fit_sum = sha256_of(tmp)
-        fp = selected.assign(**{_INDEX: np.arange(len(selected)), _CHUNK: np.where(usable, window_of, "none")})
-        fp = fp.sort_values([_CHUNK, _INDEX], kind="stable")
-        with _atomic(folder / "footprints.parquet") as tmp:
-            fp.to_parquet(tmp, index=False, row_group_size=4096)
-            footprints_sum = sha256_of(tmp)
-        chunks = pd.Series(window_of[usable]).value_counts().sort_index()
+        part_sums = label_parts(parts_dir, names, plan.placement)
+        grid = plan.grid
         manifest = {
             "signature": sig,
             "version": __version__,
-            "config": cfg.to_dict(),
+            "config": plan.config.to_dict(),
             "record": record,
             "grid": {"crs": grid.crs.to_string(), "transform": list(grid.transform)[:6], "shape": list(grid.shape)},
             "chunk_size": chunk_size,
-            "chunks": {str(k): int(v) for k, v in chunks.items()},
-            "footprints": len(fp),
+            "chunks": plan.placement.counts(),
+            "chunk_parts": chunk_parts(plan.placement, rows),
+            "footprints": count,
+            "parts": names,
+            "part_rows": rows,
             "fit": fit.to_dict(),
             "failed": {},
             # what the run wrote, so that a file changed since (by hand, by a disk) is never used
-            "sha256": {"fit.json": fit_sum, "footprints.parquet": footprints_sum, "chunks": {}},
+            "sha256": {"fit.json": fit_sum, "footprints": part_sums, "chunks": {}},
         }
         manifest["plan_sha256"] = plan_digest(manifest)
         write_json(manifest, manifest_path)
+        del plan
     else:
-        check_written(folder, manifest, ("fit.json", "footprints.parquet"))
-        method(cfg).read_fit(fit_path)  # a hand-edited or foreign fit is refused here, before any chunk uses it
+        check_written(folder, manifest["sha256"], ("fit.json",))
+        check_written(parts_dir, manifest["sha256"]["footprints"], manifest["parts"])
+        steps.read_fit(fit_path)  # a hand-edited or foreign fit is refused here, before any chunk uses it
     sums = manifest["sha256"]["chunks"]
     cfg = Config.from_dict(manifest["config"])
     for stale in (folder / "chunks").glob(".*.tmp.*"):  # left by a run killed while writing
@@ -310,19 +322,18 @@ def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, 
         else:
             log.warning("chunk %s: its file was changed or damaged since the run wrote it; redoing it", bad)
     todo = [c for c in manifest["chunks"] if not (folder / "chunks" / f"{c}.parquet").exists()]
-    tasks = [_Task(c, before, after, str(folder), manifest["config"], str(fit_path), manifest["grid"]) for c in todo]
+    tasks = [_Task(c, before, after, str(folder), manifest["config"], str(fit_path), manifest["grid"],
+                   tuple(manifest["chunk_parts"][c])) for c in todo]
     log.info("region: %d chunks, %d to do", len(manifest["chunks"]), len(tasks))
     failed: dict[str, str] = {}
     done = 0
     sizes = {str(k): int(v) for k, v in manifest["chunks"].items()}
     bar = tqdm(total=sum(sizes.values()), initial=sum(sizes.values()) - sum(sizes[c] for c in todo), disable=not progress,
                unit="building", desc="buildings")
-    buildings = 0
     try:
-        for chunk, n, error, digest in _execute(tasks, workers, client, scheduler):
+        for chunk, _, error, digest in _execute(tasks, workers, client, scheduler):
             if error is None:
                 done += 1
-                buildings += n
                 sums[chunk] = digest
             else:
                 failed[chunk] = error
@@ -333,8 +344,12 @@ def _run(before, after, footprints, folder: Path, cfg: Config, chunk_size: int, 
             bar.set_postfix(chunks=f"{done + len(failed)}/{len(tasks)}")
     finally:
         bar.close()
-    result = _merge(folder, manifest, cfg)
-    return BatchResult(result, len(manifest["chunks"]), done, {k: v for k, v in manifest["failed"].items()}, folder)
+    # -- assemble a part at a time, with the region's record and the provenance of every input
+    region = {"chunk_size": manifest["chunk_size"], "chunks": len(manifest["chunks"]), "failed": manifest["failed"]}
+    record = {**manifest.get("record", {}), "region": region}
+    provenance = steps.provenance(*steps.open(before, after, cfg), {"footprints": footprints, "aoi": aoi}, clock)
+    merge_region(folder, manifest, steps, cfg, steps.read_fit(fit_path), record, {"provenance": provenance}, merge)
+    return BatchResult(len(manifest["chunks"]), done, dict(manifest["failed"]), folder, list(manifest["parts"]), merge)
 
 
 def _execute(tasks: list[_Task], workers: int, client: Any,
@@ -408,17 +423,3 @@ def _watch_parent(parent: int) -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, daemon=True, name="damage-watch-parent").start()
-
-
-def _merge(folder: Path, manifest: dict, cfg: Config) -> gpd.GeoDataFrame:
-    """Every footprint once, in input order; those of failed chunks as not analysed."""
-    fp = gpd.read_parquet(folder / "footprints.parquet").sort_values(_INDEX, kind="stable")
-    # only the plan's chunks: a temporary file left by a killed run is never read
-    files = [folder / "chunks" / f"{c}.parquet" for c in sorted(manifest["chunks"])]
-    parts = [pd.read_parquet(p).set_index(_INDEX).rename_axis("position") for p in files if p.exists()]
-    failed = fp[_CHUNK].isin(list(manifest["failed"])).to_numpy()
-    record = manifest.get("record", {})
-    region = {"chunk_size": manifest["chunk_size"], "chunks": len(manifest["chunks"]), "failed": manifest["failed"]}
-    footprints = fp.drop(columns=[_INDEX, _CHUNK]).reset_index(drop=True)
-    steps = method(cfg)
-    return steps.assemble(footprints, parts, failed, cfg, steps.read_fit(folder / "fit.json"), {**record, "region": region})

@@ -92,8 +92,13 @@ class Method(Protocol):
         """Refuse a single run whose windows found nothing to measure (one-line DamageError)."""
 
     def assemble(self, footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np.ndarray, cfg: Config,
-                 fit: Any, record: dict[str, Any]) -> gpd.GeoDataFrame:
-        """Every footprint once, in input order, with the run record in ``attrs["damage"]``."""
+                 fit: Any, record: dict[str, Any], **part: Any) -> gpd.GeoDataFrame:
+        """Every footprint once, in input order, with the run record in ``attrs["damage"]``; ``part``: ``first``,
+        ``ids`` and ``columns`` for a region's part (:func:`damage.run.assemble.assemble`)."""
+
+    def summarise(self, table: pd.DataFrame, cfg: Config, fit: Any, record: dict[str, Any]) -> dict[str, Any]:
+        """The run record's counts over every footprint of a scene (``table``: their grades, probabilities and
+        reasons), for a region assembled a part at a time."""
 
     def record(self, plan: Plan, fit: Any) -> dict[str, Any]:
         """The run record's inputs and grid (and what else the method says of its run)."""

@@ -23,7 +23,7 @@ from damage.io.model import load_model
 from damage.io.sources import Epoch, open_epoch
 from damage.optical.learned import tile_extent
 from damage.optical.scene import SceneFit, ScenePixels
-from damage.run.assemble import assemble, graded_table, grading_model
+from damage.run.assemble import assemble, graded_table, grading_model, summarise
 from damage.run.fitstore import read_fit, write_fit
 from damage.run.measure import ModelRun, cut_window, measure, read_window
 from damage.run.methods import WindowResult
@@ -39,7 +39,7 @@ def window_size(cfg: Config) -> int:
     return max(256, int(cfg.max_pixels**0.5)) if cfg.max_pixels is not None else 1 << 30
 
 
-def fit_with_progress(before: Epoch, after: Epoch, grid: Grid, geoms: np.ndarray, cfg: Config,
+def fit_with_progress(before: Epoch, after: Epoch, grid: Grid, geoms: np.ndarray | tuple[np.ndarray, np.ndarray], cfg: Config,
                       progress: bool) -> tuple[SceneFit, ScenePixels | None]:
     """:func:`damage.run.scenefit.fit_scene`, saying what it does on a progress line (the fit takes seconds to minutes)."""
     with tqdm(total=None, disable=not progress, desc="fitting the scene", bar_format="{desc} [{elapsed}]", leave=False) as bar:
@@ -114,7 +114,7 @@ class Optical:
         return plan
 
     def fit(self, plan: Plan, progress: bool = False) -> tuple[SceneFit, ScenePixels | None]:
-        return fit_with_progress(plan.before, plan.after, plan.grid, plan.geoms[plan.usable], plan.config, progress)
+        return fit_with_progress(plan.before, plan.after, plan.grid, plan.placement.blocks, plan.config, progress)
 
     def write_fit(self, fit: SceneFit, path: Path) -> None:
         write_fit(fit, path)
@@ -131,8 +131,11 @@ class Optical:
         """Nothing to add: the fit already refused epochs with no valid pixel in common."""
 
     def assemble(self, footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np.ndarray, cfg: Config,
-                 fit: SceneFit, record: dict[str, Any]) -> gpd.GeoDataFrame:
-        return assemble(footprints, parts, failed, cfg, fit, record)
+                 fit: SceneFit, record: dict[str, Any], **part: Any) -> gpd.GeoDataFrame:
+        return assemble(footprints, parts, failed, cfg, fit, record, **part)
+
+    def summarise(self, table: pd.DataFrame, cfg: Config, fit: SceneFit, record: dict[str, Any]) -> dict[str, Any]:
+        return summarise(table, cfg, fit, record)
 
     def record(self, plan: Plan, fit: SceneFit) -> dict[str, Any]:
         return run_inputs(plan)

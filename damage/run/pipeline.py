@@ -150,6 +150,7 @@ def assess(
     if chips_for is not None:
         wanted[np.asarray(list(chips_for), dtype=np.int64)] = True
     gallery = Gallery(chips, wanted, plan.grid, cfg.scale) if chips or chips_for is not None else None
+    assert plan.geoms is not None and plan.footprints is not None  # planned from one frame: held
     # fit once per scene, before any window is measured
     fit, pixels = steps.fit(plan, progress)
     # measure and grade each window

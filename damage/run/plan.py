@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeAlias
 
 import geopandas as gpd
 import numpy as np
@@ -21,11 +22,11 @@ import shapely
 
 from damage.config import Config
 from damage.errors import BandMismatchError, ConfigError, DamageWarning, FootprintsOutsideImageryError
-from damage.geo.raster import Grid, Window, analysable, split_crowded, window_ids
+from damage.geo.raster import Grid, Window, analysable, block_counts, cells_of, crowded_parts
 from damage.io.sources import PathSpec, check_order, open_epoch
 from damage.io.warp import footprint_grid, lonlat_extent
 
-__all__ = ["Plan", "make_plan", "on_grid", "window_extent", "grid_units", "check_memory", "physical_memory",
+__all__ = ["Plan", "Placement", "Placer", "make_plan", "on_grid", "PLACED", "UNUSABLE", "OUTSIDE", "REASONS", "window_extent", "grid_units", "check_memory", "physical_memory",
            "CONTEXT_PIXELS", "WINDOW_BYTES_PER_PIXEL"]
 
 #: Footprints a window (a region's chunk) holds at most: a crowded one is cut into parts of this many
@@ -71,6 +72,131 @@ def check_memory(shape: tuple[int, int], bands: int, window_size: int) -> None:
                           f"{_size(have)}; leave max_pixels at its default or set it lower")
 
 
+#: Where a footprint is, in :attr:`Placement.reason`: in a window, no usable polygon, off the grid.
+PLACED, UNUSABLE, OUTSIDE = 0, 1, 2
+#: The run record's reason of a footprint that is not placed.
+REASONS = {UNUSABLE: "unusable footprint", OUTSIDE: "outside imagery"}
+
+
+@dataclasses.dataclass
+class Placement:
+    """Where each footprint of a scene goes, in a few bytes a footprint (a region's million in a few MB).
+
+    Attributes
+    ----------
+    reason : numpy.ndarray
+        int8 per footprint: :data:`PLACED`, :data:`UNUSABLE` or :data:`OUTSIDE`.
+    chunk : numpy.ndarray
+        int32 per footprint: its window's place in ``names``, -1 where it is not placed.
+    names : list of str
+        The windows holding footprints, sorted (``row03_col07``; ``row03_col07_part1`` where a crowded
+        window is cut, :data:`MAX_FOOTPRINTS_PER_WINDOW`).
+    blocks : tuple of numpy.ndarray
+        Placed footprints per block of the fit's sample lattice (:func:`damage.geo.raster.block_counts`).
+    """
+
+    reason: np.ndarray
+    chunk: np.ndarray
+    names: list[str]
+    blocks: tuple[np.ndarray, np.ndarray]
+
+    @property
+    def usable(self) -> np.ndarray:
+        """Footprints present and on the grid."""
+        return self.reason == PLACED
+
+    @property
+    def window_of(self) -> np.ndarray:
+        """Window id of each footprint (``""`` when not placed)."""
+        return np.asarray(self.names + [""], dtype=object)[self.chunk].astype(str)
+
+    def counts(self) -> dict[str, int]:
+        """Footprints of each window."""
+        n = np.bincount(self.chunk[self.chunk >= 0], minlength=len(self.names))
+        return {name: int(k) for name, k in zip(self.names, n)}
+
+
+class Placer:
+    """Places a scene's footprints in windows a batch at a time (:meth:`add`), then names the windows
+    (:meth:`finish`): the same placement whether the footprints come at once or a batch at a time.
+
+    Parameters
+    ----------
+    grid : Grid
+    window_size : int
+        Side of a window in grid pixels.
+    cap : int, optional
+        Footprints a window holds at most (a crowded one is cut into parts, in input order); by
+        default :data:`MAX_FOOTPRINTS_PER_WINDOW`, None: no bound.
+    """
+
+    def __init__(self, grid: Grid, window_size: int, cap: int | None | str = "default") -> None:
+        from damage.run.scenefit import FIT_BLOCK
+
+        self.cap = MAX_FOOTPRINTS_PER_WINDOW if cap == "default" else cap
+        self.grid, self.size, self.fit_block = grid, window_size, FIT_BLOCK
+        self.box = shapely.box(*grid.bounds)
+        self.reasons: list[np.ndarray] = []
+        self.windows: list[np.ndarray] = []
+        self.blocks: tuple[np.ndarray, np.ndarray] = (np.empty(0, np.int64), np.empty(0, np.int64))
+
+    def add(self, geoms: np.ndarray, usable: np.ndarray) -> np.ndarray:
+        """Place the next footprints: ``geoms`` in the grid's CRS, ``usable`` where they are usable polygons.
+        Returns which of them lie on the grid."""
+        inside = np.asarray(usable, bool).copy()
+        inside[inside] = shapely.intersects(geoms[inside], self.box)
+        self.reasons.append(np.where(inside, PLACED, np.where(usable, OUTSIDE, UNUSABLE)).astype(np.int8))
+        points = shapely.point_on_surface(geoms[inside])
+        r, c = cells_of(points, self.grid, self.size)
+        rows, cols = -(-self.grid.shape[0] // self.size), -(-self.grid.shape[1] // self.size)
+        r, c = np.clip(r, 0, max(rows - 1, 0)), np.clip(c, 0, max(cols - 1, 0))  # a point just off the grid
+        self.windows.append(r * cols + c)
+        self.blocks = block_counts(*cells_of(points, self.grid, self.fit_block), more=self.blocks)
+        return inside
+
+    def finish(self, source: str, epochs: str = "epochs", stacklevel: int = 5) -> Placement:
+        """The placement of every footprint added; refused in one line when none lies on the grid, warned when
+        most do not (``source`` names the footprints, ``epochs`` what the before and after inputs are).
+
+        Raises
+        ------
+        damage.errors.FootprintsOutsideImageryError
+        """
+        reason = np.concatenate(self.reasons) if self.reasons else np.empty(0, np.int8)
+        placed, usable = int((reason == PLACED).sum()), int((reason != UNUSABLE).sum())
+        extent = lonlat_extent(self.grid.bounds, self.grid.crs)
+        if placed == 0:
+            what = "imagery" if epochs == "epochs" else epochs
+            raise FootprintsOutsideImageryError(f"{source}: no footprint lies where the before and after {what} overlap "
+                                                f"({extent})")
+        outside = usable - placed
+        if outside > 0.5 * usable:
+            warnings.warn(f"{source}: {outside:,} of the {usable:,} footprints ({100 * outside / usable:.0f} %) lie outside "
+                          f"the imagery both {epochs} cover ({extent}); they are not analysed ('outside imagery')",
+                          DamageWarning, stacklevel=stacklevel)
+        codes = np.concatenate(self.windows)
+        self.windows.clear()
+        cols = -(-self.grid.shape[1] // self.size)
+        digits = max(2, len(str(max(-(-self.grid.shape[0] // self.size), cols) - 1)))
+        cells, where = np.unique(codes, return_inverse=True)
+        part, cut = crowded_parts(where, int(self.cap)) if self.cap else (np.full(len(codes), -1), {})
+        labels: list[str] = []
+        start = np.empty(len(cells), np.int64)  # each window's first label (a crowded one has one per part)
+        for k, code in enumerate(cells.tolist()):
+            name = f"row{code // cols:0{digits}d}_col{code % cols:0{digits}d}"
+            start[k] = len(labels)
+            n = cut.get(k, 0)
+            labels += [f"{name}_part{p:0{len(str(n - 1))}d}" for p in range(n)] if n else [name]
+        label = start[where] + np.maximum(part, 0)
+        order = np.argsort(np.asarray(labels, dtype=object))
+        names = [labels[i] for i in order]
+        rank = np.empty(len(labels), np.int32)
+        rank[order] = np.arange(len(labels), dtype=np.int32)
+        chunk = np.full(len(reason), -1, np.int32)
+        chunk[reason == PLACED] = rank[label]
+        return Placement(reason, chunk, names, self.blocks)
+
+
 @dataclasses.dataclass
 class Plan:
     """A scene ready to be fitted and measured.
@@ -79,20 +205,18 @@ class Plan:
     ----------
     before, after : Epoch or list of Acquisition
         The inputs' headers, opened once: an epoch each for a pair, a stack each for the PWTT.
-    footprints : geopandas.GeoDataFrame
-        As given, in input order.
-    geoms : numpy.ndarray
-        The footprints in the grid CRS (None where missing or empty).
-    usable : numpy.ndarray
-        Footprints present and on the grid.
+    footprints : geopandas.GeoDataFrame or None
+        As given, in input order (None for a region's footprints read in batches).
+    geoms : numpy.ndarray or None
+        The footprints in the grid CRS (None where missing or empty; None for a region's).
+    placement : Placement
+        Each footprint's window.
     grid : Grid
         The scene's grid: the footprints and ``Config.context`` metres around them,
         where both epochs have imagery.
     config : Config
         With the grid's CRS and resolution fixed, so every window is on its lattice.
     window_size : int
-    window_of : numpy.ndarray
-        Window id of each footprint (``""`` when not usable).
     source : str
         How the footprints were given (a path, or "GeoDataFrame").
     input_files : list of str
@@ -101,24 +225,33 @@ class Plan:
 
     before: Any
     after: Any
-    footprints: gpd.GeoDataFrame
-    geoms: np.ndarray
-    usable: np.ndarray
+    footprints: gpd.GeoDataFrame | None
+    geoms: np.ndarray | None
+    placement: Placement
     grid: Grid
     config: Config
     window_size: int
-    window_of: np.ndarray
     source: str
     input_files: list[str]
 
     @property
+    def usable(self) -> np.ndarray:
+        """Footprints present and on the grid."""
+        return self.placement.usable
+
+    @property
+    def window_of(self) -> np.ndarray:
+        """Window id of each footprint (``""`` when not usable)."""
+        return self.placement.window_of
+
+    @property
     def windows(self) -> list[str]:
         """Window ids holding at least one usable footprint, sorted."""
-        return sorted(set(self.window_of[self.usable].tolist()))
+        return list(self.placement.names)
 
     def members(self, window: str) -> np.ndarray:
         """Positions of the footprints of ``window``."""
-        return np.flatnonzero(self.window_of == window)
+        return np.flatnonzero(self.placement.chunk == self.placement.names.index(window))
 
 
 def grid_units(grid: Grid, metres: float) -> float:
@@ -141,40 +274,61 @@ def window_extent(geoms: np.ndarray, grid: Grid, cfg: Config) -> Window:
     return Window(r0, c0, max(r1 - r0, 1), max(c1 - c0, 1))
 
 
+#: A scene's footprints: one frame, or a function giving them a batch at a time.
+Footprints: TypeAlias = "gpd.GeoDataFrame | Callable[[], Iterable[gpd.GeoDataFrame]]"
+
+
+def batches(footprints: Footprints) -> Callable[[], Iterable[gpd.GeoDataFrame]]:
+    """A scene's footprints as a function giving them a batch at a time (one batch: the frame itself)."""
+    return footprints if callable(footprints) else (lambda: [footprints])
+
+
+def place(footprints: Footprints, grid: Grid, window_size: int, source: str, epochs: str = "epochs",
+          cap: int | None | str = "default") -> tuple[Placement, np.ndarray | None]:
+    """Each footprint's window, and the footprints in the grid's CRS (None where unusable) when they came
+    as one frame (a region's, read a batch at a time, are never held: None).
+
+    Raises
+    ------
+    damage.errors.FootprintsOutsideImageryError
+        No footprint on the grid (:meth:`Placer.finish`).
+    """
+    placer = Placer(grid, window_size, cap)
+    geoms = None
+    for part in batches(footprints)():
+        usable = analysable(part.geometry.values)
+        geoms = np.asarray(part.geometry.to_crs(grid.crs).values, dtype=object)
+        geoms[~usable] = None
+        placer.add(geoms, usable)
+    return placer.finish(source, epochs), None if callable(footprints) else geoms
+
+
 def on_grid(geoms: np.ndarray, usable: np.ndarray, grid: Grid, source: str, epochs: str = "epochs") -> np.ndarray:
     """Which usable footprints lie on the grid; refused in one line when none does, warned when most do not.
 
     ``geoms`` in the grid CRS; ``source`` names the footprints; ``epochs`` says what the before and
     after inputs are ("epochs", "stacks") in the messages.
     """
-    inside = usable.copy()
-    inside[usable] = shapely.intersects(geoms[usable], shapely.box(*grid.bounds))
-    extent = lonlat_extent(grid.bounds, grid.crs)
-    if not inside.any():
-        what = "imagery" if epochs == "epochs" else epochs
-        raise FootprintsOutsideImageryError(f"{source}: no footprint lies where the before and after {what} overlap "
-                                            f"({extent})")
-    outside, placed = int((usable & ~inside).sum()), int(usable.sum())
-    if outside > 0.5 * placed:
-        warnings.warn(f"{source}: {outside:,} of the {placed:,} footprints ({100 * outside / placed:.0f} %) lie outside "
-                      f"the imagery both {epochs} cover ({extent}); they are not analysed ('outside imagery')",
-                      DamageWarning, stacklevel=4)
+    placer = Placer(grid, max(max(grid.shape), 1), None)
+    inside = placer.add(geoms, usable)
+    placer.finish(source, epochs, stacklevel=3)
     return inside
 
 
-def make_plan(before: PathSpec, after: PathSpec, footprints: gpd.GeoDataFrame, cfg: Config, window_size: int,
+def make_plan(before: PathSpec, after: PathSpec, footprints: Footprints, cfg: Config, window_size: int,
               source: str = "GeoDataFrame") -> Plan:
     """Read the headers, choose the grid and assign every footprint its window.
 
     ``footprints`` as :func:`damage.io.sources.read_footprints` returned them (read once, by
-    the caller); ``source`` says where they came from.
+    the caller), or a function giving them a batch at a time (a region's:
+    :class:`damage.io.stream.FootprintStream`; the plan then holds no footprint); ``source`` says
+    where they came from.
 
     Raises
     ------
     damage.errors.DamageError
         Unreadable inputs, epochs of different bands, no overlap, or no footprint on it.
     """
-    fp = footprints
     be = open_epoch(before, "before", cfg.asset, cfg.sign)
     ae = open_epoch(after, "after", cfg.asset, cfg.sign)
     check_order(be, ae)
@@ -182,17 +336,15 @@ def make_plan(before: PathSpec, after: PathSpec, footprints: gpd.GeoDataFrame, c
         raise BandMismatchError(
             f"{be.describe()} has {be.count} band(s) but {ae.describe()} has {ae.count}; epochs must have the same bands"
         )
-    usable = analysable(fp.geometry.values)
+    parts = batches(footprints)
     try:
-        grid = footprint_grid(be, ae, fp.geometry, crs=cfg.crs, resolution=cfg.resolution, margin=cfg.context)
+        grid = footprint_grid(be, ae, lambda: (p.geometry for p in parts()), crs=cfg.crs, resolution=cfg.resolution,
+                              margin=cfg.context)
     except FootprintsOutsideImageryError as exc:
         raise FootprintsOutsideImageryError(f"{source}: {exc}") from None
     on_lattice = cfg.replace(crs=grid.crs.to_string(), resolution=grid.res)  # every window on the grid's lattice
     check_memory(grid.shape, be.count, window_size)
-    geoms = np.asarray(fp.geometry.to_crs(grid.crs).values, dtype=object)
-    geoms[~usable] = None
-    usable = on_grid(geoms, usable, grid, source)
-    window_of = np.full(len(fp), "", dtype=object)
-    window_of[usable] = split_crowded(window_ids(geoms[usable], grid, window_size), MAX_FOOTPRINTS_PER_WINDOW)
+    placement, geoms = place(footprints, grid, window_size, source)
     files = [str(t.path) for t in (*be.tiles, *ae.tiles)]
-    return Plan(be, ae, fp, geoms, usable, grid, on_lattice, window_size, window_of.astype(str), source, files)
+    whole = None if callable(footprints) else footprints
+    return Plan(be, ae, whole, geoms, placement, grid, on_lattice, window_size, source, files)

@@ -39,14 +39,14 @@ from damage.errors import (
     NoValidDataError,
 )
 from damage.geo.ids import ID_COLUMN, join_footprints
-from damage.geo.raster import Grid, Window, analysable, window_ids
+from damage.geo.raster import Grid, Window, analysable
 from damage.geo.zonal import zonal_stats, zones
 from damage.grading import NOT_ANALYSED, SCALES, grade
 from damage.io.nodata import source_valid
 from damage.io.sources import Acquisition, Epoch, open_stack, read_decimated
 from damage.io.warp import footprint_grid, warp_epoch
 from damage.run.methods import WindowResult
-from damage.run.plan import Plan, on_grid
+from damage.run.plan import Footprints, Plan, batches, place
 from damage.run.provenance import Clock, provenance
 from damage.sar.statistics import Moments, lee_filter, log_ratio_sigma, pwtt, t_statistic, to_log, to_power
 
@@ -118,10 +118,11 @@ def _screen(pre: list[Acquisition], post: list[Acquisition], units: dict,
     return keep_pre, keep_post, dropped
 
 
-def _stack_grid(pre: list[Acquisition], post: list[Acquisition], fp: gpd.GeoDataFrame, cfg: Config) -> Grid:
+def _stack_grid(pre: list[Acquisition], post: list[Acquisition], fp: Footprints, cfg: Config) -> Grid:
     """The stacks' grid around the footprints (with ``context`` metres, as the optical grid)."""
-    return footprint_grid([a.epoch for a in pre], [a.epoch for a in post], fp.geometry, crs=cfg.crs,
-                          resolution=cfg.resolution, margin=cfg.context)
+    parts = batches(fp)
+    return footprint_grid([a.epoch for a in pre], [a.epoch for a in post], lambda: (p.geometry for p in parts()),
+                          crs=cfg.crs, resolution=cfg.resolution, margin=cfg.context)
 
 
 def _lee(units: dict[int, str], stack: list[Acquisition], cfg: Config) -> int:
@@ -250,20 +251,16 @@ class Pwtt:
             raise BandMismatchError(f"stacks mix band counts {sorted(counts)}: {pre[0].describe()} has {pre[0].epoch.count}")
         return pre, post
 
-    def plan(self, before: Any, after: Any, footprints: gpd.GeoDataFrame, cfg: Config, window_size: int,
+    def plan(self, before: Any, after: Any, footprints: Footprints, cfg: Config, window_size: int,
              source: str) -> Plan:
         pre, post = self.open(before, after, cfg)
         for a in pre + post:
             _units(a, cfg)
         grid = _stack_grid(pre, post, footprints, cfg)
-        usable = analysable(footprints.geometry.values)
-        geoms = np.asarray(footprints.geometry.to_crs(grid.crs).values, dtype=object)
-        geoms[~usable] = None
-        usable = on_grid(geoms, usable, grid, source, "stacks")
-        window_of = np.full(len(footprints), "", dtype=object)
-        window_of[usable] = window_ids(geoms[usable], grid, window_size)
+        placement, geoms = place(footprints, grid, window_size, source, "stacks", cap=None)
         files = [str(t.path) for a in pre + post for t in a.epoch.tiles]
-        return Plan(pre, post, footprints, geoms, usable, grid, cfg, window_size, window_of.astype(str), source, files)
+        whole = None if callable(footprints) else footprints
+        return Plan(pre, post, whole, geoms, placement, grid, cfg, window_size, source, files)
 
     def fit(self, plan: Plan, progress: bool = False) -> tuple[StackFit, None]:
         units = {id(a): _units(a, plan.config) for a in plan.before + plan.after}
@@ -293,8 +290,11 @@ class Pwtt:
             raise NoValidDataError("the before and after stacks hold no pixel valid in both where the footprints are")
 
     def assemble(self, footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np.ndarray, cfg: Config,
-                 fit: StackFit, record: dict[str, Any]) -> gpd.GeoDataFrame:
-        return assemble_stack(footprints, parts, failed, cfg, record)
+                 fit: StackFit, record: dict[str, Any], **part: Any) -> gpd.GeoDataFrame:
+        return assemble_stack(footprints, parts, failed, cfg, record, **part)
+
+    def summarise(self, table: pd.DataFrame, cfg: Config, fit: StackFit, record: dict[str, Any]) -> dict[str, Any]:
+        return summarise_stack(table, cfg)
 
     def record(self, plan: Plan, fit: StackFit) -> dict[str, Any]:
         cfg, grid = plan.config, plan.grid
@@ -331,15 +331,18 @@ class Pwtt:
 
 
 def assemble_stack(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], failed: np.ndarray, cfg: Config,
-                   record: dict[str, Any]) -> gpd.GeoDataFrame:
+                   record: dict[str, Any], *, first: int = 0, ids: tuple[np.ndarray, str] | None = None,
+                   columns: list[str] | None = None) -> gpd.GeoDataFrame:
     """A region's PWTT chunks as one result: every footprint once, in input order, with the run record.
 
     ``parts``: each chunk's :data:`PWTT_COLUMNS`, indexed by input position; footprints in none are
-    "chunk failed" (``failed``), "unusable footprint" or "outside imagery".
+    "chunk failed" (``failed``), "unusable footprint" or "outside imagery". ``first``, ``ids`` and
+    ``columns`` as :func:`damage.run.assemble.assemble` takes them (a region's part).
     """
     n = len(footprints)
-    table = pd.concat(parts) if parts else pd.DataFrame(columns=list(PWTT_COLUMNS), index=pd.Index([], name="position"))
-    table = table.reindex(np.arange(n))
+    table = pd.concat(parts) if parts else pd.DataFrame(columns=columns or list(PWTT_COLUMNS),
+                                                        index=pd.Index([], name="position"))
+    table = table.reindex(np.arange(first, first + n))
     missing = table["damage_grade"].isna().to_numpy()
     usable = analysable(footprints.geometry.values)
     why = np.where(np.asarray(failed, bool), "chunk failed", np.where(~usable, "unusable footprint", "outside imagery"))
@@ -348,16 +351,28 @@ def assemble_stack(footprints: gpd.GeoDataFrame, parts: list[pd.DataFrame], fail
                        dtype=object)
     table["damage_grade"], table["not_analysed_reason"] = grades, [None if r is None or r != r else r for r in reasons]
     table.loc[missing, "valid_fraction"] = 0.0
-    result, id_source = join_footprints(footprints, table, cfg.id_column)
-    reason_values = result["not_analysed_reason"].to_numpy(dtype=object)
+    for c in table.columns:  # the numbers of a part in no chunk are numbers too (NaN), not objects
+        if c not in ("damage_grade", "not_analysed_reason") and table[c].dtype == object:
+            table[c] = table[c].astype(float)
+    result, id_source = join_footprints(footprints, table, cfg.id_column, ids)
     result.attrs["damage"] = {
         "version": __version__,
         "method": "pwtt",
         "config": cfg.to_dict(),
         **record,
         "ids": {"column": ID_COLUMN, "source": id_source},
-        "not_analysed": {r: int((reason_values == r).sum()) for r in
+        **summarise_stack(result, cfg),
+    }
+    return result
+
+
+def summarise_stack(table: pd.DataFrame, cfg: Config) -> dict[str, Any]:
+    """The run record's counts over a scene's footprints (``table``: their ``damage_grade`` and
+    ``not_analysed_reason``): not analysed by reason, buildings per grade."""
+    grades = table["damage_grade"].to_numpy(dtype=object)
+    reasons = table["not_analysed_reason"].to_numpy(dtype=object)
+    return {
+        "not_analysed": {r: int((reasons == r).sum()) for r in
                          ("outside imagery", "partial coverage", "unusable footprint", "chunk failed")},
         "counts": {level: int((grades == level).sum()) for level in SCALES[cfg.scale].levels + (NOT_ANALYSED,)},
     }
-    return result

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -123,9 +124,11 @@ def lock(folder: Path) -> Iterator[None]:
 
 
 _MANIFEST_KEYS = {"signature": str, "version": str, "config": dict, "grid": dict, "chunk_size": int, "chunks": dict,
-                  "footprints": int, "failed": dict, "sha256": dict, "plan_sha256": str}
+                  "chunk_parts": dict, "footprints": int, "parts": list, "part_rows": int, "failed": dict, "sha256": dict,
+                  "plan_sha256": str}
 #: The manifest's keys a run writes once (its plan); the rest (``failed``, ``sha256``) change as chunks finish.
-_PLAN_KEYS = ("signature", "version", "config", "record", "grid", "chunk_size", "chunks", "footprints", "fit")
+_PLAN_KEYS = ("signature", "version", "config", "record", "grid", "chunk_size", "chunks", "chunk_parts", "footprints",
+              "parts", "part_rows", "fit")
 
 
 def plan_digest(manifest: dict) -> str:
@@ -156,13 +159,22 @@ def read_manifest(path: Path) -> dict | None:
         raise CorruptRunError(f"{path}: changed since the run wrote it (its plan's SHA-256 differs); "
                               "delete the run folder and run again")
     sums = doc["sha256"]
-    if not isinstance(sums.get("chunks"), dict) or not all(isinstance(v, str) for v in sums["chunks"].values()):
-        raise CorruptRunError(f"{path}: not a run manifest ('sha256' must hold the chunks' SHA-256)")
+    for key in ("chunks", "footprints"):
+        if not isinstance(sums.get(key), dict) or not all(isinstance(v, str) for v in sums[key].values()):
+            raise CorruptRunError(f"{path}: not a run manifest ('sha256' must hold the {key}' SHA-256)")
+    names = doc["parts"]
+    if not names or not all(isinstance(n, str) and re.fullmatch(r"part-\d{5}\.parquet", n) for n in names) \
+            or doc["part_rows"] < 1:
+        raise CorruptRunError(f"{path}: not a run manifest ('parts' must name the footprints' parts)")
+    if set(doc["chunk_parts"]) != set(doc["chunks"]) or not all(
+            isinstance(v, list) and set(v) <= set(names) for v in doc["chunk_parts"].values()):
+        raise CorruptRunError(f"{path}: not a run manifest ('chunk_parts' must name each chunk's parts)")
     return doc
 
 
-def check_written(folder: Path, manifest: dict, names: tuple[str, ...]) -> None:
-    """Refuse a run folder whose files (``names``) differ from what the run wrote.
+def check_written(folder: Path, sums: dict[str, str], names: Iterable[str]) -> None:
+    """Refuse a run folder whose files (``names`` in ``folder``) differ from what the run wrote (``sums``:
+    their SHA-256 as the manifest holds them).
 
     Raises
     ------
@@ -173,7 +185,7 @@ def check_written(folder: Path, manifest: dict, names: tuple[str, ...]) -> None:
         path = folder / name
         if not path.is_file():
             raise CorruptRunError(f"{path}: missing from the run folder; delete the run folder and run again")
-        if sha256_of(path) != manifest["sha256"].get(name):
+        if sha256_of(path) != sums.get(name):
             raise CorruptRunError(f"{path}: changed since the run wrote it (SHA-256 differs); "
                                   "delete the run folder and run again")
 

@@ -27,7 +27,7 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from damage.config import Config
 from damage.errors import NoOverlapError
-from damage.geo.raster import Grid, Raster, busiest_blocks
+from damage.geo.raster import Grid, Raster, block_counts, busiest_blocks, cells
 from damage.io.sources import Epoch
 from damage.io.warp import warp_epoch
 from damage.optical.masks import clouds
@@ -51,9 +51,11 @@ def cloud_min_pixels(cfg: Config, grid: Grid) -> int:
     return max(int(cfg.min_cloud_area / grid.pixel_area), 16)
 
 
-def fit_scene(be: Epoch, ae: Epoch, grid: Grid, geoms: np.ndarray, cfg: Config,
+def fit_scene(be: Epoch, ae: Epoch, grid: Grid, geoms: np.ndarray | tuple[np.ndarray, np.ndarray], cfg: Config,
               step: Callable[[str], None] | None = None) -> tuple[SceneFit, ScenePixels | None]:
-    """Fit the scene on ``grid`` around the footprints ``geoms`` (grid CRS, all present).
+    """Fit the scene on ``grid`` around the footprints ``geoms`` (grid CRS, all present), or around the
+    footprints counted in blocks of :data:`FIT_BLOCK` pixels (:func:`damage.geo.raster.block_counts`: a
+    region's, counted a batch at a time).
 
     ``step`` is told, in a few words, what the fit is doing as it goes (a progress display).
 
@@ -132,10 +134,12 @@ def _quiet_memory_datasets() -> Iterator[None]:
         yield
 
 
-def _fit_sampled(be: Epoch, ae: Epoch, grid: Grid, geoms: np.ndarray, cfg: Config, options: dict[str, Any],
-                 say: Callable[[str], None]) -> SceneFit:
+def _fit_sampled(be: Epoch, ae: Epoch, grid: Grid, geoms: np.ndarray | tuple[np.ndarray, np.ndarray], cfg: Config,
+                 options: dict[str, Any], say: Callable[[str], None]) -> SceneFit:
     """Registration, radiometry, metric scaling and calibration on sample blocks; clouds on an overview."""
-    blocks = busiest_blocks(geoms, grid, FIT_BLOCK, int(np.clip(grid.shape[0] * grid.shape[1] / 4 / FIT_BLOCK**2, 4, FIT_BLOCKS)))
+    counted = geoms if isinstance(geoms, tuple) else block_counts(*cells(geoms, grid, FIT_BLOCK))
+    blocks = busiest_blocks(counted, grid, FIT_BLOCK, int(np.clip(grid.shape[0] * grid.shape[1] / 4 / FIT_BLOCK**2, 4,
+                                                                 FIT_BLOCKS)))
 
     def read_block(win: tuple[int, int, int, int]) -> tuple[Raster, Raster, np.ndarray | None]:
         rb = warp_epoch(be, grid, black_fill=cfg.black_fill, check_valid=False, window=win)
