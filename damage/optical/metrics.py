@@ -208,10 +208,11 @@ class Moments:
 
 
 def moments(before: np.ndarray, after: np.ndarray, sigma: float, t: int, noise_before: float, noise_after: float,
-            value_range: float) -> Moments:
-    """The :class:`Moments` of one band (``(rows, cols)`` each), the after one padded by ``t``."""
+            value_range: float, rows_padded: bool = False) -> Moments:
+    """The :class:`Moments` of one band (``(rows, cols)`` each), the after one padded by ``t``
+    (``rows_padded``: ``after`` already holds ``t`` more rows above and below; only its columns are padded)."""
     x = np.ascontiguousarray(before, dtype=np.float32)
-    y = np.pad(np.asarray(after, dtype=np.float32), t, mode="edge")
+    y = np.pad(np.asarray(after, dtype=np.float32), ((0, 0) if rows_padded else (t, t), (t, t)), mode="edge")
     mx, my = _gauss(x, sigma), _gauss(y, sigma)
     vx = np.maximum(_gauss(x * x, sigma) - mx * mx - float(noise_before) ** 2, 0.0)
     vy = np.maximum(_gauss(y * y, sigma) - my * my - float(noise_after) ** 2, 0.0)
@@ -272,27 +273,60 @@ def ssim(
     return ssim_compiled(before, after, sigma, displacements(tolerance), stats)
 
 
+#: Rows of a change map computed at a time (with their halo): the memory of :func:`ssim_compiled`
+#: is that of a strip, whatever the size of the window or scene.
+SSIM_STRIP = 256
+
+
 def ssim_compiled(before: np.ndarray, after: np.ndarray, sigma: float, moves: list[tuple[int, int]],
-                  stats: SceneStats) -> np.ndarray:
+                  stats: SceneStats, strip: int | None = None) -> np.ndarray:
     """The per-pixel smallest of :func:`ssim_maps` over ``moves``, in one compiled pass per move (numba).
 
     The local means and noise-free variances of each epoch are computed here as in
     :func:`ssim_maps`; the covariance of each move, the formula and the smallest over
-    moves are fused, strip by strip of rows, without a whole-window map per move.
+    moves are fused, without a whole-window map per move. The map is made ``strip`` rows
+    at a time (:data:`SSIM_STRIP`), each from its rows and enough rows around them (a
+    Gaussian radius, and the moves' rows of the after image) that every value is the one of
+    the whole image (tested to the bit).
     """
+    bands, rows, cols = before.shape
+    t = max((max(abs(dy), abs(dx)) for dy, dx in moves), default=0)
+    weights = gaussian_weights(sigma)
+    halo = len(weights) // 2  # the covariance's window; the moves' rows come with ``after`` (``around``)
+    step = strip or SSIM_STRIP
+    out = np.empty((rows, cols), np.float32)
+    for r0 in range(0, rows, step):
+        r1 = min(r0 + step, rows)
+        a0, a1 = max(r0 - halo, 0), min(r1 + halo, rows)
+        # the after rows of this strip and t more above and below, as the whole image padded by t has them
+        around = np.clip(np.arange(a0 - t, a1 + t), 0, rows - 1)
+        part = _ssim_strip(before[:, a0:a1], after[:, around], sigma, weights, t, moves, stats)
+        out[r0:r1] = part[r0 - a0 : r1 - a0]
+    return out
+
+
+def _ssim_strip(before: np.ndarray, after: np.ndarray, sigma: float, weights: np.ndarray, t: int,
+                moves: list[tuple[int, int]], stats: SceneStats) -> np.ndarray:
+    """:func:`ssim_compiled` of a strip (``after`` with ``t`` rows more above and below)."""
     from damage.optical._compiled import ssim_min
 
     bands, rows, cols = before.shape
-    t = max((max(abs(dy), abs(dx)) for dy, dx in moves), default=0)
-    m = [moments(before[b], after[b], sigma, t, stats.noise_before[b], stats.noise_after[b], stats.ranges[b])
-         for b in range(bands)]
-    x, y, mx, my, vy, lumx, conx = (np.stack([getattr(k, name) for k in m])
-                                    for name in ("x", "y", "mx", "my", "vy", "lumx", "conx"))
-    k1, k2 = np.array([k.c1 for k in m], np.float32), np.array([k.c2 for k in m], np.float32)
+    names = ("x", "y", "mx", "my", "vy", "lumx", "conx")
+    stacked: dict[str, np.ndarray] = {}
+    k1, k2 = np.empty(bands, np.float32), np.empty(bands, np.float32)
+    for b in range(bands):  # each band's moments into the stacks as they are made (never two copies of all)
+        k = moments(before[b], after[b], sigma, t, stats.noise_before[b], stats.noise_after[b], stats.ranges[b],
+                    rows_padded=True)
+        for name in names:
+            band = getattr(k, name)
+            stacked.setdefault(name, np.empty((bands, *band.shape), band.dtype))[b] = band
+        k1[b], k2[b] = k.c1, k.c2
+        del k
+    x, y, mx, my, vy, lumx, conx = (stacked.pop(name) for name in names)
     out = np.empty((rows, cols), np.float32)
     dys = np.array([m[0] for m in moves], np.int64)
     dxs = np.array([m[1] for m in moves], np.int64)
-    ssim_min(x, y, mx, my, vy, lumx, conx, k1, k2, t, gaussian_weights(sigma), dys, dxs, out, 32)
+    ssim_min(x, y, mx, my, vy, lumx, conx, k1, k2, t, weights, dys, dxs, out, 32)
     return out
 
 

@@ -94,8 +94,8 @@ def merge_region(folder: Path, manifest: dict, steps: Any, cfg: Any, fit: Any, r
         footprints = part.drop(columns=list(_RUNNER))
         result = steps.assemble(footprints, [found] if len(found) else [], chunk_failed, cfg, fit, record,
                                 first=first, ids=(footprint_ids, ids.source), columns=columns)
-        counted.append({c: coded(c, result[c].to_numpy(dtype=object)) if c != "p_damaged" else
-                        result[c].to_numpy(dtype=float) for c in _COUNTED if c in result})
+        counted.append({c: coded(c, result[c].to_numpy(dtype=object)) if c != "p_damaged" else  # a copy: a view
+                        result[c].to_numpy(dtype=float, copy=True) for c in _COUNTED if c in result})  # holds the part
         spill = out_dir / f".{name}.unmerged"
         doc = doc or dict(result.attrs["damage"])  # the record of the plan and the fit, the same in every part
         result.attrs = {}
