@@ -192,6 +192,36 @@ def test_cli_batch(region, tmp_path):
                                     "--workers", "2", "-q"])
     assert res.exit_code == 0, res.output
     assert "chunks:" in res.output and (tmp_path / "o" / "damage.geojson").exists()
+    # a country's run: the dataset only, and the summary read from it
+    res = CliRunner().invoke(main, ["batch", str(b), str(a), str(f), "-o", str(tmp_path / "p"), "--no-merge"])
+    assert res.exit_code == 0, res.output
+    assert f"wrote {tmp_path / 'p' / 'damage'} (1 GeoParquet parts, in input order)" in res.output
+    assert "buildings assessed" in res.output and not (tmp_path / "p" / "damage.parquet").exists()
+    assert len(gpd.read_parquet(tmp_path / "p" / "damage" / "part-00000.parquet")) == len(gpd.read_file(f))
+
+
+def test_a_merge_killed_midway_is_redone_whole(reference, region, tmp_path, monkeypatch):
+    from damage.run import merge as merge_module
+    from damage.run import parts
+
+    monkeypatch.setattr(parts, "PART_ROWS", 7)
+    b, a, f, _ = region
+    real = merge_module._write_parts
+
+    def killed(spills, *args, **kw):  # the merge dies after setting its parts aside
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(merge_module, "_write_parts", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _quiet(damage.batch, b, a, f, tmp_path / "run", chunk_size=128)
+    assert list((tmp_path / "run" / "damage").glob(".*.unmerged")) and not (tmp_path / "run" / "damage.parquet").exists()
+    monkeypatch.setattr(merge_module, "_write_parts", real)
+    again = _quiet(damage.batch, b, a, f, tmp_path / "run", chunk_size=128)
+    assert again.done == 0 and len(again.parts) > 5  # every chunk reused: only the merge was redone
+    assert not list((tmp_path / "run" / "damage").glob(".*")) and len(list((tmp_path / "run" / "damage").glob("*"))) == \
+        len(again.parts)
+    _same(again.result, reference.result)
+    assert again.read(["damage_grade"])["damage_grade"].tolist() == reference.result["damage_grade"].tolist()
 
 
 def test_a_large_scene_is_assessed_in_chunks_like_a_batch(reference, region):

@@ -73,8 +73,6 @@ def merge_region(folder: Path, manifest: dict, steps: Any, cfg: Any, fit: Any, r
     ids = region_ids(id_parts, attributes, wanted, _geometry_name(parts_dir / names[0]), "outline")
 
     out_dir.mkdir(exist_ok=True)
-    for stale in out_dir.glob(".*.unmerged"):  # of a merge that was killed
-        stale.unlink()
     spills: list[Path] = []
     counted: list[dict[str, np.ndarray]] = []
     codes: dict[str, dict[str, int]] = {}  # each text column's values, numbered: two bytes a footprint
