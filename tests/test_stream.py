@@ -65,3 +65,18 @@ def test_a_file_of_which_no_footprint_can_be_used_is_refused_as_the_whole_is(tmp
     assert str(parts.value) == str(whole.value)
     with pytest.raises(InputNotFoundError, match="no such file"):
         FootprintStream(tmp_path / "nowhere.parquet")
+
+
+def test_an_attribute_named_geometry_is_kept_as_the_whole_file_keeps_it(tmp_path):
+    import json
+
+    features = [{"type": "Feature", "properties": {"geometry": f"g{i}", "n": i},
+                 "geometry": {"type": "Polygon", "coordinates": [[[i, 0], [i + 0.5, 0], [i + 0.5, 0.5], [i, 0.5], [i, 0]]]}}
+                for i in range(5)]
+    path = tmp_path / "odd.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    whole, said = _caught(lambda: read_footprints(path))
+    parts, told = _caught(lambda: list(FootprintStream(path, rows=2)))
+    joined = pd.concat(parts, ignore_index=True)
+    assert told == said and list(joined.columns) == list(whole.columns) and "geometry_" in whole.columns
+    assert joined["geometry_"].tolist() == whole["geometry_"].tolist() == [f"g{i}" for i in range(5)]

@@ -5,8 +5,8 @@ tidied as :func:`damage.io.sources.read_footprints` tidies the whole file (the s
 same repairs), and can be read again for another pass:
 
 - GeoParquet: its row groups, a batch at a time (``pyarrow.parquet.ParquetFile.iter_batches``);
-- any other format OGR reads: ``skip_features`` / ``max_features`` windows of its features
-  (OpenStreetMap extracts, which OGR can only read through, are read whole);
+- any other format OGR reads: its features in one pass, a batch at a time (OGR's Arrow stream;
+  OpenStreetMap extracts, read through their ``multipolygons`` layer, are read whole);
 - a GeoDataFrame (already in memory) and the footprints of an area read from a URL
   (:func:`damage.io.byarea.read_by_area`, already cut to the area): slices.
 
@@ -18,13 +18,23 @@ which none can be used.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 
-from damage.errors import DamageError, InputNotFoundError, InvalidFootprintsError
-from damage.io.sources import Tally, _first_line, _keep_geometry_attribute, _name, _read_whole, locate, tidy_footprints
+from damage.errors import DamageError, DamageWarning, InputNotFoundError, InvalidFootprintsError
+from damage.io.sources import (
+    Tally,
+    _first_line,
+    _keep_geometry_attribute,
+    _name,
+    _read_whole,
+    locate,
+    tidy_footprints,
+)
 
 __all__ = ["FootprintStream", "BATCH_ROWS"]
 
@@ -96,12 +106,37 @@ class FootprintStream:
                 yield _arrow_to_geopandas(pa.Table.from_batches([part], schema=schema))
 
     def _ogr(self, path: Path) -> Iterator[gpd.GeoDataFrame]:
+        """The features in one pass (OGR's Arrow stream), each batch read once whatever the format; a file
+        with an attribute named ``geometry`` is read as :func:`damage.io.sources.read_vector` reads it, a
+        window of features at a time."""
+        import pyarrow as pa
+        import pyogrio
+        import shapely
+
+        if "geometry" in list(pyogrio.read_info(path)["fields"]):
+            yield from self._ogr_windows(path)
+            return
+        with pyogrio.open_arrow(path, batch_size=self.rows, use_pyarrow=True) as (meta, reader):
+            geometry = meta["geometry_name"] or "wkb_geometry"
+            for batch in reader:
+                table = pa.Table.from_batches([batch])
+                wkb = table[geometry].to_numpy(zero_copy_only=False) if geometry in table.column_names else None
+                frame = table.drop_columns([c for c in (geometry,) if c in table.column_names]).to_pandas()
+                shapes = shapely.from_wkb(wkb) if wkb is not None else np.full(len(frame), None, dtype=object)
+                yield gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(shapes, crs=meta["crs"], index=frame.index))
+
+    def _ogr_windows(self, path: Path) -> Iterator[gpd.GeoDataFrame]:
         import pyogrio
 
         count = int(pyogrio.read_info(path).get("features", -1))
-        if count < 0 or count <= self.rows:  # a count OGR does not know, or a small file: read whole
-            yield _keep_geometry_attribute(path, gpd.read_file(path))
-            return
-        for start in range(0, count, self.rows):
-            part = gpd.read_file(path, skip_features=start, max_features=self.rows)
-            yield _keep_geometry_attribute(path, part, skip_features=start, max_features=self.rows)
+        with warnings.catch_warnings():
+            if self._judged:  # said on the first pass
+                warnings.simplefilter("ignore", DamageWarning)
+            if count < 0 or count <= self.rows:
+                yield _keep_geometry_attribute(path, gpd.read_file(path))
+                return
+            for start in range(0, count, self.rows):
+                part = gpd.read_file(path, skip_features=start, max_features=self.rows)
+                if start:
+                    warnings.simplefilter("ignore", DamageWarning)  # said for the first window
+                yield _keep_geometry_attribute(path, part, skip_features=start, max_features=self.rows)
