@@ -14,7 +14,8 @@ import shapely
 from affine import Affine
 from rasterio.crs import CRS
 
-__all__ = ["Grid", "Window", "Raster", "present", "analysable", "cells", "cells_of", "block_counts", "window_ids", "split_crowded", "crowded_parts", "busiest_blocks", "metres_per_unit",
+__all__ = ["Grid", "Window", "Raster", "present", "analysable", "cells", "cells_of", "block_counts", "window_cells", "window_names", "part_label",
+           "window_ids", "split_crowded", "crowded_parts", "busiest_blocks", "metres_per_unit",
            "METRES_PER_DEGREE"]
 
 #: Metres per degree of latitude (and of longitude at the equator) on the sphere of the same surface as WGS 84's ellipsoid
@@ -208,14 +209,30 @@ def busiest_blocks(counted: tuple[np.ndarray, np.ndarray], grid: Grid, size: int
     return blocks
 
 
-def window_ids(geoms: np.ndarray, grid: Grid, size: int) -> np.ndarray:
-    """Window id (``"row<r>_col<c>"``, counted from the grid's top left, 0-padded) of each footprint: the cell of
-    ``size`` pixels holding its representative point, or the nearest cell of the grid when that point is off it."""
-    r, c = cells(geoms, grid, size)
+def window_cells(points: np.ndarray, grid: Grid, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(row, col)`` of the window of ``size`` pixels holding each point (grid CRS), or of the nearest window of
+    the grid when the point is off it."""
+    r, c = cells_of(points, grid, size)
     rows, cols = -(-grid.shape[0] // size), -(-grid.shape[1] // size)
-    r, c = np.clip(r, 0, max(rows - 1, 0)), np.clip(c, 0, max(cols - 1, 0))
-    digits = max(2, len(str(max(rows, cols) - 1)))
-    return np.array([f"row{a:0{digits}d}_col{b:0{digits}d}" for a, b in zip(r.tolist(), c.tolist())], dtype=object).astype(str)
+    return np.clip(r, 0, max(rows - 1, 0)), np.clip(c, 0, max(cols - 1, 0))
+
+
+def window_names(rows: np.ndarray, cols: np.ndarray, grid: Grid, size: int) -> list[str]:
+    """``"row<r>_col<c>"`` of windows of ``size`` pixels, counted from the grid's top left, 0-padded alike."""
+    digits = max(2, len(str(max(-(-grid.shape[0] // size), -(-grid.shape[1] // size)) - 1)))
+    return [f"row{a:0{digits}d}_col{b:0{digits}d}" for a, b in zip(np.asarray(rows).tolist(), np.asarray(cols).tolist())]
+
+
+def part_label(window: str, part: int, parts: int) -> str:
+    """The name of part ``part`` of ``parts`` of a crowded window (``row03_col07_part1``)."""
+    return f"{window}_part{part:0{len(str(parts - 1))}d}"
+
+
+def window_ids(geoms: np.ndarray, grid: Grid, size: int) -> np.ndarray:
+    """Window id (:func:`window_names`) of each footprint: the window holding its representative point
+    (:func:`window_cells`)."""
+    return np.array(window_names(*window_cells(shapely.point_on_surface(geoms), grid, size), grid, size),
+                    dtype=object).astype(str)
 
 
 def split_crowded(ids: np.ndarray, cap: int) -> np.ndarray:
@@ -226,8 +243,7 @@ def split_crowded(ids: np.ndarray, cap: int) -> np.ndarray:
     part, parts = crowded_parts(ids, cap)
     crowded = part >= 0
     if crowded.any():
-        width = {name: len(str(n - 1)) for name, n in parts.items()}
-        ids[crowded] = [f"{name}_part{p:0{width[name]}d}" for name, p in zip(ids[crowded], part[crowded])]
+        ids[crowded] = [part_label(name, p, parts[name]) for name, p in zip(ids[crowded], part[crowded])]
     return ids.astype(str)
 
 

@@ -260,14 +260,21 @@ def _max(labels: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return np.where(np.isfinite(out), out, np.nan)
 
 
+#: The quantile statistics, computed together from one grouping of the pixels (:func:`zonal_stats`).
+_QUANTILES = {"median": 0.5, "p90": 0.9}
+
+
+def _quantile(q: float) -> Stat:
+    return lambda labels, values, n: grouped_quantiles(labels, values, n, (q,))[0]
+
+
 STATS: dict[str, Stat] = {
     "sum": lambda labels, values, n: np.bincount(labels, weights=values, minlength=n),
     "count": lambda labels, values, n: np.bincount(labels, minlength=n).astype(np.float64),
     "max": _max,
     "mean": _mean,
     "std": _std,
-    "median": lambda labels, values, n: grouped_quantiles(labels, values, n, (0.5,))[0],
-    "p90": lambda labels, values, n: grouped_quantiles(labels, values, n, (0.9,))[0],
+    **{name: _quantile(q) for name, q in _QUANTILES.items()},
 }
 
 
@@ -306,8 +313,6 @@ def zonal_stats(zs: Zones, values: np.ndarray, valid: np.ndarray, stats: tuple[s
     return {name: found[name] if name in found else STATS[name](labels, vals, zs.n) for name in stats}
 
 
-#: The quantile statistics, computed together from one grouping of the pixels.
-_QUANTILES = {"median": 0.5, "p90": 0.9}
 _SPAN_STATS = {"mean", "sum", "count"}
 #: Rows of the grid whose running sums are held at once.
 _BAND = 512

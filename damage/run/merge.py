@@ -28,13 +28,13 @@ import pandas as pd
 
 from damage.geo.ids import ID_CANDIDATES, region_ids
 from damage.io.writers import _atomic, _json_default, geojson_stream
-from damage.run.parts import CHUNK, INDEX, OUTLINE, REASON
+from damage.run.parts import CHUNK, INDEX, OUTLINE, geometry_name
 
 __all__ = ["merge_region", "read_region", "RESULT_FOLDER"]
 
 #: The run folder's result dataset.
 RESULT_FOLDER = "damage"
-_RUNNER = (INDEX, CHUNK, OUTLINE, REASON)
+_RUNNER = (INDEX, CHUNK, OUTLINE)
 #: Columns of the grades the run record counts.
 _COUNTED = ("damage_grade", "p_damaged", "not_analysed_reason")
 
@@ -46,6 +46,8 @@ def merge_region(folder: Path, manifest: dict, steps: Any, cfg: Any, fit: Any, r
     ``record`` is the method's record of the plan (inputs, grid, region); ``extra`` more of the run
     record (provenance); ``merged``: also write ``damage.parquet`` and ``damage.geojson``.
     """
+    import pyarrow as pa
+    import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
     parts_dir, out_dir = folder / "footprints", folder / RESULT_FOLDER
@@ -53,12 +55,12 @@ def merge_region(folder: Path, manifest: dict, steps: Any, cfg: Any, fit: Any, r
     rows = int(manifest["part_rows"])
     chunk_files = [folder / "chunks" / f"{c}.parquet" for c in sorted(manifest["chunks"])]
     chunk_files = [p for p in chunk_files if p.exists()]
-    import pyarrow as pa
-
-    # one schema for every chunk file (a chunk whose reasons are all missing holds a column of nulls)
-    evidence = pa.unify_schemas([pq.read_schema(p).remove_metadata() for p in chunk_files],
-                                promote_options="permissive") if chunk_files else None
-    columns = [c for c in evidence.names if c != INDEX] if evidence is not None else None
+    chunks = columns = None
+    if chunk_files:  # one schema for every chunk file (a chunk whose reasons are all missing holds a column of nulls)
+        evidence = pa.unify_schemas([pq.read_schema(p).remove_metadata() for p in chunk_files],
+                                    promote_options="permissive")
+        chunks = ds.dataset([str(p) for p in chunk_files], schema=evidence, format="parquet")
+        columns = [c for c in evidence.names if c != INDEX]
     failed = set(manifest["failed"])
 
     attributes = [c for c in pq.read_schema(parts_dir / names[0]).names if c not in _RUNNER]
@@ -70,7 +72,7 @@ def merge_region(folder: Path, manifest: dict, steps: Any, cfg: Any, fit: Any, r
             part = pd.read_parquet(parts_dir / name, columns=[*id_columns, OUTLINE, INDEX])
             yield part.sort_values(INDEX, kind="stable").rename(columns={OUTLINE: "outline"})
 
-    ids = region_ids(id_parts, attributes, wanted, _geometry_name(parts_dir / names[0]), "outline")
+    ids = region_ids(id_parts, attributes, wanted, geometry_name(parts_dir / names[0]), "outline")
 
     out_dir.mkdir(exist_ok=True)
     spills: list[Path] = []
@@ -85,7 +87,7 @@ def merge_region(folder: Path, manifest: dict, steps: Any, cfg: Any, fit: Any, r
     for k, name in enumerate(names):
         part = gpd.read_parquet(parts_dir / name).sort_values(INDEX, kind="stable").reset_index(drop=True)
         first = k * rows
-        found = _rows(chunk_files, evidence, first, first + len(part))
+        found = _rows(chunks, first, first + len(part))
         positions = part[INDEX].to_numpy()
         footprint_ids = ids.of(part, part[OUTLINE].to_numpy(), positions)
         chunk_failed = part[CHUNK].isin(list(failed)).to_numpy()
@@ -111,22 +113,14 @@ def merge_region(folder: Path, manifest: dict, steps: Any, cfg: Any, fit: Any, r
     return doc
 
 
-def _rows(files: list[Path], schema: Any, lo: int, hi: int) -> pd.DataFrame:
-    """The chunk files' rows of input positions ``lo`` to ``hi``, indexed by position."""
-    if not files:
+def _rows(chunks: Any, lo: int, hi: int) -> pd.DataFrame:
+    """The chunk files' rows (a dataset of them, or None) of input positions ``lo`` to ``hi``, indexed by position."""
+    if chunks is None:
         return pd.DataFrame()
     import pyarrow.dataset as ds
 
-    table = ds.dataset([str(f) for f in files], schema=schema, format="parquet").to_table(
-        filter=(ds.field(INDEX) >= lo) & (ds.field(INDEX) < hi))
+    table = chunks.to_table(filter=(ds.field(INDEX) >= lo) & (ds.field(INDEX) < hi))
     return table.to_pandas().set_index(INDEX).rename_axis("position")
-
-
-def _geometry_name(path: Path) -> str:
-    import pyarrow.parquet as pq
-
-    meta = pq.read_schema(path).metadata or {}
-    return str(json.loads(meta[b"geo"])["primary_column"]) if b"geo" in meta else "geometry"
 
 
 def _write_parts(spills: list[Path], out_dir: Path, names: list[str], doc: dict[str, Any], merged: Path | None) -> None:

@@ -5,7 +5,7 @@ time (:class:`damage.io.stream.FootprintStream`), filtered (``--where``, ``--aoi
 written to the run folder as ``footprints/part-<k>.parquet``, each :data:`PART_ROWS` selected
 footprints in input order (part ``k`` holds input positions ``k * PART_ROWS`` onwards), with
 their position, their outline's id (:func:`damage.geo.ids.outline_ids`) and, once the region
-is planned, their chunk and where they are (:data:`damage.run.plan.PLACED`, ...). The plan
+is planned, their chunk. The plan
 reads the parts again for each of its passes; each part is then sorted by chunk, in row groups
 of :data:`ROW_GROUP`, so that a worker reads only its chunk's rows; the merge reads a part at a
 time.
@@ -31,12 +31,12 @@ from damage.io.writers import _atomic
 from damage.run.plan import Placement
 from damage.run.provenance import sha256_of
 
-__all__ = ["INDEX", "CHUNK", "OUTLINE", "REASON", "PART_ROWS", "ROW_GROUP", "write_parts", "label_parts", "read_parts",
-           "chunk_footprints", "chunk_parts", "footprints_of", "part_name", "part_sums",
-           "read_selected"]
+__all__ = ["INDEX", "CHUNK", "OUTLINE", "PART_ROWS", "ROW_GROUP", "write_parts", "label_parts", "read_parts",
+           "chunk_footprints", "chunk_parts", "footprints_of", "part_name",
+           "read_selected", "geometry_name"]
 
 #: The runner's own columns in the parts (names no footprint file uses).
-INDEX, CHUNK, OUTLINE, REASON = "damage:region_index", "damage:chunk", "damage:outline", "damage:reason"
+INDEX, CHUNK, OUTLINE = "damage:region_index", "damage:chunk", "damage:outline"
 #: Selected footprints per part.
 PART_ROWS = 65_536
 #: Rows per row group of a part: a worker reads the groups that hold its chunk.
@@ -95,7 +95,7 @@ def write_parts(stream: FootprintStream, where: str | None, aoi: Any, folder: Pa
         old.unlink()
     names, total = [], 0
     for k, part in enumerate(_rebatched(_selected(stream, where, aoi), rows)):
-        reserved = [c for c in (INDEX, CHUNK, OUTLINE, REASON) if c in part.columns]
+        reserved = [c for c in (INDEX, CHUNK, OUTLINE) if c in part.columns]
         if reserved:
             raise ConfigError(f"footprints: column(s) {reserved} are the batch runner's own; rename them")
         positions = np.arange(total, total + len(part))
@@ -115,7 +115,7 @@ def read_parts(folder: Path, names: list[str], columns: list[str] | None = None)
     """The parts, one at a time, each in input order (without the runner's columns unless asked)."""
     for name in names:
         part = gpd.read_parquet(folder / name, columns=columns).sort_values(INDEX, kind="stable")
-        yield part if columns is not None else part.drop(columns=[c for c in (INDEX, CHUNK, OUTLINE, REASON) if c in part])
+        yield part if columns is not None else part.drop(columns=[c for c in (INDEX, CHUNK, OUTLINE) if c in part])
 
 
 def read_selected(folder: Path, names: list[str]) -> gpd.GeoDataFrame:
@@ -127,21 +127,20 @@ def read_selected(folder: Path, names: list[str]) -> gpd.GeoDataFrame:
 
 def footprints_of(folder: Path, names: list[str]) -> Callable[[], Iterator[gpd.GeoDataFrame]]:
     """The parts' outlines as the plan reads them: a function giving them a part at a time, in input order."""
-    geometry = _geometry_name(folder / names[0])
+    geometry = geometry_name(folder / names[0])
     return lambda: (part.drop(columns=[INDEX]).reset_index(drop=True)
                     for part in read_parts(folder, names, columns=[geometry, INDEX]))
 
 
 def label_parts(folder: Path, names: list[str], placement: Placement) -> dict[str, str]:
-    """Give each part's footprints their chunk (``"none"`` where not placed) and where they are, sort each part
-    by chunk (then input position), and return each part's SHA-256."""
+    """Give each part's footprints their chunk (``"none"`` where not placed), sort each part by chunk (then
+    input position), and return each part's SHA-256."""
     chunk_names = np.asarray(placement.names + ["none"], dtype=object)
     sums = {}
     for name in names:
         part = gpd.read_parquet(folder / name)
         at = part[INDEX].to_numpy()
         part[CHUNK] = chunk_names[placement.chunk[at]].astype(str)
-        part[REASON] = placement.reason[at]
         part = part.sort_values([CHUNK, INDEX], kind="stable")
         with _atomic(folder / name) as tmp:
             part.to_parquet(tmp, index=False, row_group_size=ROW_GROUP)
@@ -164,22 +163,18 @@ def chunk_footprints(folder: Path, parts: list[str], chunk: str) -> gpd.GeoDataF
     found = []
     for name in parts:
         path = folder / name
-        geometry = _geometry_name(path)
+        geometry = geometry_name(path)
         found.append(gpd.read_parquet(path, columns=[geometry, INDEX], filters=[(CHUNK, "==", chunk)]))
     out = pd.concat(found) if len(found) > 1 else found[0]
     return out.sort_values(INDEX, kind="stable")
 
 
-def _geometry_name(path: Path) -> str:
+def geometry_name(path: Path) -> str:
+    """The geometry column of a GeoParquet file (its ``geo`` metadata's primary column)."""
     import json
 
     import pyarrow.parquet as pq
 
     meta = pq.read_schema(path).metadata or {}
     return str(json.loads(meta[b"geo"])["primary_column"]) if b"geo" in meta else "geometry"
-
-
-def part_sums(folder: Path, names: list[str]) -> dict[str, str]:
-    """SHA-256 of each part as it is on disk now."""
-    return {name: sha256_of(folder / name) for name in names if (folder / name).is_file()}
 

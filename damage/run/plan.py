@@ -22,11 +22,21 @@ import shapely
 
 from damage.config import Config
 from damage.errors import BandMismatchError, ConfigError, DamageWarning, FootprintsOutsideImageryError
-from damage.geo.raster import Grid, Window, analysable, block_counts, cells_of, crowded_parts
+from damage.geo.raster import (
+    Grid,
+    Window,
+    analysable,
+    block_counts,
+    cells_of,
+    crowded_parts,
+    part_label,
+    window_cells,
+    window_names,
+)
 from damage.io.sources import PathSpec, check_order, open_epoch
 from damage.io.warp import footprint_grid, lonlat_extent
 
-__all__ = ["Plan", "Placement", "Placer", "make_plan", "on_grid", "PLACED", "UNUSABLE", "OUTSIDE", "REASONS", "window_extent", "grid_units", "check_memory", "physical_memory",
+__all__ = ["Plan", "Placement", "Placer", "make_plan", "on_grid", "PLACED", "UNUSABLE", "OUTSIDE", "window_extent", "grid_units", "check_memory", "physical_memory",
            "CONTEXT_PIXELS", "WINDOW_BYTES_PER_PIXEL"]
 
 #: Footprints a window (a region's chunk) holds at most: a crowded one is cut into parts of this many
@@ -74,8 +84,6 @@ def check_memory(shape: tuple[int, int], bands: int, window_size: int) -> None:
 
 #: Where a footprint is, in :attr:`Placement.reason`: in a window, no usable polygon, off the grid.
 PLACED, UNUSABLE, OUTSIDE = 0, 1, 2
-#: The run record's reason of a footprint that is not placed.
-REASONS = {UNUSABLE: "unusable footprint", OUTSIDE: "outside imagery"}
 
 
 @dataclasses.dataclass
@@ -136,6 +144,7 @@ class Placer:
         self.cap = MAX_FOOTPRINTS_PER_WINDOW if cap == "default" else cap
         self.grid, self.size, self.fit_block = grid, window_size, FIT_BLOCK
         self.box = shapely.box(*grid.bounds)
+        self._cols = -(-grid.shape[1] // window_size)  # windows a row of the grid holds
         self.reasons: list[np.ndarray] = []
         self.windows: list[np.ndarray] = []
         self.blocks: tuple[np.ndarray, np.ndarray] = (np.empty(0, np.int64), np.empty(0, np.int64))
@@ -147,10 +156,8 @@ class Placer:
         inside[inside] = shapely.intersects(geoms[inside], self.box)
         self.reasons.append(np.where(inside, PLACED, np.where(usable, OUTSIDE, UNUSABLE)).astype(np.int8))
         points = shapely.point_on_surface(geoms[inside])
-        r, c = cells_of(points, self.grid, self.size)
-        rows, cols = -(-self.grid.shape[0] // self.size), -(-self.grid.shape[1] // self.size)
-        r, c = np.clip(r, 0, max(rows - 1, 0)), np.clip(c, 0, max(cols - 1, 0))  # a point just off the grid
-        self.windows.append(r * cols + c)
+        r, c = window_cells(points, self.grid, self.size)
+        self.windows.append(r * self._cols + c)
         self.blocks = block_counts(*cells_of(points, self.grid, self.fit_block), more=self.blocks)
         return inside
 
@@ -176,17 +183,14 @@ class Placer:
                           DamageWarning, stacklevel=stacklevel)
         codes = np.concatenate(self.windows)
         self.windows.clear()
-        cols = -(-self.grid.shape[1] // self.size)
-        digits = max(2, len(str(max(-(-self.grid.shape[0] // self.size), cols) - 1)))
         cells, where = np.unique(codes, return_inverse=True)
         part, cut = crowded_parts(where, int(self.cap)) if self.cap else (np.full(len(codes), -1), {})
         labels: list[str] = []
         start = np.empty(len(cells), np.int64)  # each window's first label (a crowded one has one per part)
-        for k, code in enumerate(cells.tolist()):
-            name = f"row{code // cols:0{digits}d}_col{code % cols:0{digits}d}"
+        for k, name in enumerate(window_names(*np.divmod(cells, self._cols), self.grid, self.size)):
             start[k] = len(labels)
             n = cut.get(k, 0)
-            labels += [f"{name}_part{p:0{len(str(n - 1))}d}" for p in range(n)] if n else [name]
+            labels += [part_label(name, p, n) for p in range(n)] if n else [name]
         label = start[where] + np.maximum(part, 0)
         order = np.argsort(np.asarray(labels, dtype=object))
         names = [labels[i] for i in order]
