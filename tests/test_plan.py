@@ -218,6 +218,9 @@ def test_a_crowded_window_is_cut_into_parts_that_give_the_whole_windows_answer(p
     ids = np.array(["a", "b", "a", "a", "a", "b"])
     assert split_crowded(ids, 2).tolist() == ["a_part0", "b", "a_part0", "a_part1", "a_part1", "b"]
     assert split_crowded(ids, 4).tolist() == ids.tolist()
+    # parts are numbered with as many digits as the last needs: ten parts, one digit; eleven, two
+    assert split_crowded(np.array(["a"] * 10), 1).tolist() == [f"a_part{p}" for p in range(10)]
+    assert split_crowded(np.array(["a"] * 11), 1).tolist()[:2] == ["a_part00", "a_part01"]
     b, a, f, _ = pair_factory(size=200, buildings=16, damaged=(3, 9))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DamageWarning)
