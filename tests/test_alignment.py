@@ -143,3 +143,38 @@ def test_the_refinement_takes_every_lattice_move_next_to_the_best():
     corner[:2, :2] = True
     np.testing.assert_array_equal(got[1], corner)  # clipped at the lattice's edge
     np.testing.assert_array_equal(got[2], corner[::-1, ::-1])
+
+
+@pytest.mark.parametrize("search", ["full", "coarse"])
+def test_a_building_s_numbers_do_not_depend_on_its_window_strip_or_neighbours(search, monkeypatch):
+    """Maps are made once per pixel on the union of the boxes that need a move, strip by strip: a
+    building's sums must be the same to the bit alone or among others, in any strip height, in a
+    window cut elsewhere (the batch's chunks against one assess)."""
+    import damage.optical.alignment as alignment
+
+    before, after, stats, lum_stats, valid, fz, rz, labels, idx, n = _inputs(5)
+
+    def run(b, a, lab, ix, strip=alignment.STRIP):
+        monkeypatch.setattr(alignment, "STRIP", strip)
+        return best_alignment(b.mean(axis=0), a.mean(axis=0), b, a, lum_stats, stats.ranges, 1.5, 3, lab, ix, n,
+                              search=search)
+
+    together = run(before, after, labels, idx)
+    for strip in (5, 16, 200):
+        other = run(before, after, labels, idx, strip)
+        for key in together:
+            np.testing.assert_array_equal(other[key], together[key], err_msg=f"{key}, strip {strip}")
+    owner = np.where(labels >= n, labels - n, labels)
+    for i in range(n):
+        alone = run(before, after, labels[owner == i], idx[owner == i])
+        for key in together:
+            assert np.isnan(alone[key][np.arange(n) != i]).all()
+            np.testing.assert_array_equal(alone[key][i], together[key][i], err_msg=f"{key}, building {i}")
+    # the window cut 9 rows and 7 columns in: buildings 0, 1 and 3 lie far enough inside both
+    size = before.shape[1]
+    rows, cols = np.divmod(idx, size)
+    inside = (rows >= 9) & (cols >= 7) & np.isin(owner, [0, 1, 3])
+    cut = run(before[:, 9:, 7:].copy(), after[:, 9:, 7:].copy(), labels[inside],
+              (rows[inside] - 9) * (size - 7) + cols[inside] - 7)
+    for key in together:
+        np.testing.assert_array_equal(cut[key][[0, 1, 3]], together[key][[0, 1, 3]], err_msg=f"{key}, cut window")

@@ -271,3 +271,36 @@ def test_lab_is_scikit_images_rgb2lab():
     np.testing.assert_allclose(lab(image, 5.0, 250.0), want, atol=3e-4)
     grey = lab(image[:1], 5.0, 250.0)
     assert np.abs(grey[1:]).max() < 0.01 and grey.shape == (3, 30, 41)  # grey has no hue (to the constants' rounding)
+
+
+def test_zone_means_are_bincounts_to_the_bit_and_cielab_is_right_where_the_zones_are():
+    """The evidence's zone means (one compiled pass for every map) against one numpy.bincount per map."""
+    from damage.optical.evidence import _lab_where, _Means, lab
+
+    fz, rz, _ = _zones(((20, 20), (35, 40), (100, 90)))  # the first two overlap: their rings share pixels
+    rng = np.random.default_rng(7)
+    valid = rng.random((160, 160)) > 0.1
+    both = _Means(valid, fz, rz)
+    maps = [rng.normal(0, 50, (160, 160)).astype(np.float32) for _ in range(3)]
+    got = both.means(*maps)
+    for values, sets in zip(maps, got):
+        at = values.ravel()[both.idx].astype(np.float64)
+        want = np.bincount(both.labels, weights=at, minlength=both.n) / np.bincount(both.labels, minlength=both.n)
+        np.testing.assert_array_equal(np.concatenate(sets), want)
+    mixed = both.means(maps[0], maps[1].astype(np.float64))  # maps of two types: each on its own pass
+    np.testing.assert_array_equal(np.concatenate(mixed[1]), np.concatenate(got[1]))
+    # the share of each ring's pixels darker than a threshold of its own
+    below = np.array([-20.0, 0.0, np.nan])
+    maps[2][10:15, 10:60] = -20.0  # on the first ring, right at its threshold: not darker
+    owner = both.labels - fz.n
+    on_ring = owner >= 0
+    dark = on_ring & (maps[2].ravel()[both.idx] < below[np.where(on_ring, owner, 0)])
+    want = np.bincount(both.labels, weights=dark.astype(float), minlength=both.n)[fz.n:] / np.bincount(both.labels)[fz.n:]
+    np.testing.assert_array_equal(both.darker(maps[2], below), want)
+    assert want[2] == 0.0 and 0 < want[0] < want[1] < 1
+    # CIELAB: the whole window where the zones' pixels are many, only those pixels where they are few
+    image = rng.uniform(0, 255, (3, 160, 160)).astype(np.float32)
+    whole = lab(image, 0.0, 255.0)
+    few = both.idx[both.labels == 2]
+    for idx in (np.concatenate([both.idx, both.idx]), few):
+        np.testing.assert_array_equal(_lab_where(image, idx, 0.0, 255.0).reshape(3, -1)[:, idx], whole.reshape(3, -1)[:, idx])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["group_quantiles"]
+__all__ = ["group_quantiles", "label_sums", "darker_counts"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -27,3 +27,31 @@ def group_quantiles(values, start, count, qs, out):  # pragma: no cover - compil
             hi = min(lo + 1, m - 1)
             frac = offset - whole
             out[k, g] = part[lo] * (1 - frac) + part[hi] * frac
+
+
+@numba.njit(cache=True, nogil=True)
+def label_sums(labels, idx, maps, n):  # pragma: no cover - compiled
+    """``out[z, k]``: the sum of ``maps[k][idx[e]]`` over the entries ``e`` of label ``z`` (``n`` labels), in float64.
+
+    Each label's values are added in the order its entries come, as ``numpy.bincount`` adds them: the
+    same sums to the bit, for every map in one pass over the entries (one bincount per map would
+    gather and scatter them once a map).
+    """
+    nmaps = len(maps)
+    out = np.zeros((n, nmaps))
+    for e in range(labels.shape[0]):
+        z, p = labels[e], idx[e]
+        for k in range(nmaps):
+            out[z, k] += maps[k][p]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def darker_counts(labels, idx, values, below, first, n):  # pragma: no cover - compiled
+    """``out[z]``: how many entries of label ``z >= first`` have ``values[idx[e]] < below[z - first]`` (``n`` labels)."""
+    out = np.zeros(n)
+    for e in range(labels.shape[0]):
+        z = labels[e]
+        if z >= first and values[idx[e]] < below[z - first]:
+            out[z] += 1.0
+    return out

@@ -10,17 +10,15 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["box_sums", "ssim_min", "gauss2d"]
+__all__ = ["zone_sums", "ssim_min", "gauss2d", "unit_lab"]
 
 # No value here is NaN or infinite; division by zero follows numpy (no Python check), which lets the
-# loops vectorise. Contraction (FMA), reassociation and reciprocals are allowed where every loop starts
-# at a building's own box (a value then never depends on the window); over whole windows (ssim_min)
-# only operations that round exactly as written, or a pixel's value would depend on whether it falls
-# in a vector loop's body or its remainder, that is on the window.
-_FAST = {"contract", "reassoc", "nsz", "arcp", "nnan", "ninf"}
+# loops vectorise. Only operations that round exactly as written: a pixel's value must not depend on
+# whether it falls in a vector loop's body or its remainder, that is on where its row starts (the window,
+# the other buildings whose boxes share its strip).
 _EXACT = {"nsz", "nnan", "ninf"}
-#: Columns of a box are made in whole multiples of this (the widest float32 vector, AVX-512), the extra
-#: ones computed and ignored: short rows (a house is 20 to 40 px wide) then have no scalar remainder.
+#: Columns are made in whole multiples of this (the widest float32 vector, AVX-512), the extra ones
+#: computed and ignored: short rows (a house is 20 to 40 px wide) then have no scalar remainder.
 _LANES = 16
 
 
@@ -66,11 +64,13 @@ def _ssim_row(v, mx, my, lumx, conx, vy, k1, k2, out, n):  # pragma: no cover - 
         out[c] = one - num / den
 
 
-@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
+@numba.njit(cache=True, nogil=True, fastmath=_EXACT, error_model="numpy")
 def _region(x, ypad, mx, mypad, vypad, lumx, conx, k1, k2, before, apad, inv, t, wf,
-            r0, nr, c0, nc, dy, dx, h, v, p, loss, diff):  # pragma: no cover - compiled
-    """SSIM loss of the luminance and colour difference (summed over bands) for move ``(dy, dx)``
-    over rows ``r0:r0 + nr`` and columns ``c0:c0 + nc``, into ``loss[:nr, :nc]`` and ``diff[:nr, :nc]``.
+            r0, nr, c0, nc, dy, dx, h, v, p, loss, diff, ro, co):  # pragma: no cover - compiled
+    """SSIM loss of the luminance, clipped to [0, 1], and colour difference (summed over bands) for move
+    ``(dy, dx)`` over rows ``r0:r0 + nr`` and columns ``c0:c0 + nc``, into ``loss[ro:ro + nr, co:co + nc]``
+    and ``diff[ro:ro + nr, co:co + nc]`` (whole buffers and offsets: views of them would not be contiguous
+    to numba, and its loops over them would not vectorise).
 
     The Gaussian of ``before x moved after`` is a horizontal pass over the region's rows
     (and ``rad`` more each side), then a vertical one; ``h``, ``v``, ``p`` are scratch.
@@ -78,98 +78,48 @@ def _region(x, ypad, mx, mypad, vypad, lumx, conx, k1, k2, before, apad, inv, t,
     rad = wf.shape[0] // 2
     height, width = x.shape
     nbands = before.shape[0]
-    one, zero = np.float32(1.0), np.float32(0.0)
+    one, zero, two = np.float32(1.0), np.float32(0.0), np.float32(2.0)
     nh = nr + 2 * rad
     npx = nc + 2 * rad
-    inner = c0 - rad >= 0 and c0 + nc + rad <= width  # no column reflected: contiguous reads
+    # the columns c0 - rad + k for k in [lo, hi) are inside the window (read as they are); the rest reflected
+    lo, hi = max(0, rad - c0), min(npx, width - c0 + rad)
     for rr in range(nh):
         ri = _reflect(r0 - rad + rr, height)
         yr = ri + t - dy
-        if inner:
-            base = c0 - rad
-            for k in range(npx):
-                p[k] = x[ri, base + k] * ypad[yr, base + k + t - dx]
-        else:
-            for k in range(npx):
-                ci = _reflect(c0 - rad + k, width)
-                p[k] = x[ri, ci] * ypad[yr, ci + t - dx]
+        base = c0 - rad
+        xrow, yrow = x[ri, base + lo:base + hi], ypad[yr, base + lo + t - dx:base + hi + t - dx]
+        for k in range(hi - lo):
+            p[lo + k] = xrow[k] * yrow[k]
+        for k in range(lo):
+            ci = _reflect(base + k, width)
+            p[k] = x[ri, ci] * ypad[yr, ci + t - dx]
+        for k in range(hi, npx):
+            ci = _reflect(base + k, width)
+            p[k] = x[ri, ci] * ypad[yr, ci + t - dx]
         _hpass(p, wf, h[rr], nc)
     for r in range(nr):
         _vpass(h, r, wf, v, nc)
         rb, ay, ax = r0 + r, r0 + r + t - dy, c0 + t - dx
-        mys_row, vys_row = mypad[ay, ax:ax + nc], vypad[ay, ax:ax + nc]
-        mx_row, lx_row, cx_row = mx[rb, c0:c0 + nc], lumx[rb, c0:c0 + nc], conx[rb, c0:c0 + nc]
-        lrow, drow = loss[r], diff[r]
-        _ssim_row(v, mx_row, mys_row, lx_row, cx_row, vys_row, k1, k2, lrow, nc)
-        for c in range(nc):
-            q = lrow[c]
+        my, vy = mypad[ay, ax:ax + nc], vypad[ay, ax:ax + nc]
+        mxr, lx, cx = mx[rb, c0:c0 + nc], lumx[rb, c0:c0 + nc], conx[rb, c0:c0 + nc]
+        lrow, drow = loss[ro + r, co:co + nc], diff[ro + r, co:co + nc]
+        for c in range(nc):  # _ssim_row's formula, clipped in the same pass
+            cov = v[c] - mxr[c] * my[c]
+            q = one - ((two * mxr[c] * my[c] + k1) * (two * cov + k2)) / ((lx[c] + my[c] * my[c]) * (cx[c] + vy[c]))
             lrow[c] = zero if q < zero else (one if q > one else q)
-        for c in range(nc):
-            drow[c] = zero
-        for band in range(nbands):
-            a_row, b_row, ib = apad[band, ay, ax:ax + nc], before[band, rb, c0:c0 + nc], inv[band]
+        if nbands == 3:  # the usual RGB in one pass, added in the order of the general loop below
+            a0, b0, i0 = apad[0, ay, ax:ax + nc], before[0, rb, c0:c0 + nc], inv[0]
+            a1, b1, i1 = apad[1, ay, ax:ax + nc], before[1, rb, c0:c0 + nc], inv[1]
+            a2, b2, i2 = apad[2, ay, ax:ax + nc], before[2, rb, c0:c0 + nc], inv[2]
             for c in range(nc):
-                drow[c] += abs(a_row[c] - b_row[c]) * ib
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _zone_sums(loss, diff, prow, pcol, a, b, r0, c0):  # pragma: no cover - compiled
-    """Sums of ``loss`` and ``diff`` (a box whose corner is ``r0, c0``) at the pixels ``a:b`` of ``prow, pcol``."""
-    s_loss = 0.0
-    s_diff = 0.0
-    for j in range(a, b):
-        s_loss += loss[prow[j] - r0, pcol[j] - c0]
-        s_diff += diff[prow[j] - r0, pcol[j] - c0]
-    return s_loss, s_diff
-
-
-@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
-def box_sums(x, ypad, mx, mypad, vypad, lumx, conx, c1, c2, before, apad, inv_ranges, t, w,
-             seg, prow, pcol, dys, dxs, todo_fp, todo_ring, out):  # pragma: no cover - compiled
-    """Per building and move, sums of SSIM loss and colour difference over its footprint and its ring,
-    each building on its own box.
-
-    Building ``i``'s footprint has pixels ``seg[2i]:seg[2i + 1]`` and its ring
-    ``seg[2i + 1]:seg[2i + 2]`` (rows ``prow``, columns ``pcol``, in row order). For a move
-    ``m`` with ``todo_ring[i, m]`` the maps are made over the box of both and ``out[:, i, m]``
-    gets all four sums (footprint loss, footprint difference, ring loss, ring difference);
-    with ``todo_fp[i, m]`` only, over the footprint's box, and the footprint's two sums.
-    """
-    rad = w.shape[0] // 2
-    wf = w.astype(np.float32)
-    inv = inv_ranges.astype(np.float32)
-    k1, k2 = np.float32(c1), np.float32(c2)
-    for i in range(seg.shape[0] // 2):
-        a, f, b = seg[2 * i], seg[2 * i + 1], seg[2 * i + 2]
-        if a == b:
-            continue
-        # the footprint's box, and the box of footprint and ring
-        fr0, fr1, fc0, fc1 = 1 << 40, -1, 1 << 40, -1
-        for j in range(a, f):
-            fr0, fr1 = min(fr0, prow[j]), max(fr1, prow[j])
-            fc0, fc1 = min(fc0, pcol[j]), max(fc1, pcol[j])
-        r0, r1, c0, c1_ = fr0, fr1, fc0, fc1
-        for j in range(f, b):
-            r0, r1 = min(r0, prow[j]), max(r1, prow[j])
-            c0, c1_ = min(c0, pcol[j]), max(c1_, pcol[j])
-        nr, nc = r1 - r0 + 1, c1_ - c0 + 1
-        wide = min(-(-nc // _LANES) * _LANES, x.shape[1] - c0)  # whole vectors: no scalar remainder in the row loops
-        h = np.empty((nr + 2 * rad, wide), np.float32)
-        v = np.empty(wide, np.float32)
-        p = np.empty(wide + 2 * rad, np.float32)
-        loss = np.empty((nr, wide), np.float32)
-        diff = np.empty((nr, wide), np.float32)
-        for m in range(dys.shape[0]):
-            whole = todo_ring[i, m]
-            if not (whole or (todo_fp[i, m] and f > a)):
-                continue
-            br0, bc0 = (r0, c0) if whole else (fr0, fc0)
-            bnr, bnc = (nr, wide) if whole else (fr1 - fr0 + 1, min(-(-(fc1 - fc0 + 1) // _LANES) * _LANES, x.shape[1] - fc0))
-            _region(x, ypad, mx, mypad, vypad, lumx, conx, k1, k2, before, apad, inv, t, wf,
-                    br0, bnr, bc0, bnc, dys[m], dxs[m], h, v, p, loss, diff)
-            out[0, i, m], out[1, i, m] = _zone_sums(loss, diff, prow, pcol, a, f, br0, bc0)
-            if whole:
-                out[2, i, m], out[3, i, m] = _zone_sums(loss, diff, prow, pcol, f, b, br0, bc0)
+                drow[c] = (abs(a0[c] - b0[c]) * i0 + abs(a1[c] - b1[c]) * i1) + abs(a2[c] - b2[c]) * i2
+        else:
+            for c in range(nc):
+                drow[c] = zero
+            for band in range(nbands):
+                a_row, b_row, ib = apad[band, ay, ax:ax + nc], before[band, rb, c0:c0 + nc], inv[band]
+                for c in range(nc):
+                    drow[c] += abs(a_row[c] - b_row[c]) * ib
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_EXACT, error_model="numpy")
@@ -310,3 +260,178 @@ def unit_lab(rgb, lo, hi, out):  # pragma: no cover - compiled
         out[0, j] = np.float32(116.0) * fy - np.float32(16.0)
         out[1, j] = np.float32(500.0) * (fx - fy)
         out[2, j] = np.float32(200.0) * (fy - fz)
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _run_sums(loss, diff, runs, a, b, s0, s1, sl, sd):  # pragma: no cover - compiled
+    """``sl`` and ``sd`` plus the sums of ``loss`` and ``diff`` (rows from ``s0``) over the runs ``a:b`` of rows
+    below ``s1``. A run's pixels are added in four interleaved sums, then the run to the total: the order
+    depends on the run alone (a row of one zone), never on the strip or the window it falls in."""
+    j = a
+    while j < b and runs[0, j] < s1:
+        lrow, drow = loss[runs[0, j] - s0], diff[runs[0, j] - s0]
+        c, end = runs[1, j], runs[2, j]
+        l0 = l1 = l2 = l3 = 0.0
+        d0 = d1 = d2 = d3 = 0.0
+        while c + 4 <= end:
+            l0 += lrow[c]
+            l1 += lrow[c + 1]
+            l2 += lrow[c + 2]
+            l3 += lrow[c + 3]
+            d0 += drow[c]
+            d1 += drow[c + 1]
+            d2 += drow[c + 2]
+            d3 += drow[c + 3]
+            c += 4
+        while c < end:
+            l0 += lrow[c]
+            d0 += drow[c]
+            c += 1
+        sl += (l0 + l1) + (l2 + l3)
+        sd += (d0 + d1) + (d2 + d3)
+        j += 1
+    return sl, sd
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_EXACT, error_model="numpy")
+def zone_sums(x, ypad, mx, mypad, vypad, lumx, conx, c1, c2, before, apad, inv_ranges, t, w,
+              seg, prow, pcol, dys, dxs, todo_fp, todo_ring, out, strip):  # pragma: no cover - compiled
+    """Per building and move, sums of SSIM loss and colour difference over its footprint and its ring.
+
+    Building ``i``'s footprint has pixels ``seg[2i]:seg[2i + 1]`` and its ring
+    ``seg[2i + 1]:seg[2i + 2]`` (rows ``prow``, columns ``pcol``, in row order). For a move
+    ``m`` with ``todo_ring[i, m]``, ``out[:, i, m]`` gets all four sums (footprint loss,
+    footprint difference, ring loss, ring difference); with ``todo_fp[i, m]`` only, the
+    footprint's two; the rest of ``out`` is left as it is.
+
+    The window is done in strips of ``strip`` rows. In a strip, a move's maps are made once
+    per pixel on the union of the boxes that need it (each building's box of footprint and
+    ring, or of its footprint alone), so the boxes of a dense city, which overlap their
+    neighbours' several times, cost their area once. Each zone's pixels are then added in row
+    order, strip after strip (see :func:`_run_sums`): the same sum, to the bit, whatever the window.
+    """
+    rad = w.shape[0] // 2
+    wf = w.astype(np.float32)
+    inv = inv_ranges.astype(np.float32)
+    k1, k2 = np.float32(c1), np.float32(c2)
+    height, width = x.shape
+    n = seg.shape[0] // 2
+    nm = dys.shape[0]
+    # each building's footprint box and box of footprint and ring: rows r0..r1, columns c0..c1 (inclusive)
+    fbox = np.full((n, 4), -1, np.int64)
+    rbox = np.full((n, 4), -1, np.int64)
+    for i in range(n):
+        a, f, b = seg[2 * i], seg[2 * i + 1], seg[2 * i + 2]
+        if a == b:
+            continue
+        fr0, fr1, fc0, fc1 = 1 << 40, -1, 1 << 40, -1
+        for j in range(a, f):
+            fr0, fr1 = min(fr0, prow[j]), max(fr1, prow[j])
+            fc0, fc1 = min(fc0, pcol[j]), max(fc1, pcol[j])
+        r0, r1, c0, c1_ = fr0, fr1, fc0, fc1
+        for j in range(f, b):
+            r0, r1 = min(r0, prow[j]), max(r1, prow[j])
+            c0, c1_ = min(c0, pcol[j]), max(c1_, pcol[j])
+        if f > a:
+            fbox[i, 0], fbox[i, 1], fbox[i, 2], fbox[i, 3] = fr0, fr1, fc0, fc1
+        rbox[i, 0], rbox[i, 1], rbox[i, 2], rbox[i, 3] = r0, r1, c0, c1_
+    # the buildings whose box meets each strip
+    nstrips = (height + strip - 1) // strip
+    start = np.zeros(nstrips + 1, np.int64)
+    for i in range(n):
+        if rbox[i, 1] >= 0:
+            for s in range(rbox[i, 0] // strip, rbox[i, 1] // strip + 1):
+                start[s + 1] += 1
+    for s in range(nstrips):
+        start[s + 1] += start[s]
+    members = np.empty(start[nstrips], np.int64)
+    fill = start[:-1].copy()
+    for i in range(n):
+        if rbox[i, 1] >= 0:
+            for s in range(rbox[i, 0] // strip, rbox[i, 1] // strip + 1):
+                members[fill[s]] = i
+                fill[s] += 1
+    # the sums asked for start from zero (they are added to strip by strip)
+    for i in range(n):
+        for m in range(nm):
+            if todo_ring[i, m]:
+                out[0, i, m] = out[1, i, m] = out[2, i, m] = out[3, i, m] = 0.0
+            elif todo_fp[i, m]:
+                out[0, i, m] = out[1, i, m] = 0.0
+    # each zone's pixels as runs along a row (row, first column, end column), in row order; zone 2i is
+    # building i's footprint, 2i + 1 its ring
+    zrun = np.zeros(2 * n + 1, np.int64)
+    runs = np.empty((3, prow.shape[0]), np.int64)
+    k = 0
+    for z in range(2 * n):
+        zrun[z] = k
+        for j in range(seg[z], seg[z + 1]):
+            if j > seg[z] and prow[j] == prow[j - 1] and pcol[j] == pcol[j - 1] + 1:
+                runs[2, k - 1] += 1
+            else:
+                runs[0, k], runs[1, k], runs[2, k] = prow[j], pcol[j], pcol[j] + 1
+                k += 1
+    zrun[2 * n] = k
+    # each zone's first run not yet in a strip done
+    at_fp = np.empty(n, np.int64)
+    at_ring = np.empty(n, np.int64)
+    for i in range(n):
+        at_fp[i], at_ring[i] = zrun[2 * i], zrun[2 * i + 1]
+    wide_all = width + _LANES
+    h = np.empty((strip + 2 * rad, wide_all), np.float32)
+    v = np.empty(wide_all, np.float32)
+    p = np.empty(wide_all + 2 * rad, np.float32)
+    loss = np.empty((strip, wide_all), np.float32)
+    diff = np.empty((strip, wide_all), np.float32)
+    most = 0
+    for s in range(nstrips):
+        most = max(most, start[s + 1] - start[s])
+    iv = np.empty((4, most), np.int64)
+    for s in range(nstrips):
+        s0, s1 = s * strip, min((s + 1) * strip, height)
+        mem = members[start[s]:start[s + 1]]
+        if mem.shape[0] == 0:
+            continue
+        for m in range(nm):
+            k = 0
+            for i in mem:
+                if todo_ring[i, m]:
+                    br0, br1, bc0, bc1 = rbox[i, 0], rbox[i, 1], rbox[i, 2], rbox[i, 3]
+                elif todo_fp[i, m] and fbox[i, 1] >= 0:
+                    br0, br1, bc0, bc1 = fbox[i, 0], fbox[i, 1], fbox[i, 2], fbox[i, 3]
+                else:
+                    continue
+                lo, hi = max(br0, s0), min(br1 + 1, s1)
+                if lo >= hi:
+                    continue
+                iv[0, k], iv[1, k], iv[2, k], iv[3, k] = bc0, bc1 + 1, lo, hi
+                k += 1
+            if k == 0:
+                continue
+            order = np.argsort(iv[0, :k])
+            q = 0
+            while q < k:
+                e = order[q]
+                c0, c1_, lo, hi = iv[0, e], iv[1, e], iv[2, e], iv[3, e]
+                q += 1
+                while q < k and iv[0, order[q]] <= c1_:  # overlapping or touching: one segment
+                    e = order[q]
+                    c1_, lo, hi = max(c1_, iv[1, e]), min(lo, iv[2, e]), max(hi, iv[3, e])
+                    q += 1
+                nc = min(-(-(c1_ - c0) // _LANES) * _LANES, width - c0)
+                _region(x, ypad, mx, mypad, vypad, lumx, conx, k1, k2, before, apad, inv, t, wf,
+                        lo, hi - lo, c0, nc, dys[m], dxs[m], h, v, p, loss, diff, lo - s0, c0)
+            for i in mem:
+                whole = todo_ring[i, m]
+                if not (whole or (todo_fp[i, m] and fbox[i, 1] >= 0)):
+                    continue
+                out[0, i, m], out[1, i, m] = _run_sums(loss, diff, runs, at_fp[i], zrun[2 * i + 1], s0, s1,
+                                                       out[0, i, m], out[1, i, m])
+                if whole:
+                    out[2, i, m], out[3, i, m] = _run_sums(loss, diff, runs, at_ring[i], zrun[2 * i + 2], s0, s1,
+                                                           out[2, i, m], out[3, i, m])
+        for i in mem:
+            f, b = zrun[2 * i + 1], zrun[2 * i + 2]
+            while at_fp[i] < f and runs[0, at_fp[i]] < s1:
+                at_fp[i] += 1
+            while at_ring[i] < b and runs[0, at_ring[i]] < s1:
+                at_ring[i] += 1

@@ -220,22 +220,24 @@ def scene_typical(before: np.ndarray, after: np.ndarray, valid: np.ndarray, mval
     }
 
 
-def _lab_at(image: np.ndarray, idx: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """CIELAB ``(3, len(idx))`` of ``image`` at flat pixel indices ``idx`` (repeats allowed): each
-    pixel converted once, whether the zones' pixels are few (converted where they are) or many
-    (rings of a dense city overlap several times: the whole window converted)."""
+def _lab_where(image: np.ndarray, idx: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """CIELAB ``(3, rows, cols)`` of ``image``, right at the flat pixel indices ``idx`` (repeats allowed) and
+    undefined elsewhere: each pixel converted once, whether the zones' pixels are few (converted where
+    they are) or many (rings of a dense city overlap several times: the whole window converted)."""
     flat = image.reshape(image.shape[0], -1)
     if idx.size >= flat.shape[1] // 2:
-        return lab(flat[:, None, :], lo, hi)[:, 0, :][:, idx]
-    unique, where = np.unique(idx, return_inverse=True)
-    return lab(flat[:, unique][:, None, :], lo, hi)[:, 0, :][:, where.ravel()]
+        return lab(image, lo, hi)
+    unique = np.unique(idx)
+    out = np.empty((3, flat.shape[1]), np.float32)
+    out[:, unique] = lab(flat[:, unique][:, None, :], lo, hi)[:, 0, :]
+    return out.reshape((3, *image.shape[1:]))
 
 
 class _Means:
     """Means of maps over the valid pixels of each zone, from the zones' pixel lists (computed once).
 
-    Given several zone sets (footprints and their rings), one gather and one
-    ``bincount`` serve them all; each set's means come back in its own array.
+    Given several zone sets (footprints and their rings), one pass over their pixels
+    serves them all and every map; each set's means come back in its own array.
     """
 
     def __init__(self, valid: np.ndarray, *zone_sets: Zones) -> None:
@@ -251,11 +253,34 @@ class _Means:
         self.count = np.bincount(self.labels, minlength=self.n)
 
     def __call__(self, values: np.ndarray) -> list[np.ndarray]:
-        return self.gathered(values.ravel()[self.idx])
+        return self.means(values)[0]
 
-    def gathered(self, at_pixels: np.ndarray) -> list[np.ndarray]:
-        """Means of values already taken at the zones' pixels (``values.ravel()[self.idx]``)."""
-        total = np.bincount(self.labels, weights=at_pixels.astype(np.float64), minlength=self.n)
+    def means(self, *maps: np.ndarray) -> list[list[np.ndarray]]:
+        """Each map's means over each zone set: ``[[set 0 means, set 1 means, ...] for each map]``.
+
+        The maps (window-shaped) are read in one compiled pass over the zones' pixels
+        (:func:`damage.geo._compiled.label_sums`, the sums ``numpy.bincount`` gives, to the bit).
+        """
+        from damage.geo._compiled import label_sums
+
+        flat = [np.ascontiguousarray(m).ravel() for m in maps]
+        if len({f.dtype for f in flat}) == 1:
+            totals = label_sums(self.labels, self.idx, tuple(flat), self.n)
+        else:  # maps of several types: one pass each
+            totals = np.column_stack([label_sums(self.labels, self.idx, (f,), self.n)[:, 0] for f in flat])
+        return [self._split(totals[:, k]) for k in range(len(flat))]
+
+    def darker(self, values: np.ndarray, below: np.ndarray) -> np.ndarray:
+        """Share of each zone of the last set whose ``values`` (a window-shaped map) are below ``below`` (one
+        per zone of that set; NaN compares false), NaN for a zone without pixels."""
+        from damage.geo._compiled import darker_counts
+
+        first = self.n - self.sizes[-1]
+        counts = darker_counts(self.labels, self.idx, np.ascontiguousarray(values).ravel(), np.asarray(below, np.float64),
+                               first, self.n)
+        return self._split(counts)[-1]
+
+    def _split(self, total: np.ndarray) -> list[np.ndarray]:
         with np.errstate(invalid="ignore", divide="ignore"):
             means = np.where(self.count > 0, total / np.maximum(self.count, 1), np.nan)
         return np.split(means, np.cumsum(self.sizes)[:-1])
@@ -349,26 +374,23 @@ def building_evidence(
     grad_before = _gradient(lum_b[0]) / lrange
     before_outline = outline_evidence(before, valid if outline_valid is None else outline_valid, outlines, rings, lrange,
                                       gradient=grad_before)
-    (edge_a, ring_edge_a), (edge_b, ring_edge_b) = both(_gradient(lum_a[0]) / lrange), both(grad_before)
-    edge_change = np.log((edge_a + _EDGE_FLOOR) / (edge_b + _EDGE_FLOOR))
-    ring_edge_change = np.log((ring_edge_a + _EDGE_FLOOR) / (ring_edge_b + _EDGE_FLOOR))
-    # CIELAB is pointwise: converted at the zones' pixels only, not over the whole window
+    # CIELAB is pointwise: converted where the zones' pixels are, not over the whole window
     lo = float(np.min(stats.lows)) if stats.lows is not None else 0.0
     hi = lo + float(np.max(stats.ranges))
-    at_b, at_a = (_lab_at(image, both.idx, lo, hi) for image in (before, after))
-    lab_b = [both.gathered(at_b[i]) for i in range(3)]
-    lab_a = [both.gathered(at_a[i]) for i in range(3)]
+    map_b, map_a = (_lab_where(image, both.idx, lo, hi) for image in (before, after))
+    (edge_a, ring_edge_a), (edge_b, ring_edge_b), *lab_ba = both.means(_gradient(lum_a[0]) / lrange, grad_before,
+                                                                        *map_b, *map_a)
+    edge_change = np.log((edge_a + _EDGE_FLOOR) / (edge_b + _EDGE_FLOOR))
+    ring_edge_change = np.log((ring_edge_a + _EDGE_FLOOR) / (ring_edge_b + _EDGE_FLOOR))
+    lab_b, lab_a = lab_ba[:3], lab_ba[3:]
     d_lab = {name: lab_a[i][0] - lab_b[i][0] for i, name in enumerate(("lightness", "red", "yellow"))}
     before_contrast = np.sqrt(sum((lab_b[i][0] - lab_b[i][1]) ** 2 for i in range(3)))
     roof_delta_e = np.sqrt(sum((lab_a[i][0] - lab_b[i][0]) ** 2 for i in range(3)))
     ring_delta_e = np.sqrt(sum((lab_a[i][1] - lab_b[i][1]) ** 2 for i in range(3)))
     chroma_change = np.hypot(lab_a[1][0], lab_a[2][0]) - np.hypot(lab_b[1][0], lab_b[2][0])
     # the building's shadow: ring pixels darker than SHADOW_SHARE of the roof's own mean L*, in each epoch
-    on_ring = both.labels >= n
-    owner = np.where(on_ring, both.labels - n, both.labels)
-    dark_b = on_ring & (at_b[0] < SHADOW_SHARE * lab_b[0][0][owner])
-    dark_a = on_ring & (at_a[0] < SHADOW_SHARE * lab_a[0][0][owner])
-    shadow_loss = both.gathered(dark_b.astype(np.float64))[1] - both.gathered(dark_a.astype(np.float64))[1]
+    dark_b, dark_a = (both.darker(lab_map[0], SHADOW_SHARE * roof[0][0]) for lab_map, roof in ((map_b, lab_b), (map_a, lab_a)))
+    shadow_loss = dark_b - dark_a
     typical_colour = reference.typical.get("colour", 0.0) + _COLOUR_FLOOR
 
     return {
