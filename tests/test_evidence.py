@@ -281,6 +281,13 @@ def test_zone_means_are_bincounts_to_the_bit_and_cielab_is_right_where_the_zones
     rng = np.random.default_rng(7)
     valid = rng.random((160, 160)) > 0.1
     both = _Means(valid, fz, rz)
+    want_labels, want_idx = [], []
+    for offset, zs in ((0, fz), (fz.n, rz)):  # the zones' valid pixels, in Zones.pixels() order
+        own, ix = zs.pixels()
+        want_labels.append(own[valid.ravel()[ix]] + offset)
+        want_idx.append(ix[valid.ravel()[ix]])
+    np.testing.assert_array_equal(both.labels, np.concatenate(want_labels))
+    np.testing.assert_array_equal(both.idx, np.concatenate(want_idx))
     maps = [rng.normal(0, 50, (160, 160)).astype(np.float32) for _ in range(3)]
     got = both.means(*maps)
     for values, sets in zip(maps, got):

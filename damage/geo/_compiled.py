@@ -5,7 +5,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["group_quantiles", "label_sums", "darker_counts"]
+__all__ = ["group_quantiles", "label_sums", "darker_counts", "span_pixels"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -55,3 +55,26 @@ def darker_counts(labels, idx, values, below, first, n):  # pragma: no cover - c
         if z >= first and values[idx[e]] < below[z - first]:
             out[z] += 1.0
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def span_pixels(owner, row, start, end, width, keep, offset):  # pragma: no cover - compiled
+    """``(labels, flat indices)`` of the pixels of spans (``owner``, ``row``, ``start``, ``end``) on a grid
+    ``width`` wide where ``keep`` (flat, bool) holds, span after span; labels are owners plus ``offset``."""
+    total = 0
+    for s in range(owner.shape[0]):
+        base = row[s] * width
+        for c in range(start[s], end[s]):
+            total += keep[base + c]
+    labels = np.empty(total, np.int64)
+    idx = np.empty(total, np.int64)
+    k = 0
+    for s in range(owner.shape[0]):
+        base = row[s] * width
+        lab = owner[s] + offset
+        for c in range(start[s], end[s]):
+            if keep[base + c]:
+                labels[k] = lab
+                idx[k] = base + c
+                k += 1
+    return labels, idx

@@ -88,7 +88,7 @@ def best_alignment(lum_before: np.ndarray, lum_after: np.ndarray, before: np.nda
         ``ssim``, ``colour``, ``ring_ssim``, ``ring_colour``: ``(n,)`` float64, NaN where
         the zone has no valid pixel.
     """
-    from damage.optical._compiled import zone_sums
+    from damage.optical._compiled import group_pixels, zone_sums
 
     if search not in SEARCHES:
         raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
@@ -101,20 +101,8 @@ def best_alignment(lum_before: np.ndarray, lum_after: np.ndarray, before: np.nda
             np.ascontiguousarray(before, dtype=np.float32), apad, inv_ranges, t,
             gaussian_weights(sigma))
 
-    # the zones' pixels by building: its footprint's, then its ring's, each in row order (as they come)
-    ring = labels >= n
-    group = 2 * np.where(ring, labels - n, labels) + ring
-    seg = np.zeros(2 * n + 1, np.int64)
-    np.cumsum(np.bincount(group, minlength=2 * n), out=seg[1:])
-    if group.size and (np.diff(labels) < 0).any():  # not grouped by label: a stable sort
-        order = np.argsort(labels, kind="stable")
-        labels, idx, group = labels[order], idx[order], group[order]
-    # entries of label l (a contiguous run) go to the run of its group, in the order they come
-    runs = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]]) if labels.size else np.zeros(0, np.int64)
-    first = np.repeat(runs, np.diff(np.r_[runs, labels.size]))
-    place = np.empty(group.size, np.int64)
-    place[seg[group] + np.arange(group.size) - first] = np.arange(group.size)
-    prow, pcol = np.divmod(idx[place], cols)
+    # the zones' pixels by building: its footprint's, then its ring's, each in the order they come (row order)
+    seg, prow, pcol = group_pixels(np.asarray(labels, np.int64), np.asarray(idx, np.int64), n, cols)
     count_fp = seg[1::2] - seg[0:-1:2]
     count_ring = seg[2::2] - seg[1::2]
 

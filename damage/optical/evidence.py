@@ -241,13 +241,16 @@ class _Means:
     """
 
     def __init__(self, valid: np.ndarray, *zone_sets: Zones) -> None:
+        from damage.geo._compiled import span_pixels
+
         labels, idx, offset = [], [], 0
         self.sizes = [zs.n for zs in zone_sets]
-        for zs in zone_sets:
-            lab, ix = zs.pixels()
-            keep = valid.ravel()[ix]
-            labels.append(lab[keep] + offset)
-            idx.append(ix[keep])
+        keep = np.ascontiguousarray(valid).ravel()
+        for zs in zone_sets:  # each set's valid pixels, as Zones.pixels() lists them, in one compiled pass
+            owner, row, start, end = (np.asarray(a, np.int64) for a in (zs.owner, zs.row, zs.start, zs.end))
+            lab, ix = span_pixels(owner, row, start, end, zs.grid.shape[1], keep, offset)
+            labels.append(lab)
+            idx.append(ix)
             offset += zs.n
         self.labels, self.idx, self.n = np.concatenate(labels), np.concatenate(idx), offset
         self.count = np.bincount(self.labels, minlength=self.n)
