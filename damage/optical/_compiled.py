@@ -2,7 +2,7 @@
 
 numba is a dependency because the loops here fuse what would otherwise be dozens of
 whole-window numpy passes per displacement, each reading and writing the whole window,
-into one pass over each building's box (see :mod:`damage.optical.alignment`).
+into one pass over the pixels the buildings' boxes need (see :mod:`damage.optical.alignment`).
 """
 
 from __future__ import annotations
