@@ -178,3 +178,34 @@ def test_a_building_s_numbers_do_not_depend_on_its_window_strip_or_neighbours(se
               (rows[inside] - 9) * (size - 7) + cols[inside] - 7)
     for key in together:
         np.testing.assert_array_equal(cut[key][[0, 1, 3]], together[key][[0, 1, 3]], err_msg=f"{key}, cut window")
+
+
+def test_pixels_are_grouped_by_building_in_order_with_exact_rows():
+    """group_pixels: footprint then ring of each building, each in the order its pixels come; rows from a
+    float product corrected where it rounds across a row (flat indices right at and around multiples of
+    the width, up to 2**40)."""
+    from damage.optical._compiled import group_pixels
+
+    n = 3
+    labels = np.array([4, 0, 3, 0, 5, 1, 4, 0], np.int64)  # rings of buildings 1, 0, 2; footprints 0, 1
+    idx = np.arange(8, dtype=np.int64) * 11
+    seg, prow, pcol = group_pixels(labels, idx, n, 5)
+    np.testing.assert_array_equal(seg, [0, 3, 4, 5, 7, 7, 8])
+    np.testing.assert_array_equal(prow * 5 + pcol, idx[[1, 3, 7, 2, 5, 0, 6, 4]])
+    for cols in (1, 3, 1056, 99_991, 2**20 + 7):
+        k = np.unique(np.r_[np.arange(1, 2000), np.geomspace(2000, 2**40 // cols, 3000).astype(np.int64)])
+        flat = np.sort(np.concatenate([k * cols - 1, k * cols, k * cols + 1, k * cols + cols - 1]))
+        _, rows, col = group_pixels(np.zeros(flat.size, np.int64), flat, 1, cols)
+        np.testing.assert_array_equal(rows, flat // cols, err_msg=str(cols))
+        np.testing.assert_array_equal(col, flat % cols, err_msg=str(cols))
+
+
+def test_zones_listed_bottom_row_first_give_the_same_answer():
+    """The compiled loop reads each zone strip by strip: pixels that do not come in row order are put in it."""
+    before, after, stats, lum_stats, valid, fz, rz, labels, idx, n = _inputs(0)
+    args = (before.mean(axis=0), after.mean(axis=0), before, after, lum_stats, stats.ranges, 1.5, 2)
+    reverse = np.lexsort((-idx, labels))  # the same zones, each listed bottom row first
+    want = best_alignment(*args, labels, idx, n, search="full")
+    got = best_alignment(*args, labels[reverse], idx[reverse], n, search="full")
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)

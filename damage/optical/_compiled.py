@@ -472,7 +472,8 @@ def zone_sums(x, ypad, mx, mypad, vypad, lumx, conx, c1, c2, before, apad, inv_r
 def group_pixels(labels, idx, n, cols):  # pragma: no cover - compiled
     """The zones' pixels by building, for :func:`zone_sums`: label ``i`` (footprint ``i``) to group ``2i``,
     label ``n + i`` (its ring) to group ``2i + 1``; each group's pixels in the order they come (a stable
-    counting sort). Returns ``seg`` (group ``g`` is ``seg[g]:seg[g + 1]``) and each pixel's row and column."""
+    counting sort), put in row order where they did not come so. Returns ``seg`` (group ``g`` is
+    ``seg[g]:seg[g + 1]``) and each pixel's row and column."""
     seg = np.zeros(2 * n + 1, np.int64)
     for e in range(labels.shape[0]):
         z = labels[e]
@@ -493,4 +494,16 @@ def group_pixels(labels, idx, n, cols):  # pragma: no cover - compiled
         r -= r * cols > p      # division, 64 bits, took most of this loop's time)
         r += (r + 1) * cols <= p
         prow[k], pcol[k] = r, p - r * cols
+    # zone_sums reads a zone strip by strip, so its pixels must come in row order (Zones list them so);
+    # a group that does not is put in row order (a stable sort of its flat indices)
+    for g in range(2 * n):
+        a, b = seg[g], seg[g + 1]
+        ordered = True
+        for k in range(a + 1, b):
+            if prow[k] * cols + pcol[k] < prow[k - 1] * cols + pcol[k - 1]:
+                ordered = False
+                break
+        if not ordered:
+            order = np.argsort(prow[a:b] * cols + pcol[a:b], kind="mergesort")
+            prow[a:b], pcol[a:b] = prow[a:b][order], pcol[a:b][order]
     return seg, prow, pcol
