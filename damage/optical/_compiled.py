@@ -78,7 +78,7 @@ def _region(x, ypad, mx, mypad, vypad, lumx, conx, k1, k2, before, apad, inv, t,
     rad = wf.shape[0] // 2
     height, width = x.shape
     nbands = before.shape[0]
-    one, zero, two = np.float32(1.0), np.float32(0.0), np.float32(2.0)
+    one, zero = np.float32(1.0), np.float32(0.0)
     nh = nr + 2 * rad
     npx = nc + 2 * rad
     # the columns c0 - rad + k for k in [lo, hi) are inside the window (read as they are); the rest reflected
@@ -103,9 +103,9 @@ def _region(x, ypad, mx, mypad, vypad, lumx, conx, k1, k2, before, apad, inv, t,
         my, vy = mypad[ay, ax:ax + nc], vypad[ay, ax:ax + nc]
         mxr, lx, cx = mx[rb, c0:c0 + nc], lumx[rb, c0:c0 + nc], conx[rb, c0:c0 + nc]
         lrow, drow = loss[ro + r, co:co + nc], diff[ro + r, co:co + nc]
-        for c in range(nc):  # _ssim_row's formula, clipped in the same pass
-            cov = v[c] - mxr[c] * my[c]
-            q = one - ((two * mxr[c] * my[c] + k1) * (two * cov + k2)) / ((lx[c] + my[c] * my[c]) * (cx[c] + vy[c]))
+        _ssim_row(v, mxr, my, lx, cx, vy, k1, k2, lrow, nc)
+        for c in range(nc):
+            q = lrow[c]
             lrow[c] = zero if q < zero else (one if q > one else q)
         if nbands == 3:  # the usual RGB in one pass, added in the order of the general loop below
             a0, b0, i0 = apad[0, ay, ax:ax + nc], before[0, rb, c0:c0 + nc], inv[0]
